@@ -1,0 +1,56 @@
+"""Timing helpers: baseline and candidate run side by side in one process, after warm-up."""
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from typing import Callable
+
+
+def time_it(fn: Callable[[], object], repeats: int = 7, warmup: int = 2) -> list[float]:
+    """Wall-clock seconds of `fn()` over `repeats` calls, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def peak_memory(fn: Callable[[], object]) -> int:
+    """Peak resident memory growth in bytes during `fn()` (Linux: resets VmHWM via clear_refs)."""
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _status_bytes("VmRSS")
+    fn()
+    return max(_status_bytes("VmHWM") - before, 0)
+
+
+def _status_bytes(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def summarize(times: list[float]) -> tuple[float, float]:
+    """Median and half the interquartile range, in seconds."""
+    q1, median, q3 = statistics.quantiles(times, n=4) if len(times) > 1 else (times[0],) * 3
+    return median, (q3 - q1) / 2
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,46 @@
+"""Plots the runner draws itself: the curves of several runs overlaid on shared axes."""
+from __future__ import annotations
+
+import math
+
+
+from matplotlib.figure import Figure
+
+MAX_PANELS = 12
+
+
+def scalar_keys(rows: list[dict]) -> list[str]:
+    """Metric keys with numeric scalar values, namespaced ones first."""
+    keys = dict.fromkeys(k for row in rows for k, v in row.items()
+                         if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool))
+    return sorted(keys, key=lambda k: ("/" not in k, k))
+
+
+def overlay_curves(runs: dict[str, list[dict]], title: str) -> Figure | None:
+    """One panel per metric shared by the runs, each run one line (log y where values span decades)."""
+    keys = [k for k in scalar_keys([r for rows in runs.values() for r in rows])][:MAX_PANELS]
+    if not keys:
+        return None
+    columns = min(3, len(keys))
+    rows_n = math.ceil(len(keys) / columns)
+    fig = Figure(figsize=(4.2 * columns, 3.0 * rows_n), layout="constrained")
+    fig.suptitle(title)
+    for index, key in enumerate(keys):
+        ax = fig.add_subplot(rows_n, columns, index + 1)
+        values = []
+        for label, rows in runs.items():
+            points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))
+                      and math.isfinite(r[key])]
+            if points:
+                steps, ys = zip(*points)
+                ax.plot(steps, ys, label=label, linewidth=1.2, marker="o" if len(points) < 3 else None)
+                values += ys
+        if values and min(values) > 0 and max(values) / min(values) > 100:
+            ax.set_yscale("log")
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    if 1 < len(labels) <= 20:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize=8)
+    return fig
