@@ -8,7 +8,8 @@ REQS := requirements.txt tools/install-learn2learn.sh
 .PHONY: venv demo test test-slow bench clean
 
 # Installs only when the requirements differ from those the environment was built with, so a
-# re-run with the environment present installs nothing.
+# re-run with the environment present installs nothing; the editable install of this checkout is
+# redone only when the environment was made for a checkout elsewhere (CI's shared cache).
 venv:
 	@if ! cat $(REQS) | cmp -s - $(STAMP); then \
 		set -e; \
@@ -16,8 +17,11 @@ venv:
 		$(PYTHON) -m pip install --quiet wheel cython; \
 		$(PYTHON) -m pip install --quiet -r requirements.txt; \
 		sh tools/install-learn2learn.sh $(PYTHON); \
-		$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e .; \
 		cat $(REQS) > $(STAMP); \
+	fi
+	@if [ "$$(cat $(VENV)/.editable 2>/dev/null)" != "$(CURDIR)" ]; then \
+		$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e . && \
+		echo "$(CURDIR)" > $(VENV)/.editable; \
 	fi
 
 demo: venv
