@@ -1,0 +1,62 @@
+"""MAML meta-training speed: the batched torch.func engine against learn2learn's per-task loop.
+
+One meta-training step (meta-loss, backward, Adam) of second-order MAML on the same tasks and
+weights, engines interleaved repeat by repeat so both see the same machine load. Cases: sine
+(1-40-40-1 MLP, K = 10, meta-batch 25; 1 and 5 inner steps) and glyphs (conv-4, 5-way 1-shot,
+15 queries per class, meta-batch 32, 1 inner step). One torch thread: on small models more threads
+only add synchronisation (and spin-wait badly on a shared machine).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from benchmarks.timing import markdown_table, peak_memory, summarize, time_it
+from metalearn.fewshot import Sine, glyphs
+from metalearn.maml import ENGINES, make_learner
+
+REPEATS = 7
+
+
+def main() -> str:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cases = [("sine K=10, batch 25, 1 step", Sine(10, 10), 25, 1, 0.01),
+                 ("sine K=10, batch 25, 5 steps", Sine(10, 10), 25, 5, 0.01),
+                 ("glyphs 5-way 1-shot, batch 32, 1 step", glyphs(ways=5, shots=1, queries=15), 32, 1, 0.4)]
+        rows = []
+        for name, family, meta_batch, steps, inner_lr in cases:
+            rows += _compare(name, family, meta_batch, steps, inner_lr)
+    finally:
+        torch.set_num_threads(threads)
+    header = ["case", "engine", "step (s)", "± (s)", "tasks / s", "speed-up", "peak memory (MiB)"]
+    return "## MAML meta-training: functional vs learn2learn\n\n" + __doc__.split("\n\n")[1].replace("\n", " ") \
+        + "\n\n" + markdown_table(header, rows)
+
+
+def _compare(name, family, meta_batch, steps, inner_lr) -> list[list[object]]:
+    generator = torch.Generator().manual_seed(0)
+    model = family.make_model(generator)
+    tasks = family.sample("train", meta_batch, generator)
+    learners = {engine: make_learner("maml", copy.deepcopy(model), family.kind, engine=engine,
+                                     inner_lr=inner_lr, inner_steps=steps) for engine in ENGINES}
+    steps_of = {engine: (lambda learner=learner: learner.meta_step(tasks)) for engine, learner in learners.items()}
+    times = {engine: [] for engine in ENGINES}
+    for engine, step in steps_of.items():
+        time_it(step, repeats=0, warmup=2)
+    for _ in range(REPEATS):
+        for engine, step in steps_of.items():
+            times[engine] += time_it(step, repeats=1, warmup=0)
+    memory = {engine: peak_memory(step) / 2**20 for engine, step in steps_of.items()}
+    baseline = summarize(times["learn2learn"])[0]
+    rows = []
+    for engine in ENGINES:
+        median, spread = summarize(times[engine])
+        rows.append([name, engine, median, spread, meta_batch / median, baseline / median, memory[engine]])
+    return rows
+
+
+if __name__ == "__main__":
+    print(main())

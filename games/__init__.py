@@ -1,0 +1,46 @@
+"""Differentiable games: the game zoo, the dynamics that play them, and their analysis."""
+from games.adjusted import cgd, consensus, hamiltonian, lola, sga, sos
+from games.analysis import (
+    eigenvalues,
+    field_jacobian,
+    measured_rate,
+    potential_hamiltonian_split,
+    predicted_rate,
+    spectral_radius,
+    update_jacobian,
+)
+from games.dynamics import (
+    Dynamics,
+    alt_gd,
+    extragradient,
+    momentum,
+    optimistic,
+    sim_gd,
+)
+from games.curvature import Curvature, dense_curvature, matrix_free_curvature
+from games.game import Game
+from games.gan import gaussian_mixture_gan
+from games.play import BatchTrajectory, Trajectory, observe, play, play_batch
+from games.registry import DYNAMICS, GAMES, game_factory, make_dynamics, make_game, option_names
+from games.zoo import (
+    bilinear,
+    dirac_gan,
+    ipd,
+    matching_pennies,
+    quadratic,
+    rock_paper_scissors,
+    tandem,
+)
+
+__all__ = [
+    "Game", "Dynamics", "Trajectory", "BatchTrajectory",
+    "Curvature", "dense_curvature", "matrix_free_curvature",
+    "GAMES", "DYNAMICS", "make_game", "make_dynamics", "game_factory", "option_names",
+    "bilinear", "quadratic", "matching_pennies", "rock_paper_scissors", "dirac_gan", "tandem", "ipd",
+    "gaussian_mixture_gan",
+    "sim_gd", "alt_gd", "extragradient", "optimistic", "consensus", "hamiltonian", "momentum",
+    "sga", "lola", "sos", "cgd",
+    "play", "play_batch", "observe",
+    "field_jacobian", "eigenvalues", "potential_hamiltonian_split", "update_jacobian",
+    "spectral_radius", "predicted_rate", "measured_rate",
+]

@@ -1,0 +1,73 @@
+"""Two engines for the meta-loss of the MAML family, the same math computed two ways.
+
+Meta-loss (Finn et al. 2017, eq. 2): L(θ) = (1/T) Σ_τ L_query,τ(U_τ(θ)), U_τ the inner loop of
+`adaptation.fine_tune`. Its gradient through U_τ is second order (MAML), or first order when the
+inner gradients are held constant (FOMAML).
+
+- `functional`: torch.func — `grad` for the inner loop, `vmap` over the whole meta-batch at once
+  (the pattern of PyTorch's functorch MAML example); one batched computation per meta-batch.
+- `learn2learn`: the reference — learn2learn's `MAML` / `MetaSGD` wrappers, clone and adapt, one
+  task at a time.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from metalearn.fewshot.tasks import Tasks
+from metalearn.maml.adaptation import Loss, fine_tune
+
+ENGINES = ("functional", "learn2learn")
+
+
+def functional_meta_loss(
+    model: nn.Module,
+    rates: Mapping[str, torch.Tensor | float],
+    tasks: Tasks,
+    steps: int,
+    loss_fn: Loss,
+    first_order: bool,
+) -> torch.Tensor:
+    """Mean query loss after adaptation, every task of the meta-batch adapted in one `vmap`."""
+    params = dict(model.named_parameters())
+
+    def query_loss(sx, sy, qx, qy):
+        fast = fine_tune(model, params, rates, sx, sy, steps, loss_fn, first_order)
+        return loss_fn(functional_call(model, fast, (qx,)), qy)
+
+    return vmap(query_loss)(*tasks).mean()
+
+
+def learn2learn_meta_loss(
+    model: nn.Module,
+    algo: str,
+    inner_lr: float,
+    lrs: nn.ParameterList | None,
+    tasks: Tasks,
+    steps: int,
+    loss_fn: Loss,
+    first_order: bool,
+) -> torch.Tensor:
+    """The same meta-loss with learn2learn, task by task.
+
+    `algo` "anil" wraps only `model.head` (the body runs as is, shared); "metasgd" uses
+    `l2l.algorithms.MetaSGD` with the learned rates `lrs`; otherwise `l2l.algorithms.MAML`.
+    """
+    from metalearn._l2l import l2l  # slow to import (seconds): only when this engine is asked for
+
+    if algo == "metasgd":
+        wrapper = l2l.algorithms.MetaSGD(model, lr=inner_lr, first_order=first_order, lrs=lrs)
+    else:
+        wrapper = l2l.algorithms.MAML(model.head if algo == "anil" else model, lr=inner_lr, first_order=first_order)
+    body = (lambda x: model.features(x).flatten(1)) if algo == "anil" else nn.Identity()
+    total = 0.0
+    for sx, sy, qx, qy in zip(*tasks):
+        learner = wrapper.clone()
+        support_features = body(sx)
+        for _ in range(steps):
+            learner.adapt(loss_fn(learner(support_features), sy))
+        total = total + loss_fn(learner(body(qx)), qy)
+    return total / tasks.n_tasks

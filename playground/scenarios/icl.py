@@ -1,0 +1,212 @@
+"""Scenario `icl`: train a transformer on in-context linear regression, probe it against GD.
+
+    python -m playground run icl model=lsa steps=2000                  # von Oswald et al. 2023
+    python -m playground run icl model=lsa layers=3 steps=4000         # deeper: multi-step GD / GD++
+    python -m playground run icl model=lsa_gd layers=2                 # constructed GD: the probes' check
+    python -m playground run icl model=gpt dim=5 context=20 layers=3   # Garg et al. 2022
+
+Conventions: x ~ U(−x_range, x_range)^dim (the paper's, not the released code's U(−0.5, 0.5)); GD
+descends (1/2N)Σ(wᵀx_i − y_i)² from 0; every loss is the plain MSE (no ½). The baselines are fit
+on held-out tasks (η of K-step GD by line search, GD++'s (η, γ)) and scored with the model on the
+same evaluation tasks; K = `layers` for the LSA models, 1 for gpt. Logged every `eval_every` steps:
+`loss/train`, `eval/loss` and the alignment with K-step GD (`probe/preds_diff`, `probe/model_cos`,
+`probe/model_diff`). The summary adds SPD / ILWD against every algorithm, linear-probe R² per layer,
+error vs context length (`context/...`) and out-of-distribution scaling (`ood/...`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from metalearn import icl
+from playground.scenario import RunConfig, Scenario, option
+from playground.scenarios import _icl_plots as plots
+
+MODELS = ("lsa", "lsa_gd", "gpt")
+_PROBE_TASKS = 2048  # prompts for ILWD and the linear probes
+
+
+@dataclass(frozen=True)
+class IclConfig(RunConfig):
+    model: str = option("lsa", f"model: {', '.join(MODELS)}")
+    dim: int = option(10, "input dimension d")
+    context: int = option(10, "in-context examples N per prompt")
+    layers: int = option(1, "transformer layers (lsa_gd: GD steps)")
+    heads: int = option(1, "attention heads per layer (lsa_gd: 1)")
+    width: int = option(64, "gpt: residual stream width")
+    init_scale: float = option(0.1, "lsa: weights start N(0, init_scale²)")
+    x_dist: str = option("uniform", f"input distribution: {', '.join(icl.X_DISTS)}")
+    x_range: float = option(1.0, "uniform inputs: x ~ U(−x_range, x_range)")
+    noise: float = option(0.0, "target noise std")
+    num_tasks: int = option(0, "finite pool of training tasks (0: fresh tasks every step)")
+    steps: int = option(2000, "training steps (lsa_gd: none)")
+    batch: int = option(2048, "prompts per training step")
+    lr: float = option(1e-3, "Adam learning rate")
+    eval_tasks: int = option(4096, "held-out prompts for fitting baselines and for evaluation")
+    eval_every: int = option(250, "steps between evaluations")
+    ridge: float = option(0.1, "ridge baseline's λ")
+    ood_scales: tuple[float, ...] = option((0.5, 1.0, 2.0, 4.0), "OOD factors α for x -> αx, w -> αw")
+    threads: int = option(1, "torch threads (0: torch's default)")
+    plots: bool = option(True, "save the PNG figures")
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; valid: {', '.join(MODELS)}")
+        if self.x_dist not in icl.X_DISTS:
+            raise ValueError(f"unknown x_dist {self.x_dist!r}; valid: {', '.join(icl.X_DISTS)}")
+        for name in ("dim", "context", "layers", "heads", "width", "batch", "eval_tasks", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}; valid: an integer >= 1")
+        for name in ("steps", "num_tasks", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)}; valid: an integer >= 0")
+        for name in ("x_range", "lr", "ridge"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)}; valid: a number > 0")
+        if self.noise < 0 or self.init_scale < 0 or not self.ood_scales or min(self.ood_scales) <= 0:
+            raise ValueError(f"noise={self.noise}, init_scale={self.init_scale}, "
+                             f"ood_scales={self.ood_scales}; valid: noise, init_scale >= 0, scales > 0")
+        if self.model == "lsa_gd" and self.heads != 1:
+            raise ValueError(f"heads={self.heads} with model=lsa_gd; valid: heads=1 (one GD step per layer)")
+        if self.model == "gpt" and self.width % self.heads:
+            raise ValueError(f"width={self.width} with heads={self.heads}; valid: width a multiple of heads")
+
+
+def run(config: IclConfig, run) -> dict:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads or threads)
+    try:
+        return _run(config, run)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(config: IclConfig, run) -> dict:
+    generator = torch.Generator().manual_seed(config.seed)
+    pool = icl.task_pool(config.num_tasks, config.dim, generator) if config.num_tasks else None
+    fresh = icl.TaskDistribution(config.dim, config.context, config.x_dist, config.x_range, config.noise)
+    train_tasks = dataclasses.replace(fresh, pool=pool)
+    tune, evals = fresh.sample(config.eval_tasks, generator), fresh.sample(config.eval_tasks, generator)
+    gd_steps = 1 if config.model == "gpt" else config.layers
+    summary, algorithms = _fit_baselines(config, tune, evals, gd_steps)
+    reference = algorithms["gd"]
+    model = _build_model(config, generator, summary["gd/steps_lr"][-1])
+
+    def evaluate() -> dict:
+        model.eval()
+        with torch.no_grad():
+            loss = icl.mse(model(*evals[:3]), evals.yq)
+        metrics = {"eval/loss": loss, **_prefixed("probe/", icl.alignment(model, reference, evals))}
+        model.train()
+        return metrics
+
+    history: list[dict] = []
+
+    def log(step: int, metrics: dict) -> None:
+        run.log(step, metrics)
+        history.append({"step": step, **metrics})
+
+    if config.model != "lsa_gd" and config.steps:
+        result = icl.train(model, train_tasks, config.steps, config.batch, config.lr, generator, log=log,
+                           every=config.eval_every, evaluate=evaluate,
+                           progress=lambda steps: run.progress(steps, total=config.steps, desc="icl"))
+        if result.diverged_step is not None:
+            last = next((row for row in reversed(history) if row["step"] < result.diverged_step), {})
+            last_finite = {**{k: v for k, v in last.items() if k != "step"}, "loss/train": result.loss}
+            return {**summary, "diverged": True, "diverged_step": result.diverged_step,
+                    "last_finite": last_finite}
+    else:
+        log(0, evaluate())
+    model.eval()
+    summary.update(evaluate())
+    summary.update(_compare(config, model, algorithms, fresh, evals, generator))
+    if config.plots:
+        plots.save_all(run, config, model, summary, history)
+    return summary
+
+
+def _fit_baselines(config: IclConfig, tune: icl.Tasks, evals: icl.Tasks, gd_steps: int):
+    """GD with 1..K steps and GD++ fit on `tune`, ridge and least squares; scored on `evals`.
+
+    Returns the summary losses and the predictors compared with the model: K-step GD and GD++,
+    ridge and least squares.
+    """
+    summary: dict = {key: [] for key in ("gd/steps_lr", "gd/steps_loss", "gdpp/lr", "gdpp/gamma",
+                                         "gdpp/loss")}
+    for k in range(1, gd_steps + 1):
+        lr, _ = icl.fit_gd(tune, k)
+        pp_lr, gamma, _ = icl.fit_gd_plus_plus(tune, k)
+        algorithms = {"gd": icl.gd(lr, k), "gdpp": _gd_plus_plus(pp_lr, gamma, k)}
+        for key, value in (("gd/steps_lr", lr), ("gdpp/lr", pp_lr), ("gdpp/gamma", gamma),
+                           ("gd/steps_loss", icl.mse(algorithms["gd"](*evals[:3]), evals.yq)),
+                           ("gdpp/loss", icl.mse(algorithms["gdpp"](*evals[:3]), evals.yq))):
+            summary[key].append(value)
+    algorithms.update(ridge=icl.ridge(config.ridge), ols=icl.ols())
+    summary.update({"gd/lr": summary["gd/steps_lr"][0], "gd/loss": summary["gd/steps_loss"][0],
+                    "ridge/loss": icl.mse(algorithms["ridge"](*evals[:3]), evals.yq),
+                    "ols/loss": icl.mse(algorithms["ols"](*evals[:3]), evals.yq),
+                    "zero/loss": icl.mse(torch.zeros_like(evals.yq), evals.yq)})
+    return summary, algorithms
+
+
+def _gd_plus_plus(lr: float, gamma: float, steps: int) -> icl.baselines.Predictor:
+    return lambda xs, ys, xq: icl.gd_plus_plus(xs, ys, xq, lr, gamma, steps)
+
+
+def _build_model(config: IclConfig, generator: torch.Generator, gd_lr: float) -> torch.nn.Module:
+    if config.model == "lsa_gd":
+        return icl.lsa_gd(config.dim, config.layers, gd_lr, config.context)
+    if config.model == "gpt":
+        return icl.GPT(config.dim, config.context, config.layers, config.heads, config.width, generator)
+    return icl.LinearSelfAttention(config.dim, config.layers, config.heads, config.init_scale, generator)
+
+
+def _compare(config: IclConfig, model, algorithms: dict, fresh: icl.TaskDistribution,
+             evals: icl.Tasks, generator: torch.Generator) -> dict:
+    """SPD / ILWD against each algorithm, probe R² per layer, error vs context, OOD scaling."""
+    out = {}
+    probe_tasks = icl.Tasks(*(t[:_PROBE_TASKS] for t in evals))
+    probe_inputs = fresh.sample_inputs(len(probe_tasks.xs), 2 * config.dim, generator)  # (B, 2d, d)
+    implied = icl.implied_weights(model, probe_tasks, probe_inputs)
+    for name, algorithm in algorithms.items():
+        out[f"spd/{name}"] = icl.spd(model, algorithm, evals)
+        out[f"ilwd/{name}"] = icl.ilwd(implied, icl.implied_weights(algorithm, probe_tasks, probe_inputs))
+    with torch.no_grad():
+        states = model.query_states(*probe_tasks[:3])
+    xty = torch.einsum("bnd,bn->bd", probe_tasks.xs, probe_tasks.ys)
+    out["probe/r2_xty"] = [icl.probe_r2(s, xty) for s in states]
+    out["probe/r2_w"] = [icl.probe_r2(s, implied) for s in states]
+
+    def loss_of(predict):
+        return lambda tasks: icl.mse(predict(*tasks[:3]).detach(), tasks.yq)
+
+    contexts = list(range(1, config.context + 1))
+    batches = [fresh.sample(config.eval_tasks, generator, context=n) for n in contexts]
+    curves = icl.sweep({"model": loss_of(model), "gd": lambda tasks: icl.fit_gd(tasks)[1],
+                        "ridge": loss_of(algorithms["ridge"]), "ols": loss_of(algorithms["ols"])}, batches)
+    out["context/n"] = contexts
+    out.update(_prefixed("context/", curves))
+    reference = algorithms["gd"]
+    metrics = {"model": loss_of(model), "gd": loss_of(reference), "ols": loss_of(algorithms["ols"]),
+               "model_cos": lambda tasks: icl.alignment(model, reference, tasks)["model_cos"]}
+    out["ood/scale"] = list(config.ood_scales)
+    for kind in ("x", "w"):
+        scaled = [evals.scaled(**{f"{kind}_scale": a}) for a in config.ood_scales]
+        out.update(_prefixed(f"ood/{kind}/", icl.sweep(metrics, scaled)))
+    return out
+
+
+def _prefixed(prefix: str, metrics: dict) -> dict:
+    return {prefix + key: value for key, value in metrics.items()}
+
+
+SCENARIO = Scenario(
+    name="icl",
+    help="in-context linear regression: LSA / GPT vs gradient descent, ridge, least squares",
+    config=IclConfig,
+    run=run,
+    demo=({"label": "lsa-1-vs-gd", "model": "lsa", "steps": 600, "batch": 1024, "eval_tasks": 2048,
+           "eval_every": 100},),
+)

@@ -1,0 +1,54 @@
+"""Predicted rates (spectral radius of the update map) against closed forms and measured runs."""
+import math
+
+import pytest
+import torch
+
+import games
+
+F64 = torch.float64
+
+
+def test_update_jacobian_of_sim_gd_is_identity_minus_eta_h():
+    game = games.bilinear(dim=2, seed=0)
+    h = games.field_jacobian(game, game.equilibrium)
+    torch.testing.assert_close(games.update_jacobian(game, games.sim_gd(0.3), game.equilibrium),
+                               torch.eye(4, dtype=F64) - 0.3 * h, rtol=0, atol=1e-15)
+
+
+def test_update_jacobian_of_a_method_with_memory_is_augmented():
+    """Heavy ball: (z, z_prev) ↦ ((1 + β)z − ηξ(z) − βz_prev, z): [[(1 + β)I − ηH, −βI], [I, 0]]."""
+    game = games.bilinear()
+    h = games.field_jacobian(game, game.equilibrium)
+    eye, zero = torch.eye(2, dtype=F64), torch.zeros(2, 2, dtype=F64)
+    expected = torch.cat([torch.cat([0.7 * eye - 0.2 * h, 0.3 * eye], 1), torch.cat([eye, zero], 1)])
+    found = games.update_jacobian(game, games.momentum(0.2, beta=-0.3), game.equilibrium)
+    torch.testing.assert_close(found, expected, rtol=0, atol=1e-15)
+
+
+def test_simultaneous_gd_stability_condition_of_mescheder_et_al():
+    """Converges iff η < 2 Re μ / |μ|² for every eigenvalue μ of H; Dirac-GAN with R1 r1 = 1 has
+    μ = ½ (double), so the threshold is η = 4."""
+    game = games.dirac_gan(r1=1.0)
+    assert games.predicted_rate(game, games.sim_gd(3.9)) < 1 < games.predicted_rate(game, games.sim_gd(4.1))
+
+
+def test_measured_rate_of_a_geometric_sequence():
+    assert games.measured_rate([2.0 * 0.9**t for t in range(101)]) == pytest.approx(0.9, rel=1e-13)
+    assert games.measured_rate([1.0, 0.0, 0.0]) == 0.0
+    assert games.measured_rate([1.0]) is None
+
+
+@pytest.mark.parametrize("game_name,dynamics_name,lr", [
+    ("bilinear", "sim_gd", 0.3), ("bilinear", "optimistic", 0.3), ("bilinear", "momentum", 0.5),
+    ("bilinear", "lola", 0.3), ("dirac_gan", "extragradient", 0.5), ("dirac_gan", "consensus", 0.5),
+    ("quadratic", "cgd", 0.3), ("quadratic", "alt_gd", 0.3), ("matching_pennies", "sga", 1.0),
+    ("rock_paper_scissors", "sos", 0.5)])
+def test_predicted_and_measured_rates_agree(game_name, dynamics_name, lr):
+    """Started close to the equilibrium, a run contracts (or expands) by ρ per step."""
+    game = games.make_game(game_name)
+    dynamics = games.make_dynamics(dynamics_name, lr)
+    predicted = games.predicted_rate(game, dynamics)
+    z0 = 1e-4 * game.sample_init(torch.Generator().manual_seed(0))
+    dist = game.distance(games.play(game, dynamics, z0, 80).params)
+    assert games.measured_rate(dist.tolist(), fraction=1.0) == pytest.approx(predicted, abs=5e-3)

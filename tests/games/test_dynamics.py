@@ -1,0 +1,147 @@
+"""Closed-form facts about each dynamics on the scalar bilinear game f = xy (σ = 1).
+
+There ξ(z) = Jz with J = [[0, 1], [−1, 0]], JᵀJ = I and J² = −I, so each memoryless method is
+z⁺ = Mz with M = aI + bJ, and ‖Mz‖ = √(a² + b²)‖z‖ for every z (aI + bJ is √(a² + b²) times a
+rotation). The docstrings give a and b.
+"""
+import math
+
+import pytest
+import torch
+
+import games
+
+F64 = torch.float64
+Z0 = torch.tensor([1.0, 0.5], dtype=F64)
+
+
+def ratios(dynamics, steps=20, game=None, z0=Z0):
+    trajectory = games.play(game or games.bilinear(), dynamics, z0, steps)
+    norms = trajectory.params.norm(dim=1)
+    return norms[1:] / norms[:-1]
+
+
+def assert_every_ratio(dynamics, factor):
+    torch.testing.assert_close(ratios(dynamics), torch.full((20,), factor, dtype=F64),
+                               rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("lr", [0.1, 0.5, 1.3])
+def test_sim_gd_spirals_out_by_sqrt_one_plus_eta_squared(lr):
+    """M = I − ηJ: a = 1, b = −η."""
+    assert_every_ratio(games.sim_gd(lr), math.sqrt(1 + lr**2))
+
+
+@pytest.mark.parametrize("lr", [0.1, 0.5, 0.9])
+def test_extragradient_factor(lr):
+    """M = I − ηJ(I − ηJ) = (1 − η²)I − ηJ: ratio √((1 − η²)² + η²) = √(1 − η² + η⁴)."""
+    assert_every_ratio(games.extragradient(lr), math.sqrt(1 - lr**2 + lr**4))
+
+
+@pytest.mark.parametrize("lr,gamma", [(0.1, 1.0), (0.3, 0.5), (0.5, 2.0)])
+def test_consensus_factor(lr, gamma):
+    """ξ + γJᵀJz = (J + γI)z, so M = (1 − ηγ)I − ηJ: ratio √((1 − ηγ)² + η²)."""
+    assert_every_ratio(games.consensus(lr, gamma=gamma), math.sqrt((1 - lr * gamma) ** 2 + lr**2))
+
+
+@pytest.mark.parametrize("lr", [0.1, 1.0, 5.0])
+def test_cgd_is_the_proximal_point(lr):
+    """H_o = J, so M = I − η(I + ηJ)⁻¹J = (I + ηJ)⁻¹: ratio 1/√(1 + η²), every η > 0."""
+    assert_every_ratio(games.cgd(lr), 1 / math.sqrt(1 + lr**2))
+
+
+@pytest.mark.parametrize("name", ["consensus", "hamiltonian", "sga", "lola", "sos", "cgd"])
+def test_matrix_free_updates_match_the_dense_ones(name, monkeypatch):
+    """Large games take Hessian products (and CGD an iterative solve) instead of dense H."""
+    game = games.bilinear(dim=4, seed=2)
+    z = game.sample_init(torch.Generator().manual_seed(0))
+    dynamics = games.make_dynamics(name, 0.7)
+    dense, _ = dynamics.update(game, z, ())
+    monkeypatch.setattr("games.curvature.DENSE_UP_TO", 0)
+    matrix_free, _ = dynamics.update(game, z, ())
+    torch.testing.assert_close(matrix_free, dense, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("lr", [0.4, 1.5])
+def test_hamiltonian_factor(lr):
+    """Hᵀξ = JᵀJz = z, so M = (1 − η)I: ratio |1 − ησ²|."""
+    assert_every_ratio(games.hamiltonian(lr), abs(1 - lr))
+
+
+def test_hamiltonian_with_lr_one_over_sigma_squared_solves_in_one_step():
+    z1, _ = games.hamiltonian(1.0).update(games.bilinear(), Z0, ())
+    assert torch.count_nonzero(z1) == 0
+
+
+@pytest.mark.parametrize("lr", [0.2, 0.8, 1.9])
+def test_alt_gd_conserves_the_modified_energy(lr):
+    """x⁺ = x − ηy, y⁺ = y + ηx⁺ (y ascends on xy): x⁺² + y⁺² − ηx⁺y⁺ = x² + y² − ηxy."""
+    trajectory = games.play(games.bilinear(), games.alt_gd(lr), Z0, 50).params
+    x, y = trajectory[:, 0], trajectory[:, 1]
+    energy = x**2 + y**2 - lr * x * y
+    torch.testing.assert_close(energy, torch.full_like(energy, energy[0].item()), rtol=1e-12, atol=0)
+    assert trajectory.norm(dim=1).max() > 1.01 * Z0.norm()  # not conserving ‖z‖ itself
+
+
+def test_optimistic_converges_below_one_over_root_three_and_diverges_above():
+    """The augmented map (z, ξ_{t−1}) has ρ < 1 iff ησ < 1/√3 (Mokhtari et al. 2020); runs agree."""
+    limit = 1 / math.sqrt(3)
+    bilinear = games.bilinear()
+    assert games.predicted_rate(bilinear, games.optimistic(limit - 1e-3)) < 1
+    assert games.predicted_rate(bilinear, games.optimistic(limit + 1e-3)) > 1
+    for lr, converges in [(0.45, True), (0.7, False)]:
+        dist = games.play(bilinear, games.optimistic(lr), Z0, 200).params.norm(dim=1)
+        assert (dist[-1] < 1e-2 * dist[0]) == converges, lr
+        assert (dist[-1] > dist[0]) == (not converges), lr
+
+
+@pytest.mark.parametrize("lr", [0.2, 0.4, 0.5])
+def test_optimistic_rate_formula(lr):
+    """For ησ ≤ ½ the rate is √((1 + √(1 − 4η²σ²))/2); ρ of the augmented map equals it."""
+    expected = math.sqrt((1 + math.sqrt(1 - 4 * lr**2)) / 2)
+    assert games.predicted_rate(games.bilinear(), games.optimistic(lr)) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("alternating,beta,expected", [
+    (True, -0.5, 0.9625), (True, 0.0, 1.0), (True, 0.5, 1.269), (False, -0.5, 1.02)])
+def test_momentum_rates_of_gidel_et_al(alternating, beta, expected):
+    """η = 0.5, σ = 1 (Gidel et al. 2019): negative momentum converges only when alternating."""
+    dynamics = games.momentum(0.5, beta=beta, alternating=alternating)
+    assert games.predicted_rate(games.bilinear(), dynamics) == pytest.approx(expected, abs=6e-4)
+
+
+def test_momentum_with_zero_beta_is_the_plain_method():
+    for alternating, plain in [(False, games.sim_gd(0.3)), (True, games.alt_gd(0.3))]:
+        a = games.play(games.bilinear(), games.momentum(0.3, beta=0.0, alternating=alternating), Z0, 10)
+        b = games.play(games.bilinear(), plain, Z0, 10)
+        torch.testing.assert_close(a.params, b.params, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("lr,gamma", [(0.2, 1.0), (0.3, 0.4)])
+def test_sga_on_a_hamiltonian_game_is_consensus(lr, gamma):
+    """A = H = J, ⟨ξ, Hᵀξ⟩ = 0 so the alignment sign is +1: ξ + γAᵀξ = ξ + γHᵀξ."""
+    game = games.bilinear(dim=3, seed=5)
+    z0 = game.sample_init(torch.Generator().manual_seed(1))
+    a = games.play(game, games.sga(lr, gamma=gamma), z0, 15).params
+    b = games.play(game, games.consensus(lr, gamma=gamma), z0, 15).params
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.35])
+def test_lola_on_bilinear_is_consensus_with_twice_the_lookahead(alpha):
+    """On xᵀAy, H_o = J: H_oξ = J²z = −(AAᵀx, AᵀAy) and χ = (−AAᵀx, −AᵀAy), so
+    ξ − αH_oξ − αχ = ξ + 2αJᵀJz = ξ + 2αHᵀξ."""
+    game = games.bilinear(dim=2, seed=3)
+    z0 = game.sample_init(torch.Generator().manual_seed(2))
+    a = games.play(game, games.lola(0.2, lookahead=alpha), z0, 15).params
+    b = games.play(game, games.consensus(0.2, gamma=2 * alpha), z0, 15).params
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_sos_near_the_fixed_point_is_lookahead():
+    """p₂ = ‖ξ‖² → 0, so SOS's linearisation is LookAhead's, (I − αH_o)ξ, i.e. extragradient's
+    on a bilinear game when α = η."""
+    game = games.bilinear()
+    for lr in (0.2, 0.6):
+        assert games.predicted_rate(game, games.sos(lr)) == pytest.approx(
+            math.sqrt(1 - lr**2 + lr**4), rel=1e-12)

@@ -1,0 +1,249 @@
+"""The MAML family against hand-written meta-gradients and against learn2learn."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from metalearn._l2l import l2l
+from metalearn.fewshot import HeadedNetwork, Sine, Tasks
+from metalearn.maml import GRADIENT_ALGORITHMS, ProtoNet, fine_tune, make_learner
+
+ALPHA = 0.1
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def linear_regression_tasks(generator, n_tasks=3, dim=3, shots=6):
+    """Random linear-regression tasks: their losses have the constant Hessian H = (2/n) XᵀX."""
+    x = torch.randn(n_tasks, 2 * shots, dim, generator=generator, dtype=torch.float64)
+    y = torch.randn(n_tasks, 2 * shots, 1, generator=generator, dtype=torch.float64)
+    return Tasks(x[:, :shots], y[:, :shots], x[:, shots:], y[:, shots:])
+
+
+def linear_model(dim=3):
+    """y = wᵀx, no bias, as a HeadedNetwork with an identity body."""
+    model = HeadedNetwork(nn.Identity(), nn.Linear(dim, 1, bias=False)).double()
+    with torch.no_grad():
+        model.head.weight.copy_(torch.tensor([[0.3, -0.2, 0.5]], dtype=torch.float64))
+    return model
+
+
+def mse_gradient(w, x, y):
+    """∇_w mean((Xw − y)²) = (2/n) Xᵀ(Xw − y)."""
+    return 2 / len(x) * x.T @ (x @ w - y)
+
+
+def hand_meta_gradient(w, tasks, steps, second_order):
+    """(1/T) Σ_τ Π_k (I − α H_s) ∇L_q(w_k): exact for linear regression, where H_s is constant."""
+    total = torch.zeros_like(w)
+    for sx, sy, qx, qy in zip(*tasks):
+        fast = w
+        for _ in range(steps):
+            fast = fast - ALPHA * mse_gradient(fast, sx, sy)
+        g = mse_gradient(fast, qx, qy)
+        if second_order:
+            hessian = 2 / len(sx) * sx.T @ sx
+            for _ in range(steps):
+                g = g - ALPHA * hessian @ g
+        total += g
+    return total / tasks.n_tasks
+
+
+def meta_gradient(algo, engine, model, tasks, steps):
+    learner = make_learner(algo, model, "regression", engine=engine, inner_lr=ALPHA, inner_steps=steps)
+    learner.meta_loss(tasks).backward()
+    return learner
+
+
+@pytest.mark.parametrize("engine", ["functional", "learn2learn"])
+@pytest.mark.parametrize("algo, second_order", [("maml", True), ("fomaml", False)])
+@pytest.mark.parametrize("steps", [1, 3])
+def test_meta_gradient_equals_hand_written_on_linear_regression(engine, algo, second_order, steps):
+    tasks = linear_regression_tasks(torch.Generator().manual_seed(1))
+    model = linear_model()
+    meta_gradient(algo, engine, model, tasks, steps)
+    expected = hand_meta_gradient(model.head.weight.detach().T, tasks, steps, second_order)
+    torch.testing.assert_close(model.head.weight.grad, expected.T, rtol=1e-10, atol=1e-12)
+
+
+def test_fomaml_drops_exactly_the_second_order_term():
+    """MAML − FOMAML = −α H_s ∇L_q(w′) per task for one step (Finn et al. 2017, section 5.2)."""
+    tasks = linear_regression_tasks(torch.Generator().manual_seed(2))
+    grads = {}
+    for algo in ("maml", "fomaml"):
+        model = linear_model()
+        meta_gradient(algo, "functional", model, tasks, 1)
+        grads[algo] = model.head.weight.grad.T
+    w = linear_model().head.weight.detach().T
+    term = torch.zeros_like(w)
+    for sx, sy, qx, qy in zip(*tasks):
+        fast = w - ALPHA * mse_gradient(w, sx, sy)
+        term += -ALPHA * (2 / len(sx) * sx.T @ sx) @ mse_gradient(fast, qx, qy)
+    torch.testing.assert_close(grads["maml"] - grads["fomaml"], term / tasks.n_tasks, rtol=1e-10, atol=1e-12)
+
+
+def test_maml_meta_gradient_equals_hessian_formula_on_a_nonlinear_net():
+    """∇_θ L_q(θ − α∇L_s(θ)) = (I − α ∇²L_s(θ)) ∇L_q(θ′), Hessian by torch.autograd.functional."""
+    g = torch.Generator().manual_seed(3)
+    model = HeadedNetwork(nn.Sequential(nn.Linear(1, 4), nn.Tanh()), nn.Linear(4, 1)).double()
+    tasks = Tasks(*(t.double() for t in Sine(5, 5).sample("train", 1, g)))
+    meta_gradient("maml", "functional", model, tasks, 1)
+    got = torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    shapes = [p.shape for p in model.parameters()]
+    names = [n for n, _ in model.named_parameters()]
+
+    def loss(flat, x, y):
+        chunks = flat.split([s.numel() for s in shapes])
+        params = {n: c.view(s) for n, c, s in zip(names, chunks, shapes)}
+        return nn.functional.mse_loss(torch.func.functional_call(model, params, (x,)), y)
+
+    theta = torch.cat([p.detach().flatten() for p in model.parameters()])
+    sx, sy, qx, qy = (t[0] for t in tasks)
+    support_grad = torch.autograd.functional.jacobian(lambda t: loss(t, sx, sy), theta)
+    hessian = torch.autograd.functional.hessian(lambda t: loss(t, sx, sy), theta)
+    query_grad = torch.autograd.functional.jacobian(lambda t: loss(t, qx, qy), theta - ALPHA * support_grad)
+    expected = (torch.eye(len(theta), dtype=torch.float64) - ALPHA * hessian) @ query_grad
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("algo", GRADIENT_ALGORITHMS)
+def test_functional_engine_meta_gradient_equals_learn2learn(algo):
+    """Issue 7: both engines give the same meta-gradient to 1e-5, two inner steps, sine MLP."""
+    family = Sine(10, 10)
+    tasks = family.sample("train", 8, torch.Generator().manual_seed(4))
+    model = family.make_model(torch.Generator().manual_seed(5))
+    grads = {}
+    for engine in ("functional", "learn2learn"):
+        learner = meta_gradient(algo, engine, copy.deepcopy(model), tasks, 2)
+        grads[engine] = [p.grad for p in learner.meta_parameters()]
+    for got, expected in zip(grads["functional"], grads["learn2learn"]):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert any(g.abs().sum() > 0 for g in grads["functional"])
+
+
+def test_engines_train_the_same_curve():
+    family = Sine(10, 10)
+    curves = {}
+    for engine in ("functional", "learn2learn"):
+        g = torch.Generator().manual_seed(6)
+        learner = make_learner("maml", family.make_model(g), "regression", engine=engine, meta_lr=1e-2)
+        curves[engine] = torch.tensor([learner.meta_step(family.sample("train", 5, g)) for _ in range(15)])
+    torch.testing.assert_close(curves["functional"], curves["learn2learn"], rtol=1e-4, atol=1e-5)
+
+
+def test_a_fresh_learn2learn_clone_computes_what_the_base_model_computes():
+    family = Sine(10, 10)
+    model = family.make_model(torch.Generator().manual_seed(7))
+    x = family.sample("train", 1, torch.Generator().manual_seed(8)).support_x[0]
+    clone = l2l.algorithms.MAML(model, lr=ALPHA).clone()
+    torch.testing.assert_close(clone(x), model(x), rtol=0, atol=0)
+    clone(x).sum().backward()  # the clone's graph reaches the base model's parameters
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_anil_adapts_only_the_head():
+    family = Sine(10, 10)
+    model = family.make_model(torch.Generator().manual_seed(9))
+    learner = make_learner("anil", model, "regression")
+    tasks = family.sample("train", 1, torch.Generator().manual_seed(10))
+    params = dict(model.named_parameters())
+    fast = fine_tune(model, params, learner.rates(), tasks.support_x[0], tasks.support_y[0], 3, learner.loss_fn)
+    for name, p in params.items():
+        assert torch.equal(fast[name], p) == (not name.startswith("head.")), name
+
+
+def test_metasgd_meta_gradient_of_the_rates_and_learns_them():
+    """∂L_q(θ − α⊙g)/∂α = −g ⊙ ∇L_q(θ′) (Li et al. 2017); a meta-step moves the rates."""
+    tasks = linear_regression_tasks(torch.Generator().manual_seed(11), n_tasks=1)
+    model = linear_model()
+    learner = meta_gradient("metasgd", "functional", model, tasks, 1)
+    w = model.head.weight.detach().T
+    sx, sy, qx, qy = (t[0] for t in tasks)
+    g = mse_gradient(w, sx, sy)
+    expected = -g * mse_gradient(w - ALPHA * g, qx, qy)
+    torch.testing.assert_close(learner.lrs[0].grad, expected.T, rtol=1e-10, atol=1e-12)
+    before = learner.lrs[0].detach().clone()
+    learner.optimizer.step()
+    assert not torch.equal(learner.lrs[0], before)
+
+
+def test_reptile_moves_towards_the_adapted_weights():
+    """First Adam step on θ − φ̄ moves each weight by meta_lr·(φ̄ − θ)/(|φ̄ − θ| + ε) (Nichol et al. 2018)."""
+    family = Sine(5, 5)
+    model = family.make_model(torch.Generator().manual_seed(12))
+    tasks = family.sample("train", 4, torch.Generator().manual_seed(13))
+    learner = make_learner("reptile", model, "regression", inner_lr=0.02, inner_steps=3, meta_lr=1e-3)
+    theta = {n: p.detach().clone() for n, p in model.named_parameters()}
+    mean_adapted = {n: torch.zeros_like(p) for n, p in theta.items()}
+    for i in range(4):  # each task adapted by hand with plain SGD on all its points
+        net = copy.deepcopy(model)
+        x = torch.cat([tasks.support_x[i], tasks.query_x[i]])
+        y = torch.cat([tasks.support_y[i], tasks.query_y[i]])
+        for _ in range(3):
+            grads = torch.autograd.grad(nn.functional.mse_loss(net(x), y), list(net.parameters()))
+            with torch.no_grad():
+                for p, gp in zip(net.parameters(), grads):
+                    p -= 0.02 * gp
+        for n, p in net.named_parameters():
+            mean_adapted[n] += p.detach() / 4
+    learner.meta_step(tasks)
+    for n, p in model.named_parameters():
+        towards = mean_adapted[n] - theta[n]
+        torch.testing.assert_close(p.detach() - theta[n], 1e-3 * towards / (towards.abs() + 1e-8), rtol=1e-4, atol=1e-8)
+
+
+def test_reptile_with_one_inner_step_is_joint_training():
+    """With k = 1, θ − φ̄ = α ∇(pooled loss): Adam, scale-free, takes the pretraining step."""
+    family = Sine(5, 5)
+    tasks = family.sample("train", 4, torch.Generator().manual_seed(14))
+    weights = {}
+    for algo in ("reptile", "pretrain"):
+        model = family.make_model(torch.Generator().manual_seed(15)).double()
+        make_learner(algo, model, "regression", inner_lr=1.0).meta_step(Tasks(*(t.double() for t in tasks)))
+        weights[algo] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    torch.testing.assert_close(weights["reptile"], weights["pretrain"], rtol=0, atol=1e-9)
+
+
+def test_protonet_scores_distances_to_class_means():
+    """Identity embedding: logits = −‖q − c_k‖², c_k the class means, checked by hand."""
+    model = HeadedNetwork(nn.Identity(), nn.Linear(2, 2))
+    sx = torch.tensor([[[0.0, 0.0], [2.0, 0.0], [0.0, 4.0], [0.0, 6.0]]])
+    sy = torch.tensor([[0, 0, 1, 1]])
+    qx = torch.tensor([[[1.0, 1.0], [0.0, 4.0]]])
+    qy = torch.tensor([[0, 1]])
+    loss, acc = ProtoNet(model, "classification")._episode(Tasks(sx, sy, qx, qy))
+    logits = -torch.tensor([[1.0 + 0.0, 1.0 + 16.0], [1.0 + 16.0, 1.0]])  # centres (1, 0), (0, 5)
+    torch.testing.assert_close(loss, nn.functional.cross_entropy(logits, qy[0])[None])
+    assert acc.item() == 1.0
+
+
+def test_same_seed_same_numbers():
+    family = Sine(10, 10)
+
+    def train(seed):
+        g = torch.Generator().manual_seed(seed)
+        learner = make_learner("maml", family.make_model(g), "regression")
+        return [learner.meta_step(family.sample("train", 4, g)) for _ in range(3)]
+
+    assert train(0) == train(0)
+    assert train(0) != train(1)
+
+
+@pytest.mark.parametrize("algo", GRADIENT_ALGORITHMS)
+def test_engines_agree_on_a_conv_net_with_per_task_batch_norm(algo):
+    """BatchNorm normalises each task's batch alone in both engines (vmap, and the task loop)."""
+    from metalearn.convnet import conv4
+    from metalearn.fewshot import ImageTasks
+
+    g = torch.Generator().manual_seed(16)
+    images = {split: torch.rand(4, 3, 1, 28, 28, generator=g) for split in ("train", "validation", "test")}
+    tasks = ImageTasks(images, ways=3, shots=1, queries=2, rotations=False).sample("train", 3, g)
+    model = conv4(3, g, hidden=4)
+    grads = {}
+    for engine in ("functional", "learn2learn"):
+        learner = make_learner(algo, copy.deepcopy(model), "classification", engine=engine, inner_lr=0.4, inner_steps=2)
+        learner.meta_loss(tasks).backward()
+        grads[engine] = [p.grad for p in learner.meta_parameters()]
+    for got, expected in zip(grads["functional"], grads["learn2learn"]):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)

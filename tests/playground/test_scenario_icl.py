@@ -1,0 +1,75 @@
+"""Scenario `icl` end to end: a tiny run through the CLI, bad input, the GD construction, divergence."""
+import json
+
+import pytest
+
+from playground.config import build_config
+from playground.runner import execute
+from playground.scenarios import icl
+from playground.scenarios.icl import IclConfig
+
+TINY = {"dim": "3", "context": "5", "steps": "20", "batch": "64", "eval_tasks": "256",
+        "eval_every": "10", "ood_scales": "0.5,2"}
+
+
+def run_in_process(directory, **overrides):
+    config = build_config(IclConfig, {**TINY, "plots": "false", **{k: str(v) for k, v in overrides.items()}})
+    return execute(icl.SCENARIO, config, directory, progress=False)
+
+
+def test_cli_run_writes_summary_metrics_and_plots(cli, tmp_path):
+    out = cli("run", "icl", *(f"{k}={v}" for k, v in TINY.items()), "--out", "r")
+    assert out.returncode == 0, out.stderr
+    run = tmp_path / "r"
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("eval/loss", "gd/loss", "gd/lr", "ridge/loss", "ols/loss", "probe/preds_diff",
+                "probe/model_cos", "probe/model_diff", "spd/gd", "ilwd/gdpp", "spd/ols", "ilwd/ridge"):
+        assert isinstance(summary[key], float), key
+    assert summary["gd/loss"] == summary["gd/steps_loss"][0] and summary["gdpp/gamma"] == [0.0]
+    assert summary["ols/loss"] < 1e-6 < summary["ridge/loss"] < summary["gd/loss"] < summary["zero/loss"]
+    assert len(summary["probe/r2_xty"]) == len(summary["probe/r2_w"]) == 2  # input + 1 layer
+    assert summary["context/n"] == [1, 2, 3, 4, 5] and len(summary["context/model"]) == 5
+    assert len(summary["ood/x/model"]) == len(summary["ood/w/model_cos"]) == 2
+    assert summary["diverged"] is False
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [10, 20] and "probe/model_cos" in rows[-1]
+    for name in ("training", "context", "probes", "weights"):
+        assert (run / f"{name}.png").stat().st_size > 0, name
+
+
+def test_cli_unknown_model_exits_2_with_one_line(cli):
+    out = cli("run", "icl", "model=lstm")
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0
+    assert "unknown model 'lstm'; valid: lsa, lsa_gd, gpt" in out.stderr
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"context": "0"}, "context=0; valid: an integer >= 1"),
+    ({"dim": "0"}, "dim=0; valid: an integer >= 1"),
+    ({"layers": "0"}, "layers=0; valid: an integer >= 1"),
+    ({"model": "lsa_gd", "heads": "2"}, "heads=2 with model=lsa_gd; valid: heads=1"),
+    ({"model": "gpt", "width": "10", "heads": "4"}, "width=10 with heads=4"),
+    ({"x_dist": "cauchy"}, "unknown x_dist 'cauchy'; valid: uniform, gaussian"),
+    ({"ood_scales": "0,1"}, "ood_scales=(0.0, 1.0)"),
+])
+def test_bad_input_is_one_line_naming_the_value(overrides, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
+        build_config(IclConfig, overrides)
+    assert "\n" not in str(error.value)
+
+
+def test_lsa_gd_is_its_own_gd_reference(tmp_path):
+    """The constructed model runs K-step GD with the line-searched η: the probes must say so."""
+    summary = run_in_process(tmp_path, model="lsa_gd", layers=2)
+    assert len(summary["gdpp/gamma"]) == 2 and summary["gdpp/loss"][1] < summary["gd/steps_loss"][1]
+    assert summary["eval/loss"] == pytest.approx(summary["gd/steps_loss"][-1], rel=1e-5)
+    assert summary["probe/model_cos"] == pytest.approx(1.0, abs=1e-5)
+    assert summary["probe/preds_diff"] < 1e-5 and summary["spd/gd"] < 1e-10
+    assert summary["ilwd/gd"] < 1e-8 < summary["ilwd/ols"]
+
+
+def test_divergence_is_a_result(tmp_path):
+    summary = run_in_process(tmp_path, init_scale=1e4, layers=3)
+    assert summary["diverged"] is True and summary["diverged_step"] == 1
+    assert json.loads((tmp_path / "summary.json").read_text())["diverged_step"] == 1

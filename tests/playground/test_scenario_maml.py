@@ -1,0 +1,98 @@
+"""Scenario `maml` end to end: a tiny run through the CLI, bad input, resume, divergence, images."""
+import json
+
+import pytest
+import torch
+
+from playground.config import build_config
+from playground.runner import execute
+from playground.scenarios import maml
+from playground.scenarios.maml import MamlConfig
+
+TINY = {"iterations": "10", "eval_every": "5", "eval_tasks": "10", "eval_steps": "2", "log_every": "5",
+        "checkpoint_every": "5", "baseline": "true"}
+
+
+def run_in_process(directory, **overrides):
+    config = build_config(MamlConfig, {**TINY, **{k: str(v) for k, v in overrides.items()}})
+    return execute(maml.SCENARIO, config, directory, progress=False)
+
+
+def test_cli_run_writes_summary_plots_and_checkpoint(cli, tmp_path):
+    out = cli("run", "maml", *(f"{k}={v}" for k, v in TINY.items()), "--out", "r")
+    assert out.returncode == 0, out.stderr
+    run = tmp_path / "r"
+    summary = json.loads((run / "summary.json").read_text())
+    for prefix in ("eval", "baseline"):
+        for key in ("pre_adapt_mse", "pre_adapt_mse_ci95", "post_adapt_mse", "post_adapt_mse_ci95"):
+            assert summary[f"{prefix}/{key}"] > 0, key
+        assert len(summary[f"{prefix}/mse_by_step"]) == 3
+        assert summary[f"{prefix}/mse_by_step"][0] == summary[f"{prefix}/pre_adapt_mse"]
+    assert summary["diverged"] is False
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss/meta_train" in r] == [5, 10]
+    assert [r["step"] for r in rows if "eval/post_adapt_mse" in r] == [5, 10]
+    for name in ("training.png", "adaptation.png", "sine_fits.png", "checkpoint.pt"):
+        assert (run / name).stat().st_size > 0, name
+    assert json.loads((run / "config.json").read_text())["config"]["shots"] == 10  # resolved default
+
+
+def test_cli_bad_algorithm_exits_2_with_one_line(cli):
+    out = cli("run", "maml", "algo=mamal")
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0
+    assert "unknown algo 'mamal'; valid: maml, fomaml, anil, metasgd, reptile, protonet, pretrain" in out.stderr
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"task": "sinus"}, "unknown task 'sinus'; valid: sine, glyphs, omniglot"),
+    ({"data_dir": "/data"}, "data_dir='/data', download=False apply only to task=omniglot"),
+    ({"engine": "jax"}, "unknown engine 'jax'; valid: functional, learn2learn"),
+    ({"ways": "5"}, "ways=5 does not apply to task=sine"),
+    ({"algo": "protonet"}, "algo=protonet needs a classification task"),
+    ({"shots": "0"}, "shots=0; valid: an integer >= 1"),
+    ({"inner_lr": "-1"}, "inner_lr=-1.0"),
+    ({"resume": "/nonexistent"}, "resume='/nonexistent' holds no checkpoint.pt"),
+])
+def test_bad_input_is_one_line_naming_the_value(overrides, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")) as error:
+        build_config(MamlConfig, overrides)
+    assert "\n" not in str(error.value)
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(maml, "save_plots", lambda *args: None)  # slow, and drawn in the CLI test
+    options = dict(log_every=3, eval_every=3, checkpoint_every=4, eval_tasks=5)  # windows cross checkpoints
+    full = run_in_process(tmp_path / "full", iterations=6, **options)
+    run_in_process(tmp_path / "part", iterations=4, **options)
+    resumed = run_in_process(tmp_path / "resumed", iterations=6, resume=tmp_path / "part", **options)
+    assert {k: v for k, v in full.items() if k != "wall_s"} == {k: v for k, v in resumed.items() if k != "wall_s"}
+    rows = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    later = [json.dumps(r) for r in rows if r["step"] > 4]
+    assert (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines() == later
+    with pytest.raises(ValueError, match=r"was run with other options \(inner_lr=0.01 there, 0.02 here\)"):
+        run_in_process(tmp_path / "bad", iterations=6, inner_lr=0.02, resume=tmp_path / "part", **options)
+
+
+def test_a_diverging_run_is_a_result(tmp_path):
+    summary = run_in_process(tmp_path / "d", inner_lr=1e30, checkpoint_every=0)
+    assert summary["diverged"] is True and summary["diverged_step"] == 1
+    assert not (tmp_path / "d" / "adaptation.png").exists()
+
+
+def test_classification_run_on_random_images(tmp_path, monkeypatch):
+    """The image path (conv-4, accuracy keys, task grid) on a tiny random family; protonet and anil."""
+    from metalearn.fewshot.images import ImageTasks
+
+    g = torch.Generator().manual_seed(0)
+    images = {split: torch.rand(6, 4, 1, 28, 28, generator=g) for split in ("train", "validation", "test")}
+    family = ImageTasks(images, ways=3, shots=1, queries=2, rotations=False)
+    monkeypatch.setattr(maml, "task_families", lambda config: (family, family))
+    for algo in ("protonet", "anil"):
+        summary = run_in_process(tmp_path / algo, task="glyphs", algo=algo, ways=3, shots=1, queries=2, threads=1,
+                                 meta_batch=2, iterations=2, log_every=1, eval_every=0, eval_tasks=3, checkpoint_every=0)
+        assert 0 <= summary["eval/pre_adapt_acc"] <= 1 and summary["eval/post_adapt_acc_ci95"] >= 0
+        assert 0 <= summary["baseline/post_adapt_acc"] <= 1 and summary["eval/post_adapt_loss"] > 0
+        assert (tmp_path / algo / "tasks.png").stat().st_size > 0
+    protonet = json.loads((tmp_path / "protonet" / "summary.json").read_text())
+    assert protonet["eval/pre_adapt_acc"] == protonet["eval/post_adapt_acc"]  # prototypes need no steps

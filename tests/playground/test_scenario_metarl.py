@@ -1,0 +1,51 @@
+"""Scenario `metarl` end to end on a tiny budget through the CLI, and its bad input."""
+import json
+
+import pytest
+
+from playground.cli import main
+from playground.config import build_config
+from playground.scenarios.metarl import MetaRLConfig
+
+TINY = {"iterations": 2, "pretrain_iterations": 1, "meta_batch": 2, "episodes": 2, "hidden": "8,8",
+        "eval_tasks": 3, "eval_steps": 2}
+
+
+def test_cli_run_writes_summary_and_plots(cli, tmp_path):
+    out = cli("run", "metarl", *(f"{k}={v}" for k, v in TINY.items()), "--out", "r")
+    assert out.returncode == 0, out.stderr
+    run = tmp_path / "r"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["diverged"] is False
+    for name in ("maml", "pretrained", "random"):
+        assert len(summary[f"eval/{name}_returns"]) == len(summary[f"eval/{name}_returns_ci95"]) == 3
+        assert all(-200 < r < 0 for r in summary[f"eval/{name}_returns"])  # -distance, 100 steps, |goal| <= 0.71
+    assert summary["eval/pre_adapt_return"] == summary["eval/maml_returns"][0]
+    assert summary["eval/post_adapt_return"] == summary["eval/maml_returns"][1]
+    assert summary["eval/post_adapt_return_ci95"] == summary["eval/maml_returns_ci95"][1] > 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "train/post_adapt_return" in r] == [0, 1]
+    assert [r["step"] for r in rows if "pretrain/return" in r] == [2]
+    for name in ("adaptation.png", "training.png", "trajectories.png", "policy.pt"):
+        assert (run / name).stat().st_size > 0, name
+
+
+def test_unknown_env_exits_2_with_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "metarl", "env=CartPole-v1"]) == 2
+    err = capsys.readouterr().err
+    assert err == "playground: error: unknown env 'CartPole-v1'; valid: Navigation2D, PendulumMassLength\n"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"outer": "sgd"}, "outer='sgd' unknown; valid: trpo, ppo"),
+    ({"meta_batch": "0"}, "meta_batch=0 must be >= 1"),
+    ({"episodes": "1"}, "episodes=1 must be >= 2"),
+    ({"inner_lr": "0"}, "inner_lr=0.0 must be > 0"),
+    ({"gamma": "1.5"}, "gamma=1.5, gae_lambda=1.0: need 0 < gamma <= 1"),
+    ({"hidden": "100,0"}, "hidden=(100, 0) must be one or more sizes >= 1"),
+])
+def test_bad_input_is_one_line_naming_the_value(overrides, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
+        build_config(MetaRLConfig, overrides)
+    assert "\n" not in str(error.value)
