@@ -54,7 +54,8 @@ def _per_task(model: LinearSelfAttention, tasks) -> torch.Tensor:
 def _compare(layers: int, batch: int, loop: bool) -> list[list[object]]:
     tasks = TaskDistribution(10, 10).sample(batch, torch.Generator().manual_seed(0))
     base = LinearSelfAttention(10, layers, generator=torch.Generator().manual_seed(1))
-    losses = {"covariance (ours)": lambda m: m.loss(tasks), "explicit scores": lambda m: _explicit_attention(m, tasks)}
+    losses = {"covariance (ours)": lambda m: m.loss(tasks),
+              "explicit scores": lambda m: _explicit_attention(m, tasks)}
     if loop:
         losses["per-task loop"] = lambda m: _per_task(m, tasks)
     steps = {}

@@ -88,7 +88,7 @@ def format_options(config_type: type) -> list[str]:
     for f in dataclasses.fields(config_type):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         kind = _type_text(hints[f.name])
-        lines.append(f"{f.name} ({kind}, default {format_value(default)}): {f.metadata.get('help', '')}")
+        lines.append(f"{f.name} ({kind}, default {format_value(default) or '(empty)'}): {f.metadata.get('help', '')}")
     return lines
 
 

@@ -29,7 +29,9 @@ class MetaLearner:
 
     algo = "pretrain"
 
-    def __init__(self, model: nn.Module, kind: str, inner_lr: float = 0.01, inner_steps: int = 1, meta_lr: float = 1e-3):
+    def __init__(
+        self, model: nn.Module, kind: str, inner_lr: float = 0.01, inner_steps: int = 1, meta_lr: float = 1e-3
+    ):
         self.model, self.kind = model, kind
         self.inner_lr, self.inner_steps = inner_lr, inner_steps
         self.loss_fn = criterion(kind)
@@ -61,7 +63,8 @@ class MetaLearner:
         params = {name: p.detach() for name, p in self.model.named_parameters()}
         rates = {name: r.detach() if torch.is_tensor(r) else r for name, r in self.rates().items()}
         with torch.no_grad():
-            return adaptation_curve(self.model, params, rates, tasks, steps, self.loss_fn, self.kind == "classification")
+            classification = self.kind == "classification"
+            return adaptation_curve(self.model, params, rates, tasks, steps, self.loss_fn, classification)
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
@@ -77,6 +80,9 @@ class GradientMetaLearner(MetaLearner):
     def __init__(self, model, kind, algo="maml", engine="functional", inner_lr=0.01, inner_steps=1, meta_lr=1e-3):
         self.algo, self.engine = algo, engine
         self.first_order = algo == "fomaml"
+        if engine == "functional" and algo in ("maml", "metasgd") and _has_batch_norm(model):
+            raise ValueError(f"engine='functional' with algo={algo!r} differentiates BatchNorm twice under vmap, "
+                             "which torch gets wrong; valid: engine='learn2learn', or algo='fomaml' or 'anil'")
         self.lrs = None
         if algo == "metasgd":
             self.lrs = nn.ParameterList([nn.Parameter(torch.full_like(p, inner_lr)) for p in model.parameters()])
@@ -93,7 +99,8 @@ class GradientMetaLearner(MetaLearner):
 
     def meta_loss(self, tasks: Tasks) -> torch.Tensor:
         if self.engine == "functional":
-            return functional_meta_loss(self.model, self.rates(), tasks, self.inner_steps, self.loss_fn, self.first_order)
+            rates = self.rates()
+            return functional_meta_loss(self.model, rates, tasks, self.inner_steps, self.loss_fn, self.first_order)
         return learn2learn_meta_loss(
             self.model, self.algo, self.inner_lr, self.lrs, tasks, self.inner_steps, self.loss_fn, self.first_order
         )
@@ -158,6 +165,10 @@ class ProtoNet(MetaLearner):
         with torch.no_grad():
             losses, accuracies = self._episode(tasks)
         return losses[:, None].expand(-1, steps + 1), accuracies[:, None].expand(-1, steps + 1)
+
+
+def _has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 def make_learner(

@@ -3,9 +3,11 @@
 Importing this package registers our environments, so that
 `gymnasium.make("metalearn/Navigation2D-v0")` works.
 """
-from metalearn.rl.envs import ENVIRONMENTS, Navigation2D, Navigation2DVector, PendulumMassLength, env_id, register_environments
+from metalearn.rl.envs import (ENVIRONMENTS, Navigation2D, Navigation2DVector, PendulumMassLength, env_id,
+                               register_environments)
 from metalearn.rl.evaluation import adaptation_curve, mean_ci95
-from metalearn.rl.maml_rl import OUTER, MAMLRLSettings, MetaBatch, adapt, meta_step, meta_train, reinforce_loss
+from metalearn.rl.maml_rl import (OUTER, MAMLRLSettings, MetaBatch, adapt, meta_step, meta_train,
+                                  reinforce_loss)
 from metalearn.rl.policy import GaussianMLPPolicy
 from metalearn.rl.rollouts import Episodes, Sampler
 from metalearn.rl.trpo import conjugate_gradient, trpo_step

@@ -55,10 +55,12 @@ def context_and_ood(summary: dict) -> Figure:
     ax_n.set(xlabel="in-context examples N", ylabel="MSE", title="error vs context length")
     ax_n.legend(fontsize=8)
     for kind, style in (("x", "-"), ("w", "--")):
-        for name, color in (("model", "C0"), ("gd", "C1"), ("ols", "C3")):
+        for name, color in (("model", "C0"), ("gd", "C1")):
             ax_ood.plot(summary["ood/scale"], summary[f"ood/{kind}/{name}"], style, color=color,
-                        marker="o", ms=3, label=f"{name}, {kind} -> αx" if kind == "x" else f"{name}, w -> αw")
-    ax_ood.set(xlabel="α", ylabel="MSE", xscale="log", yscale="symlog", title="out of distribution")
+                        marker="o", ms=3, label=f"{name}, {kind} -> α{kind}")
+    ax_ood.set(xlabel="α", ylabel="MSE", xscale="log", yscale="log", xticks=summary["ood/scale"],
+               xticklabels=[f"{a:g}" for a in summary["ood/scale"]],
+               title="out of distribution")
     ax_ood.legend(fontsize=7)
     return fig
 

@@ -33,7 +33,8 @@ def training_curves(metrics_path, labels: dict) -> Figure:
         if points:
             ax.plot(*zip(*points), lw=1, label=key.split("/")[1])
     for prefix, label in labels.items():
-        key = next((k for k in (f"{prefix}/post_adapt_mse", f"{prefix}/post_adapt_acc") if any(k in r for r in rows)), None)
+        keys = (f"{prefix}/post_adapt_mse", f"{prefix}/post_adapt_acc")
+        key = next((k for k in keys if any(k in r for r in rows)), None)
         if key:
             eval_ax.plot(*zip(*[(r["step"], r[key]) for r in rows if key in r]), marker="o", label=label)
             eval_ax.set_ylabel(key.split("/")[1])

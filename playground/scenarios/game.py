@@ -143,7 +143,7 @@ def _plot(run, game, config, path, field_eigs, update_eigs) -> None:
         run.save_figure(fig, "dist")
     if game.dim == 2:
         run.save_figure(_vector_field(game, runs, config), "trajectory")
-    fig = Figure(figsize=(8, 3.5))
+    fig = Figure(figsize=(8, 3.5), layout="constrained")
     panels = [(field_eigs, "field Jacobian"), (update_eigs, "update map")]
     for k, (values, title) in enumerate(panels if update_eigs is not None else panels[:1]):
         ax = fig.add_subplot(1, 2, k + 1)
@@ -180,9 +180,9 @@ def _vector_field(game, runs, config) -> Figure:
 
 
 def _demo() -> tuple[dict, ...]:
-    settings = {"bilinear": {"lr": 0.2, "steps": 150, "init": (1.0, 1.0)},
-                "dirac_gan": {"lr": 0.2, "steps": 150, "init": (1.0, 1.0)}}
-    return tuple({"label": f"{name}/{dynamics}", "game": name, "dynamics": dynamics, **options}
+    settings = {"bilinear": {"lr": 0.2, "steps": 120, "init": (1.0, 1.0)},
+                "dirac_gan": {"lr": 0.2, "steps": 120, "init": (1.0, 1.0)}}
+    return tuple({"label": f"{name}-{dynamics}", "game": name, "dynamics": dynamics, **options}
                  for name, options in settings.items() for dynamics in games.DYNAMICS)
 
 

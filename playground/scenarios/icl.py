@@ -1,17 +1,18 @@
 """Scenario `icl`: train a transformer on in-context linear regression, probe it against GD.
 
-    python -m playground run icl model=lsa steps=2000                  # von Oswald et al. 2023
-    python -m playground run icl model=lsa layers=3 steps=4000         # deeper: multi-step GD / GD++
-    python -m playground run icl model=lsa_gd layers=2                 # constructed GD: the probes' check
-    python -m playground run icl model=gpt dim=5 context=20 layers=3   # Garg et al. 2022
+    python -m playground run icl                                         # 1 layer ≈ 1 GD step
+    python -m playground run icl layers=2 steps=3000 batch=1024 lr=3e-3  # nearest GD++
+    python -m playground run icl model=lsa_gd layers=2                   # GD by construction
+    python -m playground run icl model=gpt dim=3 x_dist=gaussian layers=3 heads=4 width=32 batch=256
 
 Conventions: x ~ U(−x_range, x_range)^dim (the paper's, not the released code's U(−0.5, 0.5)); GD
 descends (1/2N)Σ(wᵀx_i − y_i)² from 0; every loss is the plain MSE (no ½). The baselines are fit
 on held-out tasks (η of K-step GD by line search, GD++'s (η, γ)) and scored with the model on the
 same evaluation tasks; K = `layers` for the LSA models, 1 for gpt. Logged every `eval_every` steps:
 `loss/train`, `eval/loss` and the alignment with K-step GD (`probe/preds_diff`, `probe/model_cos`,
-`probe/model_diff`). The summary adds SPD / ILWD against every algorithm, linear-probe R² per layer,
-error vs context length (`context/...`) and out-of-distribution scaling (`ood/...`).
+`probe/model_diff`). The summary adds the same against GD++ (`gdpp/model_cos`, ...), SPD / ILWD
+against every algorithm, linear-probe R² per layer, error vs context length (`context/...`) and
+out-of-distribution scaling (`ood/...`).
 """
 from __future__ import annotations
 
@@ -165,8 +166,9 @@ def _build_model(config: IclConfig, generator: torch.Generator, gd_lr: float) ->
 
 def _compare(config: IclConfig, model, algorithms: dict, fresh: icl.TaskDistribution,
              evals: icl.Tasks, generator: torch.Generator) -> dict:
-    """SPD / ILWD against each algorithm, probe R² per layer, error vs context, OOD scaling."""
-    out = {}
+    """Alignment with GD++, SPD / ILWD against each algorithm, probe R² per layer, error vs
+    context length (GD's η line-searched per N), and OOD scaling."""
+    out = _prefixed("gdpp/", icl.alignment(model, algorithms["gdpp"], evals))
     probe_tasks = icl.Tasks(*(t[:_PROBE_TASKS] for t in evals))
     probe_inputs = fresh.sample_inputs(len(probe_tasks.xs), 2 * config.dim, generator)  # (B, 2d, d)
     implied = icl.implied_weights(model, probe_tasks, probe_inputs)

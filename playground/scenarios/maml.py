@@ -117,7 +117,8 @@ def task_families(config: MamlConfig):
     if config.task == "glyphs":
         family = glyphs(**sizes)  # renders the fonts once, then reads its cache
     else:
-        family = omniglot(**({"data_dir": config.data_dir} if config.data_dir else {}), download=config.download, **sizes)
+        where = {"data_dir": config.data_dir} if config.data_dir else {}
+        family = omniglot(**where, download=config.download, **sizes)
     return family, family
 
 
@@ -146,8 +147,9 @@ def _meta_train(config: MamlConfig, run) -> dict:
     def evaluate(split: str) -> dict:
         metrics = {}
         for prefix, learner in learners.items():
+            generator = torch.Generator().manual_seed(config.seed + _EVAL_SEEDS[split])
             curve = metalearn.evaluate(learner, eval_family, n_tasks=config.eval_tasks, steps=config.eval_steps,
-                                       generator=torch.Generator().manual_seed(config.seed + _EVAL_SEEDS[split]), split=split)
+                                       generator=generator, split=split)
             metrics |= metalearn.summary_metrics(curve, prefix)
         return metrics
 

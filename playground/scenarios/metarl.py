@@ -8,6 +8,15 @@ tasks the return before and after 1..eval_steps adaptation steps of MAML, the pr
 a randomly initialised one (the paper's figure 5), with 95% confidence intervals over tasks.
 Plots: `adaptation` (return vs steps), `training` (meta-training curves), and on Navigation2D
 `trajectories` (the adapted policy's paths towards several goals).
+
+Measured recipe (2 shared CPU cores, load ~8, 2026-11-24; 980 s wall for seed 0):
+
+    python -m playground run metarl env=Navigation2D iterations=80 seed=0
+
+Return on 40 fresh tasks, 20 episodes each, horizon 100, mean +- 95% CI over tasks:
+MAML -42.7 +- 4.8 before adaptation, -18.4 +- 1.8 after one step (ANIL paper, Table 2: MAML
+-20.3 +- 3.2); multi-task policy -40.9 +- 4.8 before, -29.9 +- 4.3 after one step; random
+initialisation -100.4 +- 3.3 before, -91.3 +- 3.7 after.
 """
 from __future__ import annotations
 
@@ -55,7 +64,8 @@ class MetaRLConfig(RunConfig):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be > 0")
         if not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
-            raise ValueError(f"gamma={self.gamma}, gae_lambda={self.gae_lambda}: need 0 < gamma <= 1, 0 <= gae_lambda <= 1")
+            raise ValueError(f"gamma={self.gamma}, gae_lambda={self.gae_lambda}: "
+                             "need 0 < gamma <= 1, 0 <= gae_lambda <= 1")
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"hidden={self.hidden} must be one or more sizes >= 1")
         if self.pretrain_iterations is not None and self.pretrain_iterations < 0:
@@ -91,31 +101,42 @@ def run(config: MetaRLConfig, run) -> dict:
     if result["diverged"]:
         return result
     pre_iterations = config.iterations if config.pretrain_iterations is None else config.pretrain_iterations
-    rl.meta_train(pretrained, sampler, task_source.sample_tasks, pre_iterations, _settings(config, 0),
-                  generator, lambda step, m: log(config.iterations + step, {
-                      "pretrain/return": m["train/post_adapt_return"], "pretrain/kl": m["loss/kl"]}),
-                  progress)
+    pre_result = rl.meta_train(pretrained, sampler, task_source.sample_tasks, pre_iterations, _settings(config, 0),
+                               generator, lambda step, m: log(config.iterations + step, {
+                                   "pretrain/return": m["train/post_adapt_return"], "pretrain/kl": m["loss/kl"]}),
+                               progress)
     torch.save(maml_policy.state_dict(), run.dir / "policy.pt")
 
-    eval_sampler = rl.Sampler(env_id, config.eval_tasks, config.episodes)
     tasks = task_source.sample_tasks(config.eval_tasks)
-    curves, trajectories = {}, None
-    for name, policy in (("maml", maml_policy), ("pretrained", pretrained), ("random", random_policy)):
-        returns, episodes = rl.adaptation_curve(policy, eval_sampler, tasks, config.eval_steps, config.inner_lr,
-                                                config.gamma, config.gae_lambda, generator)
-        curves[name] = [rl.mean_ci95(r) for r in returns]
-        trajectories = episodes[1] if name == "maml" else trajectories
+    policies = {"maml": maml_policy, "pretrained": pretrained, "random": random_policy}
+    curves, adapted_episodes = _evaluate(config, env_id, policies, tasks, generator)
     _plot_adaptation(run, curves, config)
     _plot_training(run, history, config)
     if env_id == rl.env_id("Navigation2D"):
-        _plot_trajectories(run, trajectories, tasks)
+        _plot_trajectories(run, adapted_episodes, tasks)
     summary = {**{k: v for k, v in result.items() if k != "diverged"},
+               "pretrain/diverged": pre_result["diverged"],
                "eval/pre_adapt_return": curves["maml"][0][0], "eval/pre_adapt_return_ci95": curves["maml"][0][1],
                "eval/post_adapt_return": curves["maml"][1][0], "eval/post_adapt_return_ci95": curves["maml"][1][1]}
     for name, curve in curves.items():
         summary[f"eval/{name}_returns"] = [m for m, _ in curve]
         summary[f"eval/{name}_returns_ci95"] = [c for _, c in curve]
     return summary
+
+
+def _evaluate(config: MetaRLConfig, env_id: str, policies: dict, tasks: list[dict],
+              generator: torch.Generator) -> tuple[dict, rl.Episodes]:
+    """Each policy's (mean, ci95) return after 0..eval_steps steps on `tasks`, and the episodes of
+    the first policy after one step."""
+    sampler = rl.Sampler(env_id, config.eval_tasks, config.episodes)
+    curves, adapted_episodes = {}, None
+    for name, policy in policies.items():
+        returns, episodes = rl.adaptation_curve(policy, sampler, tasks, config.eval_steps, config.inner_lr,
+                                                config.gamma, config.gae_lambda, generator)
+        curves[name] = [rl.mean_ci95(r) for r in returns]
+        if adapted_episodes is None:
+            adapted_episodes = episodes[1]
+    return curves, adapted_episodes
 
 
 def _plot_adaptation(run, curves: dict, config: MetaRLConfig) -> None:

@@ -16,7 +16,7 @@ def test_cli_run_writes_summary_and_plots(cli, tmp_path):
     assert out.returncode == 0, out.stderr
     run = tmp_path / "r"
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["diverged"] is False
+    assert summary["diverged"] is False and summary["pretrain/diverged"] is False
     for name in ("maml", "pretrained", "random"):
         assert len(summary[f"eval/{name}_returns"]) == len(summary[f"eval/{name}_returns_ci95"]) == 3
         assert all(-200 < r < 0 for r in summary[f"eval/{name}_returns"])  # -distance, 100 steps, |goal| <= 0.71

@@ -6,7 +6,7 @@ import gymnasium
 import pytest
 import torch
 
-from metalearn.rl import GaussianMLPPolicy, Sampler
+from metalearn.rl import Episodes, GaussianMLPPolicy, Sampler
 from metalearn.rl.advantages import advantages
 from metalearn.rl.maml_rl import MAMLRLSettings, MetaBatch, adapt, meta_step, meta_train, reinforce_loss
 from metalearn.rl.policy import params_of, stack
@@ -38,9 +38,9 @@ def test_outer_gradient_through_the_inner_step_matches_finite_differences():
     torch.manual_seed(1)
     policy = GaussianMLPPolicy(2, 2, hidden=(5,)).double()
     g = torch.Generator().manual_seed(2)
-    obs, actions = torch.randn(3, 4, 2, 2, generator=g, dtype=torch.float64), torch.randn(3, 4, 2, 2, generator=g, dtype=torch.float64)
+    obs, actions = (torch.randn(3, 4, 2, 2, generator=g, dtype=torch.float64) for _ in range(2))
     adv, mask = torch.randn(3, 4, 2, generator=g, dtype=torch.float64), torch.ones(3, 4, 2, dtype=torch.float64)
-    inner = type("E", (), {"observations": obs[:, :2], "actions": actions[:, :2], "mask": mask[:, :2]})
+    inner = Episodes(obs[:, :2], actions[:, :2], torch.zeros_like(adv[:, :2]), mask[:, :2])  # rewards unused
 
     def outer_loss(params):
         adapted = adapt(policy, stack(params, 3), inner, adv[:, :2], inner_lr=0.5)
