@@ -13,6 +13,7 @@ import copy
 
 import torch
 
+import metalearn._l2l  # noqa: F401  (imported up front, so its import is not counted as the engine's memory)
 from benchmarks.timing import markdown_table, peak_memory, summarize, time_it
 from metalearn.fewshot import Sine, glyphs
 from metalearn.maml import ENGINES, make_learner

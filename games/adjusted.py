@@ -90,7 +90,7 @@ def sos(lr: float, lookahead: float | None = None, a: float = 0.5, b: float = 0.
     return _stateless(step)
 
 
-def cgd(lr: float, cg_iters: int = 50) -> Dynamics:
+def cgd(lr: float, cg_iters: int = 20) -> Dynamics:
     """Competitive gradient descent (Schäfer & Anandkumar 2019): z⁺ = z − η(I + ηH_o)⁻¹ξ, the Nash
     equilibrium of the players' bilinear approximations. On xᵀAy it is the proximal point
     z⁺ = (I + ηJ)⁻¹z. Solved exactly where H_o is dense (small games), else by `cg_iters`

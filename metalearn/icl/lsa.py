@@ -21,7 +21,7 @@ class LinearSelfAttention(nn.Module):
     Weights start N(0, init_scale²). Attention without softmax is associative:
     Σ_i (e_jᵀ W_Qᵀ W_K e_i) W_V e_i = W_V C W_Kᵀ W_Q e_j with C = Σ_i e_i e_iᵀ, so a layer forms C
     once and applies one (D, D) matrix per prompt instead of building (B, T, N) attention scores
-    (about 1.7× faster per training step at d = N = 10, `benchmarks/icl.py`).
+    (1.6–2.3× faster per training step at d = N = 10, `benchmarks/icl.py`).
     """
 
     def __init__(self, dim: int, layers: int = 1, heads: int = 1, init_scale: float = 0.1,

@@ -61,6 +61,7 @@ def context_and_ood(summary: dict) -> Figure:
     ax_ood.set(xlabel="α", ylabel="MSE", xscale="log", yscale="log", xticks=summary["ood/scale"],
                xticklabels=[f"{a:g}" for a in summary["ood/scale"]],
                title="out of distribution")
+    ax_ood.minorticks_off()
     ax_ood.legend(fontsize=7)
     return fig
 
