@@ -9,15 +9,8 @@ from games.analysis import (
     spectral_radius,
     update_jacobian,
 )
-from games.dynamics import (
-    Dynamics,
-    alt_gd,
-    extragradient,
-    momentum,
-    optimistic,
-    sim_gd,
-)
 from games.curvature import Curvature, dense_curvature, matrix_free_curvature
+from games.dynamics import Dynamics, alt_gd, extragradient, momentum, optimistic, sim_gd
 from games.game import Game
 from games.gan import gaussian_mixture_gan
 from games.play import BatchTrajectory, Trajectory, observe, play, play_batch

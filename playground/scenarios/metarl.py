@@ -9,14 +9,16 @@ a randomly initialised one (the paper's figure 5), with 95% confidence intervals
 Plots: `adaptation` (return vs steps), `training` (meta-training curves), and on Navigation2D
 `trajectories` (the adapted policy's paths towards several goals).
 
-Measured recipe (2 shared CPU cores, load ~8, 2026-11-24; 980 s wall for seed 0):
+Measured recipe (2 shared CPU cores under load ~8, 2026-11-24; 980 s wall for seed 0, 1159 s
+for seed 1):
 
     python -m playground run metarl env=Navigation2D iterations=80 seed=0
 
-Return on 40 fresh tasks, 20 episodes each, horizon 100, mean +- 95% CI over tasks:
-MAML -42.7 +- 4.8 before adaptation, -18.4 +- 1.8 after one step (ANIL paper, Table 2: MAML
--20.3 +- 3.2); multi-task policy -40.9 +- 4.8 before, -29.9 +- 4.3 after one step; random
-initialisation -100.4 +- 3.3 before, -91.3 +- 3.7 after.
+Return on 40 fresh tasks, 20 episodes each, horizon 100, mean +- 95% CI over tasks, seed 0 / 1.
+After one step MAML reaches -18.4 +- 1.8 / -16.9 +- 1.4 (ANIL paper, Table 2: MAML -20.3 +- 3.2),
+from -42.7 +- 4.8 / -40.3 +- 4.1 before adaptation; the multi-task policy -29.9 +- 4.3 / -27.0 +- 3.7
+(before: -40.9 / -38.2); a random initialisation -91.3 +- 3.7 / -84.5 +- 2.7. After two or three
+steps the multi-task policy catches up with MAML (-13.3 / -12.0 at three steps, MAML -17.8 / -17.6).
 """
 from __future__ import annotations
 

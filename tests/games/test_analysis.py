@@ -40,7 +40,7 @@ def test_measured_rate_of_a_geometric_sequence():
 
 
 @pytest.mark.parametrize("game_name,dynamics_name,lr", [
-    ("bilinear", "sim_gd", 0.3), ("bilinear", "optimistic", 0.3), ("bilinear", "momentum", 0.5),
+    ("bilinear", "optimistic", 0.3), ("bilinear", "momentum", 0.5),
     ("bilinear", "lola", 0.3), ("dirac_gan", "extragradient", 0.5), ("dirac_gan", "consensus", 0.5),
     ("quadratic", "cgd", 0.3), ("quadratic", "alt_gd", 0.3), ("matching_pennies", "sga", 1.0),
     ("rock_paper_scissors", "sos", 0.5)])

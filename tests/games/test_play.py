@@ -27,7 +27,7 @@ def test_a_diverging_run_stops_at_overflow_with_its_last_finite_point():
 
 
 @pytest.mark.parametrize("game_name,dynamics_name", [
-    ("dirac_gan", "sim_gd"), ("dirac_gan", "optimistic"), ("bilinear", "alt_gd"),
+    ("dirac_gan", "optimistic"), ("bilinear", "alt_gd"),
     ("dirac_gan", "momentum"), ("tandem", "sos"), ("matching_pennies", "cgd"), ("ipd", "lola")])
 def test_batch_gives_the_same_trajectories_as_separate_runs(game_name, dynamics_name):
     game = games.make_game(game_name)

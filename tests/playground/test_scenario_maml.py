@@ -91,7 +91,8 @@ def test_classification_run_on_random_images(tmp_path, monkeypatch):
     monkeypatch.setattr(maml, "task_families", lambda config: (family, family))
     for algo in ("protonet", "anil"):
         summary = run_in_process(tmp_path / algo, task="glyphs", algo=algo, ways=3, shots=1, queries=2, threads=1,
-                                 meta_batch=2, iterations=2, log_every=1, eval_every=0, eval_tasks=3, checkpoint_every=0)
+                                 meta_batch=2, iterations=2, log_every=1, eval_every=0, eval_tasks=3, checkpoint_every=0,
+                                 baseline=True)
         assert 0 <= summary["eval/pre_adapt_acc"] <= 1 and summary["eval/post_adapt_acc_ci95"] >= 0
         assert 0 <= summary["baseline/post_adapt_acc"] <= 1 and summary["eval/post_adapt_loss"] > 0
         assert (tmp_path / algo / "tasks.png").stat().st_size > 0
