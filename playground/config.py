@@ -31,7 +31,10 @@ def build_config(config_type: type, overrides: dict[str, str]) -> Any:
         if key not in known:
             raise ValueError(f"unknown option {key!r}; valid: {', '.join(known)}")
         values[key] = parse_value(key, text, hints[key])
-    return config_type(**values)
+    config = config_type(**values)
+    if config.threads is not None and config.threads < 0:
+        raise ValueError(f"threads={config.threads}; valid: an integer >= 0 (0: torch's default)")
+    return config
 
 
 def parse_value(key: str, text: str, annotation: Any) -> Any:

@@ -101,6 +101,8 @@ def execute(scenario: Scenario, config: Any, directory: Path, argv: list[str] | 
     seed_everything(config.seed)
     run = Run(directory, tensorboard=config.tensorboard, progress=progress)
     summary: dict[str, Any] = {"scenario": scenario.name}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads or threads)
     start = time.perf_counter()
     try:
         summary.update(scenario.run(config, run) or {})
@@ -111,6 +113,7 @@ def execute(scenario: Scenario, config: Any, directory: Path, argv: list[str] | 
         summary.update(error=str(error), last_logged=run.last_row)
         raise
     finally:
+        torch.set_num_threads(threads)
         run.close()
         summary["wall_s"] = round(time.perf_counter() - start, 3)
         summary.setdefault("interrupted", False)

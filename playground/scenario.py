@@ -33,6 +33,7 @@ class RunConfig:
 
     seed: int = option(0, "random seed: same seed, same numbers")
     tensorboard: bool = option(False, "also write TensorBoard events to the run directory")
+    threads: int = option(0, "torch CPU threads for the run (0: torch's default)")
 
 
 @dataclass(frozen=True)

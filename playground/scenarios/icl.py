@@ -76,15 +76,6 @@ class IclConfig(RunConfig):
 
 
 def run(config: IclConfig, run) -> dict:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads or threads)
-    try:
-        return _run(config, run)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(config: IclConfig, run) -> dict:
     generator = torch.Generator().manual_seed(config.seed)
     pool = icl.task_pool(config.num_tasks, config.dim, generator) if config.num_tasks else None
     fresh = icl.TaskDistribution(config.dim, config.context, config.x_dist, config.x_range, config.noise)

@@ -123,15 +123,6 @@ def task_families(config: MamlConfig):
 
 
 def run(config: MamlConfig, run) -> dict:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads or threads)
-    try:
-        return _meta_train(config, run)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _meta_train(config: MamlConfig, run) -> dict:
     train_family, eval_family = task_families(config)
     generator = torch.Generator().manual_seed(config.seed)
     hyper = dict(inner_lr=config.inner_lr, inner_steps=config.inner_steps, meta_lr=config.meta_lr)

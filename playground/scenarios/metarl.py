@@ -82,7 +82,6 @@ def _settings(config: MetaRLConfig, inner_steps: int) -> rl.MAMLRLSettings:
 
 
 def run(config: MetaRLConfig, run) -> dict:
-    torch.set_num_threads(config.threads)
     env_id = rl.env_id(config.env)
     task_source = gymnasium.make(env_id).unwrapped
     task_source.reset(seed=config.seed)

@@ -60,7 +60,7 @@ def test_same_seed_same_numbers_bit_for_bit(cli, toy, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("args, message", [
     (["run", "nope"], "unknown scenario 'nope'; valid: "),
-    (["run", "toy", "speed=1"], "unknown option 'speed'; valid: seed, tensorboard, lr"),
+    (["run", "toy", "speed=1"], "unknown option 'speed'; valid: seed, tensorboard, threads, lr"),
     (["run", "toy", "lr"], "malformed override 'lr'; expected key=value"),
     (["run", "toy", "steps=ten"], "steps='ten' is not a valid int"),
     (["run", "toy", "steps=1.5"], "steps='1.5' is not a valid int"),
