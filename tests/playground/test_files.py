@@ -1,5 +1,6 @@
 """Atomic writes: a write that dies half-way leaves the previous file whole."""
 import json
+import os
 
 import pytest
 
@@ -18,6 +19,13 @@ def test_a_write_that_fails_half_way_leaves_the_old_file_and_no_temporary(tmp_pa
         write_atomic(path, dies_half_way)
     assert json.loads(path.read_text()) == {"loss": 1.0}
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_written_files_get_the_usual_mode_not_mkstemps_private_one(tmp_path):
+    write_json(tmp_path / "summary.json", {})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_numpy_and_torch_values_are_written_as_plain_json(tmp_path):
