@@ -107,9 +107,11 @@ def test_diverging_run_records_step_and_last_finite_values(cli, tmp_path):
 
 
 def test_ctrl_c_keeps_what_was_logged_and_marks_the_summary(tmp_path):
+    # a shell's background jobs (CI's, say) start with SIGINT ignored; a terminal's do not
     process = subprocess.Popen([sys.executable, "-m", "playground", "run", "toy", "steps=1000",
                                 "pause=0.02", "--out", "i"], cwd=tmp_path, env=cli_env(),
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     metrics = tmp_path / "i" / "metrics.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and (not metrics.exists() or len(metrics.read_text()) < 200):
