@@ -12,7 +12,7 @@ import copy
 
 import torch
 
-from benchmarks.timing import markdown_table, summarize, time_it
+from benchmarks.timing import markdown_table, summarize, time_interleaved
 from metalearn.icl import LinearSelfAttention, TaskDistribution
 
 REPEATS = 7
@@ -70,10 +70,7 @@ def _compare(layers: int, batch: int, loop: bool) -> list[list[object]]:
             optimizer.step()
 
         steps[name] = step
-    times = {name: [] for name in steps}
-    for _ in range(REPEATS):  # interleaved: each repeat times every implementation once
-        for name, step in steps.items():
-            times[name] += time_it(step, repeats=1, warmup=1)
+    times = time_interleaved(steps, repeats=REPEATS)
     ours = summarize(times["covariance (ours)"])[0]
     rows = []
     for name in steps:

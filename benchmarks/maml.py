@@ -14,7 +14,7 @@ import copy
 import torch
 
 import metalearn._l2l  # noqa: F401  (imported up front, so its import is not counted as the engine's memory)
-from benchmarks.timing import markdown_table, peak_memory, summarize, time_it
+from benchmarks.timing import markdown_table, peak_memory, summarize, time_interleaved
 from metalearn.fewshot import Sine, glyphs
 from metalearn.maml import ENGINES, make_learner
 
@@ -47,12 +47,7 @@ def _compare(name, algo, family, meta_batch, steps, inner_lr) -> list[list[objec
                                      inner_lr=inner_lr, inner_steps=steps) for engine in ENGINES}
     steps_of = {engine: (lambda learner=learner: learner.meta_step(tasks)) for engine, learner in learners.items()}
     memory = {engine: peak_memory(step) / 2**20 for engine, step in steps_of.items()}  # first, cold step
-    times = {engine: [] for engine in ENGINES}
-    for engine, step in steps_of.items():
-        time_it(step, repeats=0, warmup=2)
-    for _ in range(REPEATS):
-        for engine, step in steps_of.items():
-            times[engine] += time_it(step, repeats=1, warmup=0)
+    times = time_interleaved(steps_of, repeats=REPEATS)
     baseline = summarize(times["learn2learn"])[0]
     rows = []
     for engine in ENGINES:

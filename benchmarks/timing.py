@@ -20,6 +20,19 @@ def time_it(fn: Callable[[], object], repeats: int = 7, warmup: int = 2) -> list
     return times
 
 
+def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int = 7,
+                     warmup: int = 2) -> dict[str, list[float]]:
+    """Seconds of each function over `repeats` rounds, each round timing every function once, so
+    that all of them see the same machine load; each is first called `warmup` times untimed."""
+    for fn in fns.values():
+        time_it(fn, repeats=0, warmup=warmup)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name] += time_it(fn, repeats=1, warmup=0)
+    return times
+
+
 def peak_memory(fn: Callable[[], object]) -> int:
     """Peak resident memory growth in bytes during `fn()` (Linux: resets VmHWM via clear_refs)."""
     gc.collect()
