@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
 from playground.config import build_config, format_options, split_override
@@ -56,8 +55,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # torch.func's forward mode scripts torch's own decompositions on first use; not the user's concern
-    warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
     try:
         args = _parser().parse_args(argv)
         return _COMMANDS[args.command](args, argv)

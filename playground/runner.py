@@ -14,6 +14,7 @@ import random
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -105,7 +106,11 @@ def execute(scenario: Scenario, config: Any, directory: Path, argv: list[str] | 
     torch.set_num_threads(config.threads or threads)
     start = time.perf_counter()
     try:
-        summary.update(scenario.run(config, run) or {})
+        with warnings.catch_warnings():
+            # torch.func's forward mode scripts torch's own decompositions on first use
+            warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated",
+                                    category=FutureWarning)
+            summary.update(scenario.run(config, run) or {})
     except KeyboardInterrupt:
         summary.update(interrupted=True, last_logged=run.last_row)
         raise
