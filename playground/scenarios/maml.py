@@ -24,6 +24,7 @@ import torch
 
 import metalearn
 from metalearn.fewshot import Sine, glyphs, omniglot
+from playground.files import write_atomic
 from playground.scenario import RunConfig, Scenario, option
 from playground.scenarios._maml_plots import save_all as save_plots
 
@@ -173,9 +174,7 @@ def _save_checkpoint(path: Path, config, learners, generator, iteration, window)
         "options": _fixed_options(config),
         "learners": {name: learner.state_dict() for name, learner in learners.items()},
     }
-    partial = path.with_suffix(".tmp")
-    torch.save(state, partial)
-    partial.replace(path)
+    write_atomic(path, lambda f: torch.save(state, f), mode="wb")
 
 
 def _load_checkpoint(path: Path, config, learners, generator) -> tuple[int, list]:
