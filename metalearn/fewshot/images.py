@@ -12,6 +12,8 @@ fast with rotations as without.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -38,7 +40,7 @@ class ImageTasks:
             if x.dim() != 5 or tuple(x.shape[2:]) != IMAGE_SHAPE or not x.is_floating_point():
                 raise ValueError(f"images[{split!r}] is {x.dtype} of shape {tuple(x.shape)}; "
                                  f"expected float (classes, per_class, {', '.join(map(str, IMAGE_SHAPE))})")
-        for name, value in (("ways", ways), ("shots", shots), ("queries", queries)):
+        for name, value in (("ways", ways), ("shots", shots)):
             if value < 1:
                 raise ValueError(f"{name}={value}; valid: an integer >= 1")
         if rotations:
@@ -48,12 +50,24 @@ class ImageTasks:
             if ways > classes:
                 raise ValueError(f"ways={ways} exceeds the {classes} classes of the {split} split; "
                                  f"valid: 1..{classes}")
-        per_class = min(x.shape[1] for x in images.values())
-        if shots + queries > per_class:
-            raise ValueError(f"shots + queries = {shots} + {queries} exceeds the {per_class} images "
-                             f"per class; valid: shots + queries <= {per_class}")
         self.images = images
-        self.ways, self.shots, self.queries, self.rotations = ways, shots, queries, rotations
+        self.ways, self.shots, self.rotations = ways, shots, rotations
+        self.queries = self._checked_queries(queries)
+
+    def with_queries(self, queries: int) -> ImageTasks:
+        """The same family drawing `queries` query images per class (say, more for evaluation)."""
+        family = copy.copy(self)
+        family.queries = self._checked_queries(queries)
+        return family
+
+    def _checked_queries(self, queries: int) -> int:
+        if queries < 1:
+            raise ValueError(f"queries={queries}; valid: an integer >= 1")
+        per_class = min(x.shape[1] for x in self.images.values())
+        if self.shots + queries > per_class:
+            raise ValueError(f"shots + queries = {self.shots} + {queries} exceeds the {per_class} images "
+                             f"per class; valid: shots + queries <= {per_class}")
+        return queries
 
     def n_classes(self, split: str) -> int:
         """Classes a task of `split` can draw from (four per image class with rotations)."""

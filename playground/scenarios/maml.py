@@ -34,8 +34,9 @@ CHECKPOINT = "checkpoint.pt"
 # see benchmarks/maml.py; on CPU, vmap's grouped convolutions make the functional engine slower
 # than learn2learn's per-task loop for the conv net, and much faster for the small MLP.
 _DEFAULTS = {
-    "sine": dict(shots=10, inner_lr=0.01, meta_batch=25, eval_tasks=500, threads=1, engine="functional"),
-    "glyphs": dict(ways=5, shots=1, queries=15, inner_lr=0.4, meta_batch=32, eval_tasks=600, threads=0,
+    "sine": dict(shots=10, eval_queries=100, inner_lr=0.01, meta_batch=25, eval_tasks=500, threads=1,
+                 engine="functional"),
+    "glyphs": dict(ways=5, shots=1, eval_queries=15, inner_lr=0.4, meta_batch=32, eval_tasks=600, threads=0,
                    engine="learn2learn"),
 }
 _DEFAULTS["omniglot"] = _DEFAULTS["glyphs"]
@@ -53,8 +54,8 @@ class MamlConfig(RunConfig):
                                 "default the faster here: functional sine, learn2learn images")
     shots: int | None = option(None, "support examples per class (sine: points), default 10 sine, 1 images")
     ways: int | None = option(None, "classes per task (images only), default 5")
-    queries: int | None = option(None, "query examples per class in training, default = shots (sine), 15")
-    eval_queries: int = option(100, "sine: query points per held-out task")
+    queries: int | None = option(None, "query examples per class in meta-training, default = shots (Finn et al.)")
+    eval_queries: int | None = option(None, "query examples (per class) of a held-out task, default 100 sine, 15")
     inner_lr: float | None = option(None, "inner-loop SGD rate α, default 0.01 sine, 0.4 images")
     inner_steps: int = option(1, "inner steps in meta-training")
     eval_steps: int = option(10, "adaptation steps at evaluation (curve 0..eval_steps)")
@@ -77,10 +78,9 @@ class MamlConfig(RunConfig):
         if self.engine is not None:
             _check_choice("engine", self.engine, metalearn.ENGINES)
         if self.task == "sine":
-            for name in ("ways", "queries"):
-                if getattr(self, name) is not None:
-                    raise ValueError(f"{name}={getattr(self, name)} does not apply to task=sine; "
-                                     f"it applies to: {', '.join(t for t in TASKS if t != 'sine')}")
+            if self.ways is not None:
+                raise ValueError(f"ways={self.ways} does not apply to task=sine; "
+                                 f"it applies to: {', '.join(t for t in TASKS if t != 'sine')}")
             if self.algo == "protonet":
                 raise ValueError("algo=protonet needs a classification task; valid tasks: "
                                  f"{', '.join(t for t in TASKS if t != 'sine')}")
@@ -89,7 +89,7 @@ class MamlConfig(RunConfig):
         for name, value in _DEFAULTS[self.task].items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
-        if self.task == "sine":
+        if self.queries is None:
             object.__setattr__(self, "queries", self.shots)
         for name in ("shots", "queries", "eval_queries", "inner_steps", "eval_steps", "meta_batch",
                      "iterations", "log_every", "eval_tasks") + (("ways",) if self.ways is not None else ()):
@@ -113,14 +113,14 @@ def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
 def task_families(config: MamlConfig):
     """The family that meta-trains and the one that evaluates (sine: more query points)."""
     if config.task == "sine":
-        return Sine(config.shots, config.shots), Sine(config.shots, config.eval_queries)
+        return Sine(config.shots, config.queries), Sine(config.shots, config.eval_queries)
     sizes = dict(ways=config.ways, shots=config.shots, queries=config.queries)
     if config.task == "glyphs":
         family = glyphs(**sizes)  # renders the fonts once, then reads its cache
     else:
         where = {"data_dir": config.data_dir} if config.data_dir else {}
         family = omniglot(**where, download=config.download, **sizes)
-    return family, family
+    return family, family.with_queries(config.eval_queries)
 
 
 def run(config: MamlConfig, run) -> dict:

@@ -59,6 +59,14 @@ def test_bad_input_is_one_line_naming_the_value(overrides, message):
     assert "\n" not in str(error.value)
 
 
+def test_query_defaults_follow_finn_et_al_in_training_and_are_larger_for_evaluation():
+    sine = build_config(MamlConfig, {"shots": "5"})
+    assert (sine.queries, sine.eval_queries) == (5, 100)
+    images = build_config(MamlConfig, {"task": "glyphs", "shots": "5"})
+    assert (images.ways, images.queries, images.eval_queries) == (5, 5, 15)
+    assert build_config(MamlConfig, {"task": "glyphs", "queries": "2", "eval_queries": "3"}).queries == 2
+
+
 def test_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
     monkeypatch.setattr(maml, "save_plots", lambda *args: None)  # slow, and drawn in the CLI test
     # logging windows straddle the checkpoint; the baseline is checkpointed too

@@ -94,6 +94,7 @@ def test_same_seed_same_tasks_other_seed_other_tasks():
     (dict(shots=3, queries=3),
      "shots + queries = 3 + 3 exceeds the 5 images per class; valid: shots + queries <= 5"),
     (dict(shots=0), "shots=0; valid: an integer >= 1"),
+    (dict(queries=0), "queries=0; valid: an integer >= 1"),
 ])
 def test_impossible_settings_raise_one_line(kwargs, message):
     settings = dict(ways=2, shots=1, queries=1, rotations=False) | kwargs
@@ -149,3 +150,13 @@ def test_make_model_has_one_output_per_way():
     family = ImageTasks(coded_images(), ways=3, shots=1, queries=1, rotations=False)
     tasks = family.sample("test", 2, torch.Generator().manual_seed(0))
     assert family.make_model(torch.Generator().manual_seed(0))(tasks.query_x[0]).shape == (3, 3)
+
+
+def test_with_queries_draws_more_queries_from_the_same_classes():
+    family = ImageTasks(coded_images(), ways=2, shots=1, queries=1, rotations=True)
+    more = family.with_queries(4)
+    assert family.queries == 1 and more.queries == 4 and more.images is family.images
+    tasks = more.sample("train", 3, torch.Generator().manual_seed(0))
+    assert tasks.query_x.shape == (3, 8, 1, 28, 28) and tasks.query_y.tolist()[0] == [0] * 4 + [1] * 4
+    with pytest.raises(ValueError, match=r"shots \+ queries = 1 \+ 5 exceeds the 5 images per class"):
+        family.with_queries(5)
