@@ -3,9 +3,9 @@
 One meta-training step (meta-loss, backward, Adam) on the same tasks and weights, engines
 interleaved repeat by repeat so both see the same machine load. Cases: second-order MAML on sine
 (1-40-40-1 MLP, K = 10, meta-batch 25; 1 and 5 inner steps) and FOMAML on glyphs (conv-4, 5-way
-1-shot, 15 queries per class, meta-batch 32, 1 inner step; the functional engine refuses
-second-order MAML through BatchNorm). One torch thread: on small models more threads only add
-synchronisation (and spin-wait badly on a shared machine).
+1-shot, meta-batch 32, 1 inner step; 1 query per class as in the scenario's meta-training, and 15;
+the functional engine refuses second-order MAML through BatchNorm). One torch thread unless the
+case says two: on small models more threads only add synchronisation.
 """
 from __future__ import annotations
 
@@ -22,32 +22,33 @@ REPEATS = 7
 
 
 def main() -> str:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        cases = [("maml, sine K=10, batch 25, 1 step", "maml", Sine(10, 10), 25, 1, 0.01),
-                 ("maml, sine K=10, batch 25, 5 steps", "maml", Sine(10, 10), 25, 5, 0.01),
-                 ("fomaml, glyphs 5-way 1-shot, batch 32, 1 step", "fomaml", glyphs(ways=5, shots=1, queries=15), 32,
-                  1, 0.4)]
-        rows = []
-        for case in cases:
-            rows += _compare(*case)
-    finally:
-        torch.set_num_threads(threads)
+    sine = Sine(10, 10)
+    cases = [("maml, sine K=10, batch 25, 1 step", "maml", sine, 25, 1, 0.01, 1),
+             ("maml, sine K=10, batch 25, 5 steps", "maml", sine, 25, 5, 0.01, 1)]
+    for queries, threads in ((1, 1), (1, 2), (15, 1)):
+        cases.append((f"fomaml, glyphs 5-way 1-shot, {queries} quer{'y' if queries == 1 else 'ies'}/class, "
+                      f"batch 32, {threads} thread{'s' * (threads > 1)}", "fomaml",
+                      glyphs(ways=5, shots=1, queries=queries), 32, 1, 0.4, threads))
+    rows = [row for case in cases for row in _compare(*case)]
     header = ["case", "engine", "step (s)", "± (s)", "tasks / s", "speed-up", "peak memory growth (MiB)"]
     intro = __doc__.split("\n\n")[1].replace("\n", " ")
     return f"## MAML meta-training: functional vs learn2learn\n\n{intro}\n\n{markdown_table(header, rows)}"
 
 
-def _compare(name, algo, family, meta_batch, steps, inner_lr) -> list[list[object]]:
+def _compare(name, algo, family, meta_batch, steps, inner_lr, threads) -> list[list[object]]:
     generator = torch.Generator().manual_seed(0)
     model = family.make_model(generator)
     tasks = family.sample("train", meta_batch, generator)
     learners = {engine: make_learner(algo, copy.deepcopy(model), family.kind, engine=engine,
                                      inner_lr=inner_lr, inner_steps=steps) for engine in ENGINES}
     steps_of = {engine: (lambda learner=learner: learner.meta_step(tasks)) for engine, learner in learners.items()}
-    memory = {engine: peak_memory(step) / 2**20 for engine, step in steps_of.items()}  # first, cold step
-    times = time_interleaved(steps_of, repeats=REPEATS)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        memory = {engine: peak_memory(step) / 2**20 for engine, step in steps_of.items()}  # first, cold step
+        times = time_interleaved(steps_of, repeats=REPEATS)
+    finally:
+        torch.set_num_threads(previous)
     baseline = summarize(times["learn2learn"])[0]
     rows = []
     for engine in ENGINES:
