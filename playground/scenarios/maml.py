@@ -55,7 +55,8 @@ class MamlConfig(RunConfig):
     shots: int | None = option(None, "support examples per class (sine: points), default 10 sine, 1 images")
     ways: int | None = option(None, "classes per task (images only), default 5")
     queries: int | None = option(None, "query examples per class in meta-training, default = shots (Finn et al.)")
-    eval_queries: int | None = option(None, "query examples of a held-out task: sine points, default 100; images per class, 15")
+    eval_queries: int | None = option(None, "query examples of a held-out task, default 100 points (sine), "
+                                      "15 per class (images)")
     inner_lr: float | None = option(None, "inner-loop SGD rate α, default 0.01 sine, 0.4 images")
     inner_steps: int = option(1, "inner steps in meta-training")
     eval_steps: int = option(10, "adaptation steps at evaluation (curve 0..eval_steps)")
