@@ -5,6 +5,7 @@ import json
 
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torch.func import functional_call
 
 from metalearn.fewshot.sine import sample_sine_params, sine
@@ -59,6 +60,7 @@ def error_vs_steps(summary: dict, labels: dict, kind: str) -> Figure:
         ax.plot(steps, mean, marker="o", label=label)
         ax.fill_between(steps, mean - ci, mean + ci, alpha=0.2)
     ax.set(xlabel="adaptation steps", ylabel=f"query {name} (test tasks)", title="after adaptation")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     return fig
 
