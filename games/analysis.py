@@ -24,6 +24,9 @@ def field_jacobian(game: Game, z: Tensor) -> Tensor:  # (d, d)
 
 
 def eigenvalues(matrix: Tensor) -> Tensor:  # (d,) complex, sorted by real then imaginary part
+    """The spectrum; all NaN for a matrix with a non-finite entry (LAPACK may never return on one)."""
+    if not torch.isfinite(matrix).all():
+        return torch.full(matrix.shape[:1], complex("nan+nanj"), dtype=_complex(matrix.dtype))
     values = torch.linalg.eigvals(matrix)
     order = sorted(range(len(values)), key=lambda k: (values[k].real.item(), values[k].imag.item()))
     return values[order]
@@ -50,7 +53,12 @@ def update_jacobian(game: Game, dynamics: Dynamics, z: Tensor) -> Tensor:
 
 
 def spectral_radius(matrix: Tensor) -> float:
-    return torch.linalg.eigvals(matrix).abs().max().item()
+    """max |λ|; NaN for a matrix with a non-finite entry."""
+    return eigenvalues(matrix).abs().max().item()
+
+
+def _complex(dtype: torch.dtype) -> torch.dtype:
+    return torch.complex128 if dtype == torch.float64 else torch.complex64
 
 
 def predicted_rate(game: Game, dynamics: Dynamics, z: Tensor | None = None) -> float | None:

@@ -1,27 +1,28 @@
 """The command line: `playground list | run | sweep | report | demo`.
 
-Bad input (unknown scenario or option, a malformed override, a value of the wrong type or range, an
-unwritable --out) exits with status 2 and one line on stderr; Ctrl-C exits with 130 after the run
-directory has its summary.
+Exit status: 0 done; 2 bad input (an unknown scenario or option, a malformed or out-of-range
+value, an --out that is unwritable or holds another run), with one line on stderr and nothing run;
+1 a bug (ours, or in a user's game or scenario), with its traceback, after the run directory got
+its summary; 128 + the signal's number after Ctrl-C (130) or SIGTERM (143), what was logged kept.
+Heavy modules are imported inside `main`, so Ctrl-C during start-up stops cleanly too.
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
 
-from playground.config import build_config, format_options, split_override
-from playground.runner import execute
-from playground.scenarios import SCENARIOS, get_scenario
+from playground.errors import BadInput, Interrupted
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
-        raise ValueError(message)
+        raise BadInput(message)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("scenario")
     run.add_argument("overrides", nargs="*", metavar="key=value")
     run.add_argument("--out", type=Path, help="run directory (default runs/SCENARIO/<timestamp>)")
+    run.add_argument("--overwrite", action="store_true", help="replace what --out holds")
 
     sweep = commands.add_parser("sweep", help="a grid: playground sweep SCENARIO key=a,b,c ...")
     sweep.add_argument("scenario")
@@ -42,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=int, default=1, help="runs at once (local launcher)")
     sweep.add_argument("--launcher", choices=("local", "ray"), default="local")
     sweep.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    sweep.add_argument("--overwrite", action="store_true", help="replace what --out holds")
 
     report = commands.add_parser("report", help="an HTML page comparing runs")
     report.add_argument("dirs", nargs="+", type=Path, help="run directories, or folders of them")
@@ -55,18 +58,28 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         args = _parser().parse_args(argv)
         return _COMMANDS[args.command](args, argv)
-    except ValueError as error:
+    except BadInput as error:
         print(f"playground: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print("playground: interrupted; what was logged is kept", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + getattr(stop, "signum", signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    raise Interrupted(signum)
 
 
 def _list(args, argv) -> int:
+    from playground.config import format_options
+    from playground.scenarios import SCENARIOS
+
     for scenario in SCENARIOS.values():
         print(f"{scenario.name}: {scenario.help}")
         for line in format_options(scenario.config):
@@ -75,28 +88,35 @@ def _list(args, argv) -> int:
 
 
 def _run(args, argv) -> int:
+    from playground.config import build_config, parse_overrides
+    from playground.runner import execute
+    from playground.scenarios import get_scenario
+
     scenario = get_scenario(args.scenario)
-    config = build_config(scenario.config, dict(split_override(o) for o in args.overrides))
+    config = build_config(scenario.config, parse_overrides(args.overrides))
     out = args.out or _timestamped(Path("runs") / scenario.name)
-    _check_writable(out)
-    summary = execute(scenario, config, out, argv=["playground", *argv])
+    summary = execute(scenario, config, out, argv=["playground", *argv], overwrite=args.overwrite)
     print(f"{out}: {_headline(summary)}")
     return 0
 
 
 def _sweep(args, argv) -> int:
+    from playground.config import split_override
+    from playground.scenarios import get_scenario
     from playground.sweep import grid, run_sweep
 
     scenario = get_scenario(args.scenario)
     if args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+        raise BadInput(f"--workers must be at least 1, got {args.workers}")
     points = grid(scenario, [split_override(o) for o in args.overrides])
     out = args.out or _timestamped(Path("runs") / f"{scenario.name}-sweep")
-    _check_writable(out)
-    table = run_sweep(scenario, points, out, workers=args.workers, launcher=args.launcher,
-                      address=args.address)
-    print(f"sweep: {len(points)} runs, table {table}")
-    return 0
+    table, statuses = run_sweep(scenario, points, out, workers=args.workers, launcher=args.launcher,
+                                address=args.address, overwrite=args.overwrite)
+    counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
+    print(f"sweep: {len(points)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}), table {table}")
+    if "interrupted" in statuses:
+        raise KeyboardInterrupt
+    return EXIT_FAILED if "failed" in statuses else 0
 
 
 def _report(args, argv) -> int:
@@ -111,7 +131,6 @@ def _report(args, argv) -> int:
 def _demo(args, argv) -> int:
     from playground.demo import run_demo
 
-    _check_writable(args.out)
     path = run_demo(args.out, args.scenarios)
     print(f"demo report: {path}")
     return 0
@@ -126,16 +145,6 @@ def _timestamped(parent: Path) -> Path:
     while path.exists():
         path, n = parent / f"{stamp}-{n}", n + 1
     return path
-
-
-def _check_writable(path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.touch()
-        probe.unlink()
-    except OSError as error:
-        raise ValueError(f"cannot write to --out {str(path)!r}: {error.strerror or error}") from None
 
 
 def _headline(summary: dict) -> str:

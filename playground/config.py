@@ -1,14 +1,21 @@
 """Turning `key=value` overrides into a scenario's typed config.
 
 Types follow the config dataclass's annotations: int, float, str, bool, tuple[float, ...] and
-tuple[int, ...] (written `key=1,2`), and `X | None` (written `key=none`).
+tuple[int, ...] (written `key=1,2`), and `X | None` (written `key=none`). Every float must be
+finite; a field's `option(..., min=, max=, choices=)` bounds are checked here, once for all
+scenarios. Any `ValueError` while the config is built (here, in the config's `__post_init__`, or
+in a library factory it calls) is the user's: it comes out as `BadInput`.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
-from typing import Any
+from typing import Any, Iterable
+
+from playground.devices import resolve_device
+from playground.errors import BadInput
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -17,40 +24,84 @@ _FALSE = {"false", "0", "no", "off"}
 def split_override(text: str) -> tuple[str, str]:
     """'lr=0.1' -> ('lr', '0.1')."""
     key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise ValueError(f"malformed override {text!r}; expected key=value")
+    if not sep or not key.strip():
+        raise BadInput(f"malformed override {text!r}; expected key=value")
     return key.strip(), value.strip()
 
 
+def parse_overrides(texts: Iterable[str]) -> dict[str, str]:
+    """`key=value` texts as a dict; a key given twice is an error, never a silent choice."""
+    overrides: dict[str, str] = {}
+    for text in texts:
+        key, value = split_override(text)
+        if key in overrides:
+            raise BadInput(f"option {key!r} given twice ({key}={overrides[key]}, {key}={value}); give it once")
+        overrides[key] = value
+    return overrides
+
+
 def build_config(config_type: type, overrides: dict[str, str]) -> Any:
-    """The config with each override parsed to its field's type (and validated by the config)."""
+    """The config with each override parsed to its field's type, bounded, and validated."""
     hints = typing.get_type_hints(config_type)
-    known = [f.name for f in dataclasses.fields(config_type)]
+    fields = {f.name: f for f in dataclasses.fields(config_type)}
     values = {}
     for key, text in overrides.items():
-        if key not in known:
-            raise ValueError(f"unknown option {key!r}; valid: {', '.join(known)}")
+        if key not in fields:
+            raise BadInput(f"unknown option {key!r}; valid: {', '.join(fields)}")
         values[key] = parse_value(key, text, hints[key])
-    config = config_type(**values)
-    if config.threads is not None and config.threads < 0:
-        raise ValueError(f"threads={config.threads}; valid: an integer >= 0 (0: torch's default)")
+        check_bounds(fields[key], values[key])
+    try:
+        config = config_type(**values)
+        for field in fields.values():  # defaults a __post_init__ filled in
+            check_bounds(field, getattr(config, field.name))
+        resolve_device(config.device)
+    except BadInput:
+        raise
+    except ValueError as error:
+        raise BadInput(str(error)) from None
     return config
 
 
+def check_bounds(field: dataclasses.Field, value: Any) -> None:
+    """The field's `min`, `max` and `choices` (from `option`), item by item for a list."""
+    bounds = field.metadata
+    for item in value if isinstance(value, tuple) else (value,):
+        if item is None:
+            continue
+        low, high = bounds.get("min"), bounds.get("max")
+        if ("choices" in bounds and item not in bounds["choices"]) or \
+                (low is not None and item < low) or (high is not None and item > high):
+            raise BadInput(f"{field.name}={format_value(item)}; valid: {_valid_text(bounds)}")
+
+
+def _valid_text(bounds: Any) -> str:
+    low, high = bounds.get("min"), bounds.get("max")
+    if "choices" in bounds:
+        return ", ".join(map(format_value, bounds["choices"]))
+    if low is not None and high is not None:
+        return f"from {low} to {high}"
+    return f">= {low}" if low is not None else f"<= {high}"
+
+
 def parse_value(key: str, text: str, annotation: Any) -> Any:
-    """Parse `text` as the type `annotation`; one-line ValueError naming the key on failure."""
+    """Parse `text` as the type `annotation`; one-line `BadInput` naming the key on failure."""
     options = typing.get_args(annotation)
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in options:
         if text.lower() == "none":
             return None
         (annotation,) = [a for a in options if a is not type(None)]
+    is_list = typing.get_origin(annotation) is tuple
+    kind = typing.get_args(annotation)[0] if is_list else annotation
+    parts = ([part.strip() for part in text.split(",")] if text.strip() else []) if is_list else [text]
+    if is_list and "" in parts:
+        raise BadInput(f"{key}={text!r} has an empty item; valid: a {_type_text(annotation)}")
     try:
-        if typing.get_origin(annotation) is tuple:
-            item = typing.get_args(annotation)[0]
-            return tuple(_scalar(item, part.strip()) for part in text.split(",") if part.strip())
-        return _scalar(annotation, text)
+        values = tuple(_scalar(kind, part) for part in parts)
     except ValueError:
-        raise ValueError(f"{key}={text!r} is not a valid {_type_text(annotation)}") from None
+        raise BadInput(f"{key}={text!r} is not a valid {_type_text(annotation)}") from None
+    if kind is float and not all(map(math.isfinite, values)):
+        raise BadInput(f"{key}={text}: not finite; valid: finite numbers (no nan or inf)")
+    return values if is_list else values[0]
 
 
 def _scalar(kind: type, text: str) -> Any:
@@ -61,10 +112,13 @@ def _scalar(kind: type, text: str) -> Any:
             return False
         raise ValueError(text)
     if kind is int:
-        number = float(text)
-        if not number.is_integer():
-            raise ValueError(text)
-        return int(number)
+        try:
+            return int(text)
+        except ValueError:
+            number = float(text)  # 1e3
+            if not number.is_integer():
+                raise ValueError(text) from None
+            return int(number)
     return kind(text)
 
 
@@ -85,13 +139,15 @@ def config_dict(config: Any) -> dict[str, Any]:
 
 
 def format_options(config_type: type) -> list[str]:
-    """One line per option: `name (type, default X): help`."""
+    """One line per option: `name (type, default X): help [valid: bounds]`."""
     hints = typing.get_type_hints(config_type)
     lines = []
     for f in dataclasses.fields(config_type):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        kind = _type_text(hints[f.name])
-        lines.append(f"{f.name} ({kind}, default {format_value(default) or '(empty)'}): {f.metadata.get('help', '')}")
+        bounds = any(name in f.metadata for name in ("min", "max", "choices"))
+        valid = f" [valid: {_valid_text(f.metadata)}]" if bounds else ""
+        lines.append(f"{f.name} ({_type_text(hints[f.name])}, default {format_value(default) or '(empty)'}): "
+                     f"{f.metadata.get('help', '')}{valid}")
     return lines
 
 

@@ -1,7 +1,6 @@
 """`make demo`: every scenario's curated runs on small defaults, then one report of them all."""
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -19,10 +18,8 @@ def run_demo(out: Path, names: list[str] | None = None) -> Path:
         label = overrides.pop("label")
         directory = Path(out) / scenario.name / label
         print(f"[{index}/{len(jobs)}] {scenario.name} {label}", file=sys.stderr, flush=True)
-        if directory.exists():
-            shutil.rmtree(directory)  # the demo replaces its own previous runs
         texts = {k: format_value(v) for k, v in overrides.items()}
         config = build_config(scenario.config, texts)
-        execute(scenario, config, directory,
+        execute(scenario, config, directory, overwrite=True,  # the demo replaces its own previous runs
                 argv=["playground", "demo", scenario.name, *(f"{k}={v}" for k, v in texts.items())])
     return write_report([Path(out)], Path(out) / "report.html")

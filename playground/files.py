@@ -1,7 +1,10 @@
-"""Atomic file writes: a killed process leaves the old file or the new one, never half of one."""
+"""Atomic file writes of strict JSON: a killed process leaves the old file or the new one, never
+half of one, and no file holds the NaN or Infinity tokens that strict JSON parsers reject (a
+non-finite number is written as null, and the writer lists where)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -28,7 +31,33 @@ def write_atomic(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
 
 
 def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, lambda f: json.dump(obj, f, indent=2, sort_keys=False, default=_jsonable))
+    """`obj` as indented strict JSON (see `strict`)."""
+    text = json.dumps(strict(obj)[0], indent=2, allow_nan=False)
+    write_atomic(path, lambda f: f.write(text))
+
+
+def strict(obj: Any) -> tuple[Any, list[str]]:
+    """`obj` as plain JSON values (tensors and arrays as lists, tuples as lists, paths as text),
+    with every non-finite float replaced by None; and the top-level keys where that happened."""
+    if isinstance(obj, dict):
+        plain, nonfinite = {}, []
+        for key, value in obj.items():
+            plain[key], found = strict(value)
+            if found:
+                nonfinite.append(key)
+        return plain, nonfinite
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
+        return strict(obj.tolist())
+    if isinstance(obj, (list, tuple, set)):
+        items = [strict(v) for v in obj]
+        return [v for v, _ in items], ["*"] if any(found for _, found in items) else []
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None, ["*"]
+    if isinstance(obj, Path):
+        return str(obj), []
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj, []
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
 
 
 def read_json(path: Path) -> Any:
@@ -36,23 +65,20 @@ def read_json(path: Path) -> Any:
         return json.load(f)
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """The rows of a JSON-lines file; a torn last line (a run killed mid-write) is skipped."""
-    rows = []
+def read_jsonl(path: Path) -> tuple[list[dict], int]:
+    """The rows of a JSON-lines file and the number of lines that were not a JSON object (a line
+    torn by a killed writer): each is skipped, the rows after it are kept."""
+    rows, torn = [], 0
     with open(path) as f:
         for line in f:
+            if not line.strip():
+                continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
-                break
-    return rows
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
-        return value.tolist()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+                row = None
+            if isinstance(row, dict):
+                rows.append(row)
+            else:
+                torn += 1
+    return rows, torn

@@ -1,8 +1,11 @@
 """`playground report`: one self-contained HTML page comparing runs.
 
 The page has a summary table (one row per run: scenario, the options that differ between runs, the
-headline metrics), the curves of the runs of each scenario overlaid on shared axes, and each run's
-own plots, all images embedded.
+headline metrics, the status), the curves of the runs of each scenario overlaid on shared axes, and
+each run's own plots, all images embedded. A damaged run never stops the page: a torn line of
+metrics.jsonl skips that line and flags the run; a missing or unreadable summary.json or
+config.json shows the run as unfinished or unreadable, naming the file. Text is drawn literally
+(no mathtext), whatever a run is called.
 """
 from __future__ import annotations
 
@@ -11,6 +14,9 @@ import html
 import io
 from pathlib import Path
 
+import matplotlib
+
+from playground.errors import BadInput
 from playground.files import read_json, read_jsonl, write_atomic
 from playground.plots import overlay_curves
 
@@ -19,7 +25,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; 
 table { border-collapse: collapse; font-size: 13px; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
 th { background: #f3f3f3; } td.name { text-align: left; font-family: monospace; }
-tr.diverged td { background: #fff1f0; } img { max-width: 100%; }
+tr.diverged td { background: #fff1f0; } tr.problem td { background: #fff8e1; } img { max-width: 100%; }
 details { margin: .5em 0; } summary { cursor: pointer; font-weight: 600; }
 .plots img { max-width: 48%; margin: 4px; border: 1px solid #eee; }
 """
@@ -30,22 +36,31 @@ def find_runs(paths: list[Path]) -> list[Path]:
     found: dict[Path, None] = {}
     for path in paths:
         if not path.is_dir():
-            raise ValueError(f"not a directory: {str(path)!r}")
+            raise BadInput(f"not a directory: {str(path)!r}")
         if (path / "config.json").exists():
             found[path] = None
         for config in sorted(path.rglob("config.json")):
             found[config.parent] = None
     if not found:
-        raise ValueError(f"no run directories (with config.json) under {', '.join(map(str, paths))}")
+        raise BadInput(f"no run directories (with config.json) under {', '.join(map(str, paths))}")
     return list(found)
 
 
 def write_report(paths: list[Path], out: Path) -> Path:
     runs = find_runs([Path(p) for p in paths])
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    page = render(runs, base=out.parent)
-    write_atomic(out, lambda f: f.write(page))
+    if out.is_dir():
+        raise BadInput(f"--out {str(out)!r} is a directory; valid: a file path such as {str(out / 'report.html')!r}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BadInput(f"cannot write --out {str(out)!r}: {error.strerror or error}") from None
+    with matplotlib.rc_context({"text.parse_math": False}):
+        page = render(runs, base=out.parent)
+    try:
+        write_atomic(out, lambda f: f.write(page))
+    except OSError as error:
+        raise BadInput(f"cannot write --out {str(out)!r}: {error.strerror or error}") from None
     return out
 
 
@@ -54,6 +69,9 @@ def render(runs: list[Path], base: Path) -> str:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>playground report</title>"
              f"<style>{_STYLE}</style></head><body><h1>playground report</h1>",
              f"<p>{len(records)} runs.</p>", _summary_table(records)]
+    problems = [f"<li>{html.escape(r['name'])}: {html.escape(p)}</li>" for r in records for p in r["problems"]]
+    if problems:
+        parts.append(f"<h2>Damaged runs</h2><ul>{''.join(problems)}</ul>")
     for scenario in dict.fromkeys(r["scenario"] for r in records):
         group = [r for r in records if r["scenario"] == scenario]
         parts.append(f"<h2>{html.escape(scenario)}</h2>")
@@ -71,28 +89,60 @@ def render(runs: list[Path], base: Path) -> str:
 
 
 def _load(run: Path, base: Path) -> dict:
-    config = read_json(run / "config.json")
-    summary = read_json(run / "summary.json") if (run / "summary.json").exists() else {"unfinished": True}
-    metrics = read_jsonl(run / "metrics.jsonl") if (run / "metrics.jsonl").exists() else []
+    """What the page shows of one run, and `problems`: each damaged or missing file, named."""
     try:
         name = str(run.relative_to(base))
     except ValueError:
         name = str(run)
-    return {"name": name, "scenario": config["scenario"], "config": config["config"],
-            "summary": summary, "metrics": metrics, "plots": sorted(run.glob("*.png"))}
+    problems = []
+    config = _read_object(run / "config.json", problems)
+    if config is not None and not (isinstance(config.get("scenario"), str) and isinstance(config.get("config"), dict)):
+        problems.append("config.json: no scenario and config in it")
+        config = None
+    summary = _read_object(run / "summary.json", problems, missing_ok=True)
+    metrics = []
+    if (run / "metrics.jsonl").exists():
+        try:
+            metrics, torn = read_jsonl(run / "metrics.jsonl")
+        except (OSError, UnicodeDecodeError) as error:
+            torn, problems = 0, problems + [f"metrics.jsonl unreadable: {error}"]
+        if torn:
+            problems.append(f"metrics.jsonl: {torn} damaged line{'s' if torn > 1 else ''} skipped")
+    return {"name": name, "scenario": config["scenario"] if config else "(unreadable config.json)",
+            "config": config["config"] if config else {}, "summary": summary or {},
+            "status": _status(summary, config), "problems": problems,
+            "metrics": [r for r in metrics if isinstance(r.get("step"), (int, float))],
+            "plots": sorted(run.glob("*.png"))}
+
+
+def _read_object(path: Path, problems: list[str], missing_ok: bool = False) -> dict | None:
+    try:
+        value = read_json(path)
+    except FileNotFoundError:
+        if not missing_ok:
+            problems.append(f"{path.name} missing")
+        return None
+    except (OSError, ValueError) as error:
+        problems.append(f"{path.name} unreadable: {error}")
+        return None
+    if not isinstance(value, dict):
+        problems.append(f"{path.name} unreadable: not a JSON object")
+        return None
+    return value
 
 
 def _summary_table(records: list[dict]) -> str:
     differing = _differing_options(records)
     metrics = list(dict.fromkeys(k for r in records for k, v in r["summary"].items()
                                  if _is_number(v) and k != "wall_s"))[:14]
-    header = ["run", "scenario", *differing, *metrics, "diverged", "wall s"]
+    header = ["run", "scenario", *differing, *metrics, "status", "wall s"]
     rows = []
     for r in records:
         cells = [r["name"], r["scenario"], *(r["config"].get(k, "") for k in differing),
                  *(r["summary"].get(k, "") for k in metrics),
-                 _status(r["summary"]), r["summary"].get("wall_s", "")]
-        css = " class='diverged'" if r["summary"].get("diverged") else ""
+                 r["status"] + (" (damaged files)" if r["problems"] else ""), r["summary"].get("wall_s", "")]
+        css = (" class='diverged'" if r["summary"].get("diverged")
+               else " class='problem'" if r["problems"] or r["status"] != "finished" else "")
         rows.append(f"<tr{css}>" + "".join(
             f"<td{' class=name' if i == 0 else ''}>{html.escape(_fmt(c))}</td>"
             for i, c in enumerate(cells)) + "</tr>")
@@ -105,14 +155,19 @@ def _differing_options(records: list[dict]) -> list[str]:
     return [k for k in keys if len({repr(r["config"].get(k)) for r in records}) > 1]
 
 
-def _status(summary: dict) -> str:
-    if summary.get("interrupted"):
-        return "interrupted"
-    if "error" in summary:
-        return "error"
-    if summary.get("diverged"):
-        return f"yes (step {summary.get('diverged_step')})"
-    return "no"
+def _status(summary: dict | None, config: dict | None) -> str:
+    """finished, diverged (with its step), interrupted, failed (with the error), unfinished (no
+    summary: still running, or killed), or unreadable."""
+    if summary is None:
+        return "unreadable" if config is None else "unfinished"
+    state = summary.get("status") or ("interrupted" if summary.get("interrupted") else
+                                      "failed" if "error" in summary else
+                                      "diverged" if summary.get("diverged") else "finished")
+    if state == "diverged":
+        return f"diverged (step {summary.get('diverged_step')})"
+    if state == "failed" and isinstance(summary.get("error"), dict):
+        return f"failed ({summary['error'].get('type')})"
+    return state
 
 
 def _is_number(value) -> bool:

@@ -1,14 +1,14 @@
 """One run: a run directory, its logged metrics, and the summary written when it ends.
 
-A run directory holds `config.json` (resolved config, seed, command line, package versions),
-`metrics.jsonl` (one JSON object per logged step), `summary.json` (written atomically at the end,
-also after a divergence, an error in the input or Ctrl-C) and the scenario's PNG plots.
+A run directory holds `config.json` (resolved config, seed, command line, package versions, the
+device), `metrics.jsonl` (one JSON object per logged step), `summary.json` (written atomically at
+the end, whatever the outcome, with its `status`) and the scenario's PNG plots. Every file is
+strict JSON: a non-finite number is written as null and listed under "nonfinite".
 """
 from __future__ import annotations
 
 import importlib.metadata
 import json
-import math
 import platform
 import random
 import subprocess
@@ -23,18 +23,25 @@ import torch
 from tqdm import tqdm
 
 from playground.config import config_dict
-from playground.files import write_atomic, write_json
+from playground.devices import resolve_device
+from playground.files import strict, write_atomic, write_json
+from playground.rundir import claim
 from playground.scenario import Scenario
 
 _PACKAGES = ("torch", "numpy", "learn2learn", "gymnasium", "matplotlib")
+METRICS = "metrics.jsonl"
 
 
 class Run:
     """What a scenario's `run` function gets: where to log, plot and report progress."""
 
-    def __init__(self, directory: Path, tensorboard: bool = False, progress: bool | None = None):
+    def __init__(self, directory: Path, tensorboard: bool = False, progress: bool | None = None,
+                 device: torch.device = torch.device("cpu")):
         self.dir = Path(directory)
-        self._metrics = open(self.dir / "metrics.jsonl", "a")
+        self.device = device  # where the scenario puts its models and tensors
+        path = self.dir / METRICS
+        self.rows = sum(1 for _ in open(path)) if path.exists() else 0  # rows in metrics.jsonl
+        self._metrics = open(path, "a")
         self._show_progress = sys.stderr.isatty() if progress is None else progress
         self._tensorboard = _summary_writer(self.dir) if tensorboard else None
         self.last_row: dict[str, Any] = {}
@@ -42,21 +49,35 @@ class Run:
         self.first_nonfinite_step: int | None = None
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
-        """Append one row `{"step": step, **metrics}` to metrics.jsonl."""
-        row = {"step": int(step), **{k: _plain(v) for k, v in metrics.items()}}
-        self._metrics.write(json.dumps(row) + "\n")
+        """Append one row `{"step": step, **metrics}` to metrics.jsonl: strict JSON, a non-finite
+        number written as null and its key listed under "nonfinite"."""
+        row, nonfinite = strict({"step": int(step), **metrics})
+        if nonfinite:
+            row["nonfinite"] = nonfinite
+        self._metrics.write(json.dumps(row, allow_nan=False) + "\n")
         self._metrics.flush()
+        self.rows += 1
         self.last_row = row
+        if nonfinite and self.first_nonfinite_step is None:
+            self.first_nonfinite_step = int(step)
         for key, value in row.items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or key == "step":
                 continue
-            if math.isfinite(value):
-                if self.first_nonfinite_step is None:
-                    self.last_finite[key] = value
-            elif self.first_nonfinite_step is None:
-                self.first_nonfinite_step = int(step)
-            if self._tensorboard is not None and key != "step":
+            if self.first_nonfinite_step is None:
+                self.last_finite[key] = value
+            if self._tensorboard is not None:
                 self._tensorboard.add_scalar(key, value, int(step))
+
+    def truncate_metrics(self, rows: int) -> None:
+        """Keep the first `rows` rows of metrics.jsonl (a run resumed in place from a checkpoint
+        taken when it held that many), so no row is written twice."""
+        self._metrics.close()
+        path = self.dir / METRICS
+        with open(path) as f:
+            kept = [line for _, line in zip(range(rows), f)]
+        write_atomic(path, lambda f: f.writelines(kept))
+        self.rows = len(kept)
+        self._metrics = open(path, "a")
 
     def progress(self, iterable: Iterable, total: int | None = None, desc: str | None = None):
         """`iterable` with a progress bar on a terminal; silent otherwise."""
@@ -83,25 +104,37 @@ class Run:
 
 
 def execute(scenario: Scenario, config: Any, directory: Path, argv: list[str] | None = None,
-            progress: bool | None = None) -> dict:
+            progress: bool | None = None, overwrite: bool = False) -> dict:
     """Run `scenario` with `config` in `directory`; return the summary (also in summary.json).
 
-    A `ValueError` raised by the scenario is bad input found late (a missing data directory, say):
-    it is recorded in the summary as `error` and raised again for the CLI to report.
+    The directory must be empty, or hold this run's own files when the config resumes it in place
+    (`resume=` the same directory), or be replaced whole (`overwrite`); it is locked for the run.
+    summary.json always gets a `status`: `finished`, `diverged`, `interrupted` (Ctrl-C, SIGTERM)
+    or `failed`, with `error` (type and message) when failed; the exception is raised again for
+    the caller to report.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    resume = getattr(config, "resume", None)
+    in_place = bool(resume) and Path(resume).resolve() == directory.resolve()
+    with claim(directory, overwrite=overwrite, keep=in_place):
+        return _execute(scenario, config, directory, argv, progress)
+
+
+def _execute(scenario, config, directory, argv, progress) -> dict:
+    device = resolve_device(config.device)
     write_json(directory / "config.json", {
         "scenario": scenario.name,
         "config": config_dict(config),
         "seed": config.seed,
         "command": list(sys.argv if argv is None else argv),
         "versions": versions(),
+        "device": device_info(device),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
     seed_everything(config.seed)
-    run = Run(directory, tensorboard=config.tensorboard, progress=progress)
+    run = Run(directory, tensorboard=config.tensorboard, progress=progress, device=device)
     summary: dict[str, Any] = {"scenario": scenario.name}
+    status = "failed"
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads or threads)
     start = time.perf_counter()
@@ -111,18 +144,26 @@ def execute(scenario: Scenario, config: Any, directory: Path, argv: list[str] | 
             warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated",
                                     category=FutureWarning)
             summary.update(scenario.run(config, run) or {})
+        status = "finished"
     except KeyboardInterrupt:
-        summary.update(interrupted=True, last_logged=run.last_row)
+        status = "interrupted"
+        summary["last_logged"] = run.last_row
         raise
-    except ValueError as error:
-        summary.update(error=str(error), last_logged=run.last_row)
+    except BaseException as error:
+        summary.update(error={"type": type(error).__name__, "message": str(error)},
+                       last_logged=run.last_row)
         raise
     finally:
         torch.set_num_threads(threads)
         run.close()
         summary["wall_s"] = round(time.perf_counter() - start, 3)
-        summary.setdefault("interrupted", False)
         _record_divergence(summary, run)
+        if status == "finished" and summary["diverged"]:
+            status = "diverged"
+        summary = {"status": status, **summary}
+        summary, nonfinite = strict(summary)
+        if nonfinite:
+            summary["nonfinite"] = nonfinite
         write_json(directory / "summary.json", summary)
     return summary
 
@@ -133,6 +174,16 @@ def _record_divergence(summary: dict, run: Run) -> None:
         summary.update(diverged=True, diverged_step=run.first_nonfinite_step,
                        last_finite=run.last_finite)
     summary.setdefault("diverged", False)
+
+
+def device_info(device: torch.device) -> dict[str, Any]:
+    """The device a run used, by name, with the CUDA version torch was built with."""
+    info: dict[str, Any] = {"type": device.type, "torch": torch.__version__, "cuda": torch.version.cuda}
+    if device.type == "cuda":
+        info["name"] = torch.cuda.get_device_name(device)
+    else:
+        info["name"] = platform.processor() or platform.machine()
+    return info
 
 
 def seed_everything(seed: int) -> None:
@@ -161,15 +212,6 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def _plain(value: Any) -> Any:
-    """Tensors and numpy values as plain Python numbers or lists."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
-    return value
 
 
 def _summary_writer(directory: Path):

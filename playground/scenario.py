@@ -16,24 +16,30 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 
-def option(default: Any, help: str, **kwargs) -> Any:
-    """A config field with its one-line help, shown by `playground list`."""
+def option(default: Any, help: str, *, min: float | None = None, max: float | None = None,
+           choices: tuple | None = None, **kwargs) -> Any:
+    """A config field with its one-line help, shown by `playground list`, and the bounds the
+    config parser checks for every scenario (each item of a list): `min`, `max`, `choices`."""
+    bounds = {"min": min, "max": max, "choices": None if choices is None else tuple(choices)}
+    metadata = {"help": help, **{k: v for k, v in bounds.items() if v is not None}}
     if isinstance(default, (list, tuple)):
-        return field(default_factory=lambda: tuple(default), metadata={"help": help}, **kwargs)
-    return field(default=default, metadata={"help": help}, **kwargs)
+        return field(default_factory=lambda: tuple(default), metadata=metadata, **kwargs)
+    return field(default=default, metadata=metadata, **kwargs)
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Options every scenario takes. Scenario configs subclass this.
 
-    Validation of a scenario's own options goes in its `__post_init__`, raising `ValueError` with
-    one line that names the bad value and the valid ones: the CLI turns it into exit status 2.
+    Bounds go in `option(..., min=, max=, choices=)`; checks that relate options go in the
+    config's `__post_init__`, raising `ValueError` with one line that names the bad value and the
+    valid ones: the CLI turns it into exit status 2.
     """
 
-    seed: int = option(0, "random seed: same seed, same numbers")
+    seed: int = option(0, "random seed: same seed, same numbers", min=0, max=2**63 - 1)
     tensorboard: bool = option(False, "also write TensorBoard events to the run directory")
-    threads: int = option(0, "torch CPU threads for the run (0: torch's default)")
+    threads: int = option(0, "torch CPU threads for the run (0: torch's default)", min=0)
+    device: str = option("auto", "torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:N")
 
 
 @dataclass(frozen=True)

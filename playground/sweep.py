@@ -1,59 +1,87 @@
 """A grid sweep: every combination of the given values, one run directory each, and sweep.csv.
 
 `key=a,b,c` sweeps a scalar option over three values; an option that itself takes a list is swept
-with `;` between alternatives (`init='1,1;2,2'`). Re-running a sweep with the same directory skips
-the runs that finished (their summary.json exists and says neither interrupted nor error).
+with `;` between alternatives (`init='1,1;2,2'`). Every point's outcome is in sweep.csv's `status`
+column. A failed point does not stop the others; re-running a sweep with the same directory skips
+the points that finished (or diverged) and redoes the failed, interrupted and missing ones from a
+clean directory. Local workers are separate processes that end when the sweep's process ends, by
+whatever signal; after Ctrl-C no queued point starts.
 """
 from __future__ import annotations
 
 import csv
 import io
 import itertools
+import os
+import queue
 import re
+import signal
+import sys
+import threading
+import traceback
 import typing
-from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-
-from playground.config import build_config
+from playground.config import build_config, parse_value
+from playground.errors import BadInput, Interrupted
 from playground.files import read_json, write_atomic
+from playground.rundir import claim
 from playground.runner import execute
 from playground.scenario import Scenario
 from playground.scenarios import get_scenario
+
+DONE = ("finished", "diverged")  # outcomes a re-run keeps
 
 
 def grid(scenario: Scenario, overrides: list[tuple[str, str]]) -> list[dict[str, str]]:
     """Every combination of the swept values, each validated by building its config."""
     hints = typing.get_type_hints(scenario.config)
-    axes = []
+    axes, seen = [], set()
     for key, text in overrides:
+        if key in seen:
+            raise BadInput(f"option {key!r} given twice; give each option once, its values comma-separated")
+        seen.add(key)
         takes_list = typing.get_origin(hints.get(key)) is tuple or tuple in map(
             typing.get_origin, typing.get_args(hints.get(key)))
         values = [v.strip() for v in text.split(";" if takes_list else ",")]
         if not all(values):
-            raise ValueError(f"empty value in sweep override {key}={text!r}")
+            raise BadInput(f"empty value in sweep override {key}={text!r}")
+        if key in hints:
+            parsed = [repr(parse_value(key, v, hints[key])) for v in values]
+            if len(set(parsed)) < len(parsed):
+                raise BadInput(f"sweep override {key}={text!r} repeats a value; give each value once")
         axes.append([(key, v) for v in values])
     points = [dict(combo) for combo in itertools.product(*axes)]
     for point in points:
         build_config(scenario.config, point)  # bad input fails before anything runs
+    names = [run_name(p) for p in points]
+    if len(set(names)) < len(names):
+        raise BadInput("two grid points map to one run directory name; write their values alike")
     return points
 
 
 def run_sweep(scenario: Scenario, points: list[dict[str, str]], out: Path, workers: int = 1,
-              launcher: str = "local", address: str | None = None) -> Path:
-    """Run the grid `points` into `out/<point>/` and write `out/sweep.csv`; return its path."""
-    directories = [out / run_name(point) for point in points]
-    todo = [(p, d) for p, d in zip(points, directories) if not finished(d)]
-    if todo:
-        jobs = [(scenario.name, p, str(d)) for p, d in todo]
-        if launcher == "ray":
-            _run_ray(jobs, address)
-        else:
-            _run_local(jobs, workers)
-    path = out / "sweep.csv"
-    write_atomic(path, lambda f: f.write(sweep_table(points, directories)))
-    return path
+              launcher: str = "local", address: str | None = None,
+              overwrite: bool = False) -> tuple[Path, list[str]]:
+    """Run the grid `points` into `out/<point>/` and write `out/sweep.csv`; return its path and
+    each point's status. The sweep directory is locked while the sweep runs."""
+    out = Path(out)
+    if (out / "config.json").exists() and not overwrite:
+        raise BadInput(f"--out {str(out)!r} is a run directory, not a sweep's; choose another "
+                       "--out or pass --overwrite")
+    with claim(out, overwrite=overwrite, keep=not overwrite, what="sweep"):
+        directories = [out / run_name(point) for point in points]
+        todo = [(scenario.name, p, str(d)) for p, d in zip(points, directories) if status(d) not in DONE]
+        try:
+            if launcher == "ray":
+                _run_ray(todo, address)
+            else:
+                _run_local(todo, workers)
+        finally:
+            path = out / "sweep.csv"
+            write_atomic(path, lambda f: f.write(sweep_table(points, directories)))
+        return path, [status(d) for d in directories]
 
 
 def run_name(point: dict[str, str]) -> str:
@@ -62,21 +90,28 @@ def run_name(point: dict[str, str]) -> str:
     return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)
 
 
-def finished(directory: Path) -> bool:
-    summary = directory / "summary.json"
-    if not summary.exists():
-        return False
-    data = read_json(summary)
-    return not data.get("interrupted") and "error" not in data
+def status(directory: Path) -> str:
+    """A point's outcome from its summary.json: finished, diverged, interrupted, failed, or
+    `not run` (no summary) and `unreadable`."""
+    try:
+        summary = read_json(directory / "summary.json")
+    except FileNotFoundError:
+        return "not run"
+    except (OSError, ValueError):
+        return "unreadable"
+    if not isinstance(summary, dict):
+        return "unreadable"
+    return summary.get("status") or ("diverged" if summary.get("diverged") else "finished")
 
 
 def sweep_table(points: list[dict[str, str]], directories: list[Path]) -> str:
-    """CSV text: one row per run, its overrides then its scalar summary metrics."""
+    """CSV text: one row per run, its status and overrides, then its scalar summary metrics."""
     rows = []
     for point, directory in zip(points, directories):
-        summary = read_json(directory / "summary.json") if (directory / "summary.json").exists() else {}
-        scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
-        rows.append({"run": directory.name, **point, **scalars})
+        state = status(directory)
+        summary = read_json(directory / "summary.json") if state not in ("not run", "unreadable") else {}
+        scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool)) and k != "status"}
+        rows.append({"run": directory.name, "status": state, **point, **scalars})
     columns = list(dict.fromkeys(key for row in rows for key in row))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns)
@@ -86,34 +121,98 @@ def sweep_table(points: list[dict[str, str]], directories: list[Path]) -> str:
 
 
 def run_point(scenario_name: str, point: dict[str, str], directory: str) -> str:
-    """One grid point, in whichever process the launcher chose."""
+    """One grid point, in whichever process the launcher chose; returns its status. A failed
+    point is reported on stderr (with the traceback when it is a bug) and the sweep goes on."""
     scenario = get_scenario(scenario_name)
     config = build_config(scenario.config, point)
     command = ["playground", "sweep", scenario_name, *(f"{k}={v}" for k, v in point.items())]
     try:
-        execute(scenario, config, Path(directory), argv=command, progress=False)
-    except ValueError as error:  # recorded in the run's summary; the sweep goes on
-        return f"{directory}: {error}"
-    return directory
+        execute(scenario, config, Path(directory), argv=command, progress=False, overwrite=True)
+    except KeyboardInterrupt:
+        return "interrupted"
+    except BadInput as error:
+        print(f"playground: {directory}: {error}", file=sys.stderr)
+    except Exception:
+        print(f"playground: {directory} failed:\n{traceback.format_exc()}", file=sys.stderr)
+    return status(Path(directory))
 
 
 def _run_local(jobs: list[tuple], workers: int) -> None:
     from tqdm import tqdm
 
+    bar = tqdm(total=len(jobs), desc="sweep", leave=False, disable=None)
     if workers == 1:
-        for job in tqdm(jobs, desc="sweep", leave=False, disable=None):
-            run_point(*job)
+        for job in jobs:
+            if run_point(*job) == "interrupted":
+                raise KeyboardInterrupt
+            bar.update()
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        list(tqdm(pool.map(run_point, *zip(*jobs)), total=len(jobs), desc="sweep", leave=False,
-                  disable=None))
+    context = get_context("spawn")
+    tasks, results = context.Queue(), context.Queue()
+    for job in jobs:
+        tasks.put(job)
+    processes = [context.Process(target=_worker, args=(tasks, results, os.getpid()), daemon=True)
+                 for _ in range(min(workers, len(jobs)))]
+    for process in processes:
+        tasks.put(None)  # one stop sign per worker
+        process.start()
+    try:
+        done = 0
+        while done < len(jobs):
+            try:
+                outcome = results.get(timeout=0.5)
+            except queue.Empty:
+                if not any(p.is_alive() for p in processes):
+                    break  # a worker died hard (out of memory, say); its point has no summary
+                continue
+            if outcome == "interrupted":
+                raise KeyboardInterrupt
+            done += 1
+            bar.update()
+    finally:
+        for process in processes:  # Ctrl-C, SIGTERM or a failure here: stop the workers too
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGINT)
+        for process in processes:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.kill()
+
+
+def _worker(tasks, results, parent: int) -> None:
+    """A local sweep worker: runs points until the stop sign. SIGINT or SIGTERM interrupts its
+    current point and starts no other; so does its parent's death, noticed within a second."""
+    stopping = threading.Event()
+
+    def stop(signum, frame):
+        if not stopping.is_set():  # a second signal must not cut the summary's write short
+            stopping.set()
+            raise Interrupted(signum)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+    def watch_parent():
+        while os.getppid() == parent:
+            threading.Event().wait(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    try:
+        while not stopping.is_set():
+            job = tasks.get()
+            if job is None or stopping.is_set():
+                return
+            results.put(run_point(*job))
+    except KeyboardInterrupt:
+        results.put("interrupted")
 
 
 def _run_ray(jobs: list[tuple], address: str | None) -> None:
     try:
         import ray
     except ImportError:
-        raise ValueError("--launcher ray needs Ray: pip install 'ray'") from None
+        raise BadInput("--launcher ray needs Ray: pip install 'ray'") from None
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
@@ -124,5 +223,3 @@ def _run_ray(jobs: list[tuple], address: str | None) -> None:
     finally:
         if started_here:
             ray.shutdown()
-
-

@@ -9,6 +9,7 @@ import importlib
 import os
 import sys
 
+from playground.errors import BadInput
 from playground.scenario import Scenario
 
 _MODULES = ("game", "maml", "metarl", "icl")  # built-in scenario modules of this package
@@ -28,5 +29,5 @@ SCENARIOS: dict[str, Scenario] = _load()
 
 def get_scenario(name: str) -> Scenario:
     if name not in SCENARIOS:
-        raise ValueError(f"unknown scenario {name!r}; valid: {', '.join(sorted(SCENARIOS))}")
+        raise BadInput(f"unknown scenario {name!r}; valid: {', '.join(sorted(SCENARIOS))}")
     return SCENARIOS[name]

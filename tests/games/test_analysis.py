@@ -52,3 +52,11 @@ def test_predicted_and_measured_rates_agree(game_name, dynamics_name, lr):
     z0 = 1e-4 * game.sample_init(torch.Generator().manual_seed(0))
     dist = game.distance(games.play(game, dynamics, z0, 80).params)
     assert games.measured_rate(dist.tolist(), fraction=1.0) == pytest.approx(predicted, abs=5e-3)
+
+
+def test_the_spectrum_of_a_non_finite_matrix_is_nan_not_a_hang():
+    for bad in (float("inf"), float("nan")):
+        matrix = torch.tensor([[1.0, bad], [0.0, 2.0]], dtype=torch.float64)
+        values = games.eigenvalues(matrix)
+        assert values.shape == (2,) and values.dtype == torch.complex128 and values.isnan().all()
+        assert math.isnan(games.spectral_radius(matrix))

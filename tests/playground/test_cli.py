@@ -38,7 +38,7 @@ def test_run_writes_config_metrics_summary_and_plot(cli, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     # closed form: x_T = (1 - ηa)^T x_0
     assert summary["final/x"] == pytest.approx([2 * 0.75**8, -(0.75**8)], rel=1e-12)
-    assert summary["diverged"] is False and summary["interrupted"] is False
+    assert summary["diverged"] is False and summary["status"] == "finished"
     assert (run / "loss.png").stat().st_size > 0
 
 
@@ -60,7 +60,7 @@ def test_same_seed_same_numbers_bit_for_bit(cli, toy, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("args, message", [
     (["run", "nope"], "unknown scenario 'nope'; valid: "),
-    (["run", "toy", "speed=1"], "unknown option 'speed'; valid: seed, tensorboard, threads, lr"),
+    (["run", "toy", "speed=1"], "unknown option 'speed'; valid: seed, tensorboard, threads, device, lr"),
     (["run", "toy", "lr"], "malformed override 'lr'; expected key=value"),
     (["run", "toy", "steps=ten"], "steps='ten' is not a valid int"),
     (["run", "toy", "steps=1.5"], "steps='1.5' is not a valid int"),
@@ -121,7 +121,7 @@ def test_ctrl_c_keeps_what_was_logged_and_marks_the_summary(tmp_path):
     assert process.returncode == 130
     assert "Traceback" not in stderr
     summary = json.loads((tmp_path / "i" / "summary.json").read_text())
-    assert summary["interrupted"] is True
+    assert summary["status"] == "interrupted"
     rows = read_rows(metrics)
     assert 3 <= len(rows) < 1001 and summary["last_logged"]["step"] == rows[-1]["step"]
 
@@ -136,7 +136,7 @@ def test_sweep_runs_the_grid_writes_csv_and_resumes(cli, tmp_path):
     assert out.returncode == 0, out.stderr
     lines = (tmp_path / "s" / "sweep.csv").read_text().splitlines()
     header = lines[0].split(",")
-    assert header[:4] == ["run", "lr", "init", "steps"] and "final/loss" in header
+    assert header[:5] == ["run", "status", "lr", "init", "steps"] and "final/loss" in header
     assert len(lines) == 5
     runs = sorted(p.name for p in (tmp_path / "s").iterdir() if p.is_dir())
     assert runs == ["lr=0.1,init=1,steps=5", "lr=0.1,init=2_2,steps=5",
@@ -181,7 +181,7 @@ def test_report_compares_runs_in_one_self_contained_page(cli, tmp_path):
     assert out.returncode == 0, out.stderr
     page = (tmp_path / "page" / "report.html").read_text()
     assert page.count("<tr") == 4  # header + 3 runs
-    assert "lr=0.1,steps=5" in page and "yes (step 162)" in page
+    assert "lr=0.1,steps=5" in page and "diverged (step 162)" in page
     assert page.count("data:image/png;base64,") == 1 + 3  # overlaid curves + one plot per run
     assert "src='http" not in page and "src=\"http" not in page
 

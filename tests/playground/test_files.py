@@ -3,8 +3,9 @@ import json
 import os
 
 import pytest
+import torch
 
-from playground.files import read_jsonl, write_atomic, write_json
+from playground.files import read_jsonl, strict, write_atomic, write_json
 
 
 def test_a_write_that_fails_half_way_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -38,4 +39,16 @@ def test_numpy_and_torch_values_are_written_as_plain_json(tmp_path):
 def test_a_torn_last_line_of_metrics_is_skipped(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"step": 0}\n{"step": 1}\n{"step": 2, "lo')
-    assert read_jsonl(path) == [{"step": 0}, {"step": 1}]
+    assert read_jsonl(path) == ([{"step": 0}, {"step": 1}], 1)
+
+
+def test_non_finite_numbers_become_null_and_are_listed(tmp_path):
+    obj = {"a": float("nan"), "b": [1.0, [float("inf")]], "c": torch.tensor([1.0, -float("inf")]),
+           "d": {"e": float("nan")}, "f": 2.0}
+    plain, nonfinite = strict(obj)
+    assert plain == {"a": None, "b": [1.0, [None]], "c": [1.0, None], "d": {"e": None}, "f": 2.0}
+    assert nonfinite == ["a", "b", "c", "d"]
+    write_json(tmp_path / "s.json", obj)
+    text = (tmp_path / "s.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == plain

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from matplotlib.figure import Figure
 
+from playground.errors import BadInput
 from playground.scenario import RunConfig, Scenario, option
 
 
@@ -23,6 +24,9 @@ class ToyConfig(RunConfig):
     noise: float = option(0.0, "std of Gaussian noise added to each step (seeded)")
     pause: float = option(0.0, "seconds to sleep per step (to test Ctrl-C)")
     label: str | None = option(None, "free text")
+    fail: str | None = option(None, "fail at the step given by `fail_step`: bug (a RuntimeError) or input (BadInput)",
+                              choices=("bug", "input"))
+    fail_step: int = option(0, "the step at which `fail` fails", min=0)
 
     def __post_init__(self):
         if self.lr <= 0:
@@ -36,6 +40,10 @@ def run(config: ToyConfig, run) -> dict:
     for step in run.progress(range(config.steps + 1), desc="toy"):
         loss = 0.5 * config.curvature * float(x @ x)
         run.log(step, {"loss/f": loss, "x": x.tolist()})
+        if config.fail == "bug" and step == config.fail_step:
+            raise RuntimeError("toy bug")
+        if config.fail == "input" and step == config.fail_step:
+            raise BadInput("toy input: wrong")
         losses.append(loss)
         if step == config.steps or not math.isfinite(loss):
             break
