@@ -99,6 +99,20 @@ def tandem() -> Game:
     return Game(("x", "y"), ((1,), (1,)), losses, name="tandem")
 
 
+def duopoly() -> Game:
+    """Cournot's duopoly: firm i sells q_i at the price 3 − q₁ − q₂ (demand net of marginal cost)
+    and its loss is minus its profit, q_i(q₁ + q₂ − 3). Nash (Cournot 1838), the `equilibrium`:
+    q = (1, 1), profits 1 and 1. With firm 1 leading (von Stackelberg 1934) firm 2 best responds
+    q₂ = (3 − q₁)/2, so the leader's loss is (q₁² − 3q₁)/2: the Stackelberg point is (3/2, 3/4),
+    profits 9/8 and 9/16."""
+    def losses(p):
+        q1, q2 = p[0].sum(), p[1].sum()
+        return torch.stack([q1 * (q1 + q2 - 3), q2 * (q1 + q2 - 3)])
+
+    return Game(("firm1", "firm2"), ((1,), (1,)), losses, equilibrium=torch.ones(2, dtype=_F64),
+                name="duopoly")
+
+
 # Rewards of the iterated prisoner's dilemma for states CC, CD, DC, DD (player 1's move first).
 _IPD_REWARDS = torch.tensor([[-1.0, -1.0], [-3.0, 0.0], [0.0, -3.0], [-2.0, -2.0]], dtype=_F64)
 _IPD_SWAP = [0, 1, 3, 2, 4]  # player 2 sees CD as DC

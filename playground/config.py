@@ -9,10 +9,11 @@ in a library factory it calls) is the user's: it comes out as `BadInput`.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import types
 import typing
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from playground.devices import resolve_device
 from playground.errors import BadInput
@@ -41,16 +42,28 @@ def parse_overrides(texts: Iterable[str]) -> dict[str, str]:
 
 
 def build_config(config_type: type, overrides: dict[str, str]) -> Any:
-    """The config with each override parsed to its field's type, bounded, and validated."""
+    """The config with each override parsed to its field's type, bounded, and validated;
+    `namespace.keyword` overrides go to the factory the namespace's field names (see `keywords`)."""
     hints = typing.get_type_hints(config_type)
-    fields = {f.name: f for f in dataclasses.fields(config_type)}
-    values = {}
+    fields = {f.name: f for f in dataclasses.fields(config_type) if "namespace" not in f.metadata}
+    spaces = {f.metadata["namespace"]: f for f in dataclasses.fields(config_type) if "namespace" in f.metadata}
+    values: dict[str, Any] = {}
     for key, text in overrides.items():
+        if "." in key and key.partition(".")[0] in spaces:
+            continue
         if key not in fields:
-            raise BadInput(f"unknown option {key!r}; valid: {', '.join(fields)}")
+            extra = [f"{n}.<keyword>" for n in spaces]
+            raise BadInput(f"unknown option {key!r}; valid: {', '.join([*fields, *extra])}")
         values[key] = parse_value(key, text, hints[key])
         check_bounds(fields[key], values[key])
     try:
+        for key, text in overrides.items():
+            namespace, dot, keyword = key.partition(".")
+            if dot and namespace in spaces:
+                space = spaces[namespace]
+                chosen = values.get(namespace, fields[namespace].default)
+                kwargs = values.setdefault(space.name, {})
+                kwargs[keyword] = _parse_keyword(space, chosen, keyword, key, text)
         config = config_type(**values)
         for field in fields.values():  # defaults a __post_init__ filled in
             check_bounds(field, getattr(config, field.name))
@@ -60,6 +73,32 @@ def build_config(config_type: type, overrides: dict[str, str]) -> Any:
     except ValueError as error:
         raise BadInput(str(error)) from None
     return config
+
+
+def factory_keywords(factory: Callable, skip: tuple[str, ...] = ()) -> dict[str, tuple[Any, Any]]:
+    """A factory's keyword options, each with its annotated type (or its default's) and default."""
+    try:
+        hints = typing.get_type_hints(factory)
+    except Exception:  # a user's factory with unresolvable annotations
+        hints = {}
+    found = {}
+    for name, parameter in inspect.signature(factory).parameters.items():
+        if name in skip or parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+            continue
+        default = parameter.default
+        kind = hints.get(name) or (type(default) if isinstance(default, (bool, int, float)) else str)
+        found[name] = (kind, None if default is inspect.Parameter.empty else default)
+    return found
+
+
+def _parse_keyword(space: dataclasses.Field, chosen: str, keyword: str, key: str, text: str) -> Any:
+    namespace = space.metadata["namespace"]
+    factory = space.metadata["lookup"](chosen)  # an unknown name raises its own ValueError
+    valid = factory_keywords(factory, space.metadata["skip"])
+    if keyword not in valid:
+        raise BadInput(f"{namespace} {chosen!r} takes no option {keyword!r}; valid: "
+                       f"{', '.join(f'{namespace}.{k}' for k in valid) or 'none'}")
+    return parse_value(key, text, valid[keyword][0])
 
 
 def check_bounds(field: dataclasses.Field, value: Any) -> None:
@@ -143,11 +182,26 @@ def format_options(config_type: type) -> list[str]:
     hints = typing.get_type_hints(config_type)
     lines = []
     for f in dataclasses.fields(config_type):
+        if "namespace" in f.metadata:
+            lines += _format_keywords(f)
+            continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         bounds = any(name in f.metadata for name in ("min", "max", "choices"))
         valid = f" [valid: {_valid_text(f.metadata)}]" if bounds else ""
         lines.append(f"{f.name} ({_type_text(hints[f.name])}, default {format_value(default) or '(empty)'}): "
                      f"{f.metadata.get('help', '')}{valid}")
+    return lines
+
+
+def _format_keywords(space: dataclasses.Field) -> list[str]:
+    """`namespace.<keyword>` options, one line per factory of the registry that takes any."""
+    namespace, lines = space.metadata["namespace"], []
+    for name, factory in space.metadata["registry"].items():
+        valid = factory_keywords(factory, space.metadata["skip"])
+        if valid:
+            shown = ", ".join(f"{k} ({_type_text(kind)}, default {format_value(default)})"
+                              for k, (kind, default) in valid.items())
+            lines.append(f"{namespace}.<keyword> with {namespace}={name}: {shown}")
     return lines
 
 

@@ -13,7 +13,7 @@ Adding a scenario is one module in `playground/scenarios/` and one line in its r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 
 def option(default: Any, help: str, *, min: float | None = None, max: float | None = None,
@@ -25,6 +25,17 @@ def option(default: Any, help: str, *, min: float | None = None, max: float | No
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda: tuple(default), metadata=metadata, **kwargs)
     return field(default=default, metadata=metadata, **kwargs)
+
+
+def keywords(namespace: str, registry: Mapping[str, Callable], lookup: Callable[[str], Callable] | None = None,
+             skip: tuple[str, ...] = (), help: str = "") -> Any:
+    """A config field holding the keyword options of a factory picked by name: the field named
+    `namespace` names it in `registry` (or `lookup(name)` finds it), and the user sets its keywords
+    as `namespace.<keyword>=value`, typed and defaulted from the factory's signature (`skip`: the
+    keywords the scenario passes itself). The value is a dict of the keywords given."""
+    metadata = {"help": help, "namespace": namespace, "registry": registry,
+                "lookup": lookup or (lambda name: registry[name]), "skip": tuple(skip)}
+    return field(default_factory=dict, metadata=metadata)
 
 
 @dataclass(frozen=True)

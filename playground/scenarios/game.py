@@ -6,10 +6,12 @@
 Logs step 0 (the initial point) and every step after it; the summary has the final values, the
 measured rate next to the predicted one (spectral radius of the update at the equilibrium), and the
 eigenvalues of the field's Jacobian. Plots: trajectories over the vector field (2-parameter games),
-`dist` on a log scale, and the eigenvalues in the complex plane.
+`dist` on a log scale, and the eigenvalues in the complex plane. A batch (`batch` > 1) runs on
+`device`; a single run stays on the CPU, where a game of a few parameters is fastest.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -17,10 +19,13 @@ from matplotlib.figure import Figure
 
 import games
 from games.play import MAX_LOGGED_PARAMS
-from playground.scenario import RunConfig, Scenario, option
+from playground.scenario import RunConfig, Scenario, keywords, option
 
-_GAME_OPTIONS = ("dim", "game_seed", "r1")  # passed to the game factory when set
-_DYNAMICS_OPTIONS = ("gamma", "beta", "alternating", "lookahead")  # passed to the dynamics when set
+# Flat names of factory keywords, kept for one release beside `game.<kw>=` and `dynamics.<kw>=`.
+_FLAT = {"dim": ("game", "dim"), "game_seed": ("game", "seed"), "r1": ("game", "r1"),
+         "gamma": ("dynamics", "gamma"), "beta": ("dynamics", "beta"),
+         "alternating": ("dynamics", "alternating"), "lookahead": ("dynamics", "lookahead")}
+_DEPRECATED = "deprecated, to be removed in the next release: use"
 
 
 @dataclass(frozen=True)
@@ -28,23 +33,30 @@ class GameConfig(RunConfig):
     game: str = option("bilinear", f"game: {', '.join(games.GAMES)}, or module:factory")
     dynamics: str = option("sim_gd", f"dynamics: {', '.join(games.DYNAMICS)}")
     lr: float = option(0.1, "learning rate η (> 0)")
-    steps: int = option(200, "number of updates")
+    steps: int = option(200, "number of updates", min=1)
     init: tuple[float, ...] = option((), "initial joint parameters (default: a draw from seed)")
-    batch: int = option(1, "number of initial points run at once, seeded seed, seed+1, ...")
-    dim: int | None = option(None, "bilinear/quadratic: size of x and y (random A when > 1)")
-    game_seed: int | None = option(None, "seed of a game's own randomness (random A, GAN data)")
-    r1: float | None = option(None, "dirac_gan: R1 penalty weight")
-    gamma: float | None = option(None, "consensus, sga: weight of the Hamiltonian term")
-    beta: float | None = option(None, "momentum: heavy-ball coefficient (negative allowed)")
-    alternating: bool | None = option(None, "momentum: players move in turn")
-    lookahead: float | None = option(None, "lola, sos: opponent lookahead α (default lr)")
+    batch: int = option(1, "number of initial points run at once, seeded seed, seed+1, ...", min=1)
+    game_options: dict = keywords("game", games.GAMES, lookup=games.game_factory)
+    dynamics_options: dict = keywords("dynamics", games.DYNAMICS, lookup=games.dynamics_factory, skip=("lr",))
+    dim: int | None = option(None, f"{_DEPRECATED} game.dim")
+    game_seed: int | None = option(None, f"{_DEPRECATED} game.seed")
+    r1: float | None = option(None, f"{_DEPRECATED} game.r1")
+    gamma: float | None = option(None, f"{_DEPRECATED} dynamics.gamma")
+    beta: float | None = option(None, f"{_DEPRECATED} dynamics.beta")
+    alternating: bool | None = option(None, f"{_DEPRECATED} dynamics.alternating")
+    lookahead: float | None = option(None, f"{_DEPRECATED} dynamics.lookahead")
     plots: bool = option(True, "write the PNG plots (off for large sweeps)")
 
     def __post_init__(self):
-        if self.steps < 1:
-            raise ValueError(f"steps={self.steps} must be >= 1")
-        if self.batch < 1:
-            raise ValueError(f"batch={self.batch} must be >= 1")
+        for flat, (namespace, keyword) in _FLAT.items():
+            value = getattr(self, flat)
+            if value is None:
+                continue
+            given = getattr(self, f"{namespace}_options")
+            if keyword in given:
+                raise ValueError(f"{flat}= and {namespace}.{keyword}= both given; give {namespace}.{keyword} only")
+            object.__setattr__(self, f"{namespace}_options", {**given, keyword: value})
+            object.__setattr__(self, flat, None)
         make_dynamics(self)  # unknown name, lr <= 0, an option it does not take
         dim = make_game(self).dim
         if self.init and len(self.init) != dim:
@@ -54,15 +66,11 @@ class GameConfig(RunConfig):
 
 
 def make_game(config: GameConfig) -> games.Game:
-    options = {k: getattr(config, k) for k in _GAME_OPTIONS if getattr(config, k) is not None}
-    if "game_seed" in options:
-        options["seed"] = options.pop("game_seed")
-    return games.make_game(config.game, **options)
+    return games.make_game(config.game, **config.game_options)
 
 
 def make_dynamics(config: GameConfig) -> games.Dynamics:
-    options = {k: getattr(config, k) for k in _DYNAMICS_OPTIONS if getattr(config, k) is not None}
-    return games.make_dynamics(config.dynamics, config.lr, **options)
+    return games.make_dynamics(config.dynamics, config.lr, **config.dynamics_options)
 
 
 def initial_points(config: GameConfig, game: games.Game) -> torch.Tensor:  # (batch, d)
@@ -74,12 +82,18 @@ def initial_points(config: GameConfig, game: games.Game) -> torch.Tensor:  # (ba
 
 def run(config: GameConfig, run) -> dict:
     game, dynamics = make_game(config), make_dynamics(config)
+    if config.dynamics == "stackelberg" and game.equilibrium is not None:
+        # a Stackelberg run converges to the leader's optimum along the follower's best response,
+        # not to the Nash point: distances and rates are measured to it (None if Newton fails)
+        point = games.stackelberg_equilibrium(game, game.equilibrium,
+                                              config.dynamics_options.get("regularization", 0.0))
+        game = dataclasses.replace(game, equilibrium=point)
     z0 = initial_points(config, game)
     progress = lambda steps: run.progress(steps, total=config.steps + 1, desc=config.dynamics)
     if config.batch == 1:
         path, summary = _play_one(game, dynamics, z0[0], config.steps, run, progress)
     else:
-        path, summary = _play_many(game, dynamics, z0, config.steps, run, progress)
+        path, summary = _play_many(game, dynamics, z0, config.steps, run, progress, run.device)
     at = game.equilibrium if game.equilibrium is not None else path[-1].reshape(-1, game.dim)[0]
     field_eigs = games.eigenvalues(games.field_jacobian(game, at))
     summary.update({"eig/at": "equilibrium" if game.equilibrium is not None else "final point",
@@ -105,13 +119,15 @@ def _play_one(game, dynamics, z0, steps, run, progress):
     return trajectory.params, summary
 
 
-def _play_many(game, dynamics, z0, steps, run, progress):
+def _play_many(game, dynamics, z0, steps, run, progress, device):
+    """The batch runs on `device`; its results come back to the CPU for the summary and plots."""
     def log(step, metrics):
         if "params" in metrics and metrics["params"].numel() > MAX_LOGGED_PARAMS:
             metrics = {k: v for k, v in metrics.items() if k != "params"}
         run.log(step, metrics)
 
-    trajectory = games.play_batch(game, dynamics, z0, steps, log=log, progress=progress)
+    trajectory = games.play_batch(game, dynamics, z0, steps, log=log, progress=progress, device=device)
+    trajectory = games.BatchTrajectory(*(t.cpu() for t in trajectory))
     finite = trajectory.diverged_step < 0
     summary = {"batch": z0.shape[0], "diverged_count": int((~finite).sum()),
                "diverged": bool((~finite).all())}
@@ -142,11 +158,17 @@ def _plot(run, game, config, path, field_eigs, update_eigs) -> None:
         ax.set(xlabel="step", ylabel="distance to equilibrium", title=f"{config.game}: {config.dynamics}")
         run.save_figure(fig, "dist")
     if game.dim == 2:
-        run.save_figure(_vector_field(game, runs, config), "trajectory")
+        fig = _vector_field(game, runs, config)
+        if fig is not None:
+            run.save_figure(fig, "trajectory")
     fig = Figure(figsize=(8, 3.5), layout="constrained")
     panels = [(field_eigs, "field Jacobian"), (update_eigs, "update map")]
     for k, (values, title) in enumerate(panels if update_eigs is not None else panels[:1]):
         ax = fig.add_subplot(1, 2, k + 1)
+        if not torch.isfinite(values.abs()).all():  # the Jacobian there was not finite
+            ax.set_title(f"eigenvalues: {title}\n(not finite)")
+            ax.set_axis_off()
+            continue
         ax.scatter(values.real.numpy(), values.imag.numpy(), s=15)
         ax.axhline(0, color="grey", lw=0.5), ax.axvline(0, color="grey", lw=0.5)
         if k == 1:
@@ -158,12 +180,15 @@ def _plot(run, game, config, path, field_eigs, update_eigs) -> None:
     run.save_figure(fig, "eigenvalues")
 
 
-def _vector_field(game, runs, config) -> Figure:
+def _vector_field(game, runs, config) -> Figure | None:
     """−ξ on a grid over the trajectories; points of a diverging run beyond 1000 times the
-    starting scale are left out, so the picture stays readable."""
-    limit = 1e3 * max(1.0, runs[0].abs().max().item())
+    starting scale (at most 1e100, where plotting arithmetic still holds) are left out, so the
+    picture stays readable. None when no point is left."""
+    limit = min(1e3 * max(1.0, runs[0].abs().max().item()), 1e100)
     runs = runs.where((runs.abs() <= limit).all(dim=-1, keepdim=True), torch.nan)
     shown = runs[~runs.isnan().any(dim=-1)]  # (N, 2)
+    if len(shown) == 0:
+        return None
     low, high = shown.min(dim=0).values, shown.max(dim=0).values
     pad = 0.1 * (high - low).clamp_min(1e-3)
     axes = [torch.linspace(a, b, 21, dtype=game.dtype) for a, b in zip(low - pad, high + pad)]

@@ -43,7 +43,8 @@ def test_run_logs_every_step_and_reports_the_rates(cli, tmp_path):
 ])
 def test_bad_input_exits_2_with_one_line(override, message, tmp_path, capsys):
     game = "game=dirac_gan" if override == "dim=3" else "game=bilinear"
-    assert main(["run", "game", game, override, "--out", str(tmp_path / "r")]) == 2
+    given = [override] if override.startswith("game=") else [game, override]  # each option once
+    assert main(["run", "game", *given, "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
 
@@ -80,3 +81,41 @@ def test_a_user_game_runs_from_module_and_factory(tmp_path, monkeypatch):
     assert not list((tmp_path / "r").glob("*.png"))
     rows = read_rows(tmp_path / "r" / "metrics.jsonl")
     assert rows[1]["params"] == pytest.approx([0.8, 0.2])  # each moves η·2(a − b) towards the other
+
+
+def test_every_factory_keyword_is_an_option(toy, tmp_path, monkeypatch, capsys):
+    """`game.<kw>` and `dynamics.<kw>` reach the factories, typed from their signatures."""
+    from playground.config import build_config
+    from playground.scenarios.game import GameConfig
+
+    config = build_config(GameConfig, {"game": "quadratic", "game.mu": "0.5", "dynamics": "sos",
+                                       "dynamics.a": "0.3", "dynamics.lookahead": "none"})
+    assert config.game_options == {"mu": 0.5} and config.dynamics_options == {"a": 0.3, "lookahead": None}
+    assert build_config(GameConfig, {"game": "ipd", "game.gamma": "0.9"}).game_options == {"gamma": 0.9}
+    assert build_config(GameConfig, {"dynamics": "cgd", "dynamics.cg_iters": "5"}).dynamics_options == {"cg_iters": 5}
+    # the old flat names still work for one release, and land in the same place
+    assert build_config(GameConfig, {"game": "dirac_gan", "r1": "0.2"}).game_options == {"r1": 0.2}
+    monkeypatch.chdir(tmp_path)
+    for args, message in [
+        (["game=bilinear", "game.mu=1"], "game 'bilinear' takes no option 'mu'; valid: game.dim, game.seed"),
+        (["game=quadratic", "game.mu=fast"], "game.mu='fast' is not a valid float"),
+        (["game=quadratic", "game.mu=nan"], "game.mu=nan: not finite"),
+        (["dynamics=cgd", "dynamics.cg_iters=2.5"], "dynamics.cg_iters='2.5' is not a valid int"),
+        (["game=dirac_gan", "r1=1", "game.r1=2"], "r1= and game.r1= both given"),
+        (["nope.x=1"], "unknown option 'nope.x'"),
+    ]:
+        assert main(["run", "game", *args]) == 2
+        assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_factory_keywords_change_the_game_and_are_swept(cli, tmp_path):
+    """f = (μ/2)x² + xy − (μ/2)y²: H has eigenvalues μ ± i, so sim_gd contracts by |1 − ημ ± iη|."""
+    out = cli("sweep", "game", "game=quadratic", "game.mu=0.5,1", "lr=0.1", "steps=50", "--out", "s")
+    assert out.returncode == 0, out.stderr
+    for mu in (0.5, 1.0):
+        name = f"game=quadratic,game.mu={mu:g},lr=0.1,steps=50"
+        summary = json.loads((tmp_path / "s" / name / "summary.json").read_text())
+        assert summary["rate/predicted"] == pytest.approx(abs(complex(1 - 0.1 * mu, 0.1)), rel=1e-12)
+    listing = cli("list").stdout
+    assert "game.<keyword> with game=quadratic: dim (int, default 1), seed (int, default 0), mu (float, default 1.0)" in listing

@@ -1,0 +1,212 @@
+"""Stackelberg dynamics against closed forms: where it goes, one step, its Jacobian and rate.
+
+Cournot's duopoly (`games.duopoly`): firm i's loss is q_i(q₁ + q₂ − 3), so ξ = (2q₁ + q₂ − 3,
+2q₂ + q₁ − 3) and the Nash (Cournot) point is q = (1, 1). The follower's best response to q₁ is
+r(q₁) = (3 − q₁)/2, ∇²_{yy}g = 2, ∇²_{xy}g = 1 and ∇_y f = q₁, so the leader's total derivative is
+Df = 2q₁ + q₂ − 3 − q₁/2 and the Stackelberg field ω_S = (3q₁/2 + q₂ − 3, q₁ + 2q₂ − 3) vanishes at
+(3/2, 3/4), the minimiser of the leader's reduced loss (q₁² − 3q₁)/2. Its Jacobian is
+J_S = [[3/2, 1], [1, 2]], eigenvalues (7 ± √17)/4, so with learning rate η and τ = 1 the update
+contracts by 1 − η(7 − √17)/4 per step.
+"""
+import json
+import math
+
+import pytest
+import torch
+from torch.func import jacfwd, vmap
+
+import games
+from playground.cli import main
+
+F64 = torch.float64
+COURNOT = torch.tensor([1.0, 1.0], dtype=F64)
+STACKELBERG = torch.tensor([1.5, 0.75], dtype=F64)
+J_S = torch.tensor([[1.5, 1.0], [1.0, 2.0]], dtype=F64)
+
+
+def duopoly_rate(lr):
+    return 1 - lr * (7 - math.sqrt(17)) / 4
+
+
+def t(*rows):
+    return torch.tensor(rows, dtype=F64)
+
+
+# A general-sum quadratic game with a 2-parameter leader and a 3-parameter follower:
+#   f = ½xᵀPx + xᵀQy + ½yᵀRy + pᵀx,   g = ½yᵀSy + yᵀTx + sᵀy + ‖x‖²  (the last term moves nothing).
+P, Q, p = t([3., 1.], [1., 2.]), t([1., 0., 2.], [0., 1., -1.]), t(1., -2.)
+R = t([1., 0., 0.], [0., 1., .5], [0., .5, 1.])
+S, T, s = t([2., .5, 0.], [.5, 3., 0.], [0., 0., 1.]), t([-1., 0.], [0., -2.], [-1., 1.]), t(.5, 0., -1.)
+
+
+def general_game(nonlinear=0.0):
+    """With `nonlinear` ≠ 0, terms that make every Hessian block depend on z (for vmap/jacfwd)."""
+    def losses(params):
+        x, y = params
+        f = 0.5 * x @ P @ x + x @ Q @ y + 0.5 * y @ R @ y + p @ x
+        g = 0.5 * y @ S @ y + y @ T @ x + s @ y + x @ x
+        f = f + nonlinear * torch.sin(x.sum() * y[0])
+        g = g + nonlinear * ((y @ y) * (x @ x) + (y**3).sum())
+        return torch.stack([f, g])
+
+    return games.Game(("x", "y"), ((2,), (3,)), losses, name="general")
+
+
+def general_closed_forms():
+    """Nash: Px + Qy + p = 0 and Sy + Tx + s = 0. Stackelberg: r(x) = Kx + k with K = −S⁻¹T,
+    k = −S⁻¹s; the leader's reduced loss f(x, Kx + k) has gradient
+    (P + QK + KᵀQᵀ + KᵀRK)x + Qk + KᵀRk + p, zero at x_S. J_S = [[P + KᵀQᵀ, Q + KᵀR], [T, S]]
+    (∇²_{xy}g = Tᵀ, ∇_y f = Qᵀx + Ry, and −TᵀS⁻¹ = Kᵀ)."""
+    field_jacobian = torch.cat([torch.cat([P, Q], 1), torch.cat([T, S], 1)])
+    nash = torch.linalg.solve(field_jacobian, -torch.cat([p, s]))
+    K, k = -torch.linalg.solve(S, T), -torch.linalg.solve(S, s)
+    x = torch.linalg.solve(P + Q @ K + K.T @ Q.T + K.T @ R @ K, -(Q @ k + K.T @ R @ k + p))
+    jacobian = torch.cat([torch.cat([P + K.T @ Q.T, Q + K.T @ R], 1), torch.cat([T, S], 1)])
+    return nash, torch.cat([x, K @ x + k]), jacobian
+
+
+def test_stackelberg_reaches_the_stackelberg_point_and_sim_gd_the_cournot_one():
+    """The leader earns 9/8 at the Stackelberg point against 1 at Cournot's."""
+    game = games.duopoly()
+    z0 = game.sample_init(torch.Generator().manual_seed(0))
+    leader = games.play(game, games.stackelberg(0.5), z0, 60).params[-1]  # ρ = 0.64
+    nash = games.play(game, games.sim_gd(0.5), z0, 60).params[-1]  # ρ = 0.5
+    torch.testing.assert_close(leader, STACKELBERG, rtol=0, atol=1e-10)
+    torch.testing.assert_close(nash, COURNOT, rtol=0, atol=1e-10)
+    assert game.losses(leader)[0].item() == pytest.approx(-9 / 8, abs=1e-10)
+    assert game.losses(nash)[0].item() == pytest.approx(-1.0, abs=1e-10)
+
+
+def test_one_update_is_the_hand_computed_step():
+    """At q = (1/2, 2), η = 0.1, τ = 3: Df = 3/4 + 2 − 3 = −1/4 and ∇_y g = 4 + 1/2 − 3 = 3/2,
+    so q⁺ = (1/2 + 0.025, 2 − 0.3 · 3/2) = (0.525, 1.55)."""
+    z1, _ = games.stackelberg(0.1, timescale=3.0).update(games.duopoly(), t(0.5, 2.0), ())
+    torch.testing.assert_close(z1, t(0.525, 1.55), rtol=0, atol=1e-15)
+
+
+def test_one_update_on_the_general_game_is_the_matrix_formula():
+    """x⁺ = x − η(Px + Qy + p − TᵀS⁻¹(Qᵀx + Ry)), y⁺ = y − τη(Sy + Tx + s)."""
+    z = torch.linspace(-1, 1, 5, dtype=F64)
+    x, y = z[:2], z[2:]
+    leader = P @ x + Q @ y + p - T.T @ torch.linalg.solve(S, Q.T @ x + R @ y)
+    expected = torch.cat([x - 0.1 * leader, y - 0.1 * 2.0 * (S @ y + T @ x + s)])
+    z1, _ = games.stackelberg(0.1, timescale=2.0).update(general_game(), z, ())
+    torch.testing.assert_close(z1, expected, rtol=1e-14, atol=1e-15)
+
+
+def test_general_game_converges_to_its_closed_form_stackelberg_point():
+    game = general_game()
+    nash, stackelberg, _ = general_closed_forms()
+    assert torch.linalg.vector_norm(nash - stackelberg) > 0.5
+    z0 = game.sample_init(torch.Generator().manual_seed(3))
+    found = games.stackelberg_equilibrium(game, z0)
+    torch.testing.assert_close(found, stackelberg, rtol=0, atol=1e-13)
+    final = games.play(game, games.stackelberg(0.3), z0, 50).params[-1]  # ρ = 0.57
+    torch.testing.assert_close(final, stackelberg, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("timescale", [1.0, 3.0])
+def test_duopoly_update_jacobian_is_the_closed_form_and_its_rate_is_measured(timescale):
+    """M = I − η diag(1, τ) J_S at the Stackelberg point; a run contracts by ρ(M) per step."""
+    game, lr = games.duopoly(), 0.1
+    dynamics = games.stackelberg(lr, timescale=timescale)
+    point = games.stackelberg_equilibrium(game, game.equilibrium)
+    torch.testing.assert_close(point, STACKELBERG, rtol=0, atol=1e-15)
+    expected = torch.eye(2, dtype=F64) - lr * torch.diag(t(1.0, timescale)) @ J_S
+    found = games.update_jacobian(game, dynamics, point)
+    torch.testing.assert_close(found, expected, rtol=0, atol=1e-15)
+    predicted = games.predicted_rate(game, dynamics, point)
+    if timescale == 1.0:
+        assert predicted == pytest.approx(duopoly_rate(lr), rel=1e-14)
+    z0 = game.sample_init(torch.Generator().manual_seed(0))
+    dist = torch.linalg.vector_norm(games.play(game, dynamics, z0, 150).params - point, dim=1)
+    assert games.measured_rate(dist.tolist()) == pytest.approx(predicted, rel=1e-9)
+
+
+def test_general_game_update_jacobian_and_measured_rate():
+    """J_S in closed form (docstring of `general_closed_forms`); its real eigenvalue ≈ 1.48 is the
+    slowest, so 1 − η·1.48 = 0.70 is the rate; the next |1 − ημ| is 0.51, whose transient,
+    (0.51/0.70)⁵⁴ ≈ 2e-8 over the last 6 of 60 steps, bounds how closely the run shows it."""
+    game, lr = general_game(), 0.2
+    _, point, jacobian = general_closed_forms()
+    dynamics = games.stackelberg(lr)
+    torch.testing.assert_close(games.update_jacobian(game, dynamics, point),
+                               torch.eye(5, dtype=F64) - lr * jacobian, rtol=0, atol=1e-14)
+    predicted = games.predicted_rate(game, dynamics, point)
+    expected = games.spectral_radius(torch.eye(5, dtype=F64) - lr * jacobian)
+    assert predicted == pytest.approx(expected, rel=1e-13)
+    z0 = game.sample_init(torch.Generator().manual_seed(1))
+    dist = torch.linalg.vector_norm(games.play(game, dynamics, z0, 60).params - point, dim=1)
+    assert games.measured_rate(dist.tolist()) == pytest.approx(predicted, rel=1e-7)
+
+
+def test_zero_sum_rate_comes_from_the_leaders_schur_complement_and_the_followers_curvature():
+    """f = (μ/2)x² + xy − (μ/2)y², g = −f: at the saddle ∇_y f = 0, so J_S = [[μ + 1/μ, 0], [−1, μ]]
+    (block triangular) and the update's eigenvalues are 1 − η(μ + 1/μ) and 1 − ημ."""
+    mu, lr = 0.5, 0.3
+    game = games.quadratic(mu=mu)
+    assert torch.equal(games.stackelberg_equilibrium(game, game.equilibrium), game.equilibrium)
+    found = games.eigenvalues(games.update_jacobian(game, games.stackelberg(lr), game.equilibrium))
+    expected = sorted([1 - lr * (mu + 1 / mu), 1 - lr * mu])
+    assert found.real.tolist() == pytest.approx(expected, abs=1e-14) and (found.imag == 0).all()
+
+
+def test_bilinear_follower_has_no_best_response_unless_regularised():
+    """g = −xy is linear in y (∇²_{yy}g = 0): the leader keeps ∇_x f, i.e. simultaneous GD. With
+    ρ > 0, Df = y + x/ρ, so M = [[1 − η/ρ, −η], [η, 1]]: ρ(M) = √(1 − η/ρ + η²) while complex."""
+    game, z0 = games.bilinear(), t(1.0, 0.5)
+    plain = games.play(game, games.stackelberg(0.3), z0, 10).params
+    simultaneous = games.play(game, games.sim_gd(0.3), z0, 10).params
+    torch.testing.assert_close(plain, simultaneous, rtol=0, atol=0)
+    regularised = games.stackelberg(0.5, regularization=1.0)
+    assert games.predicted_rate(game, regularised) == pytest.approx(math.sqrt(0.75), rel=1e-14)
+    assert games.play(game, regularised, z0, 150).params[-1].norm() < 1e-8
+
+
+def test_batches_and_batched_jacobians_equal_separate_ones():
+    """play_batch (vmap of the update) and vmap of update_jacobian (vmap over jacfwd, where
+    torch.linalg.solve goes wrong in torch 2.14) against one point at a time, on a game whose
+    Hessian blocks all vary with z; the Jacobian also against central differences."""
+    game, dynamics = general_game(nonlinear=0.3), games.stackelberg(0.05, timescale=2.0)
+    starts = torch.stack([game.sample_init(torch.Generator().manual_seed(k)) for k in range(3)])
+    starts = 0.3 * starts
+    batch = games.play_batch(game, dynamics, starts, 5)
+    assert (batch.diverged_step == -1).all()
+    for k in range(3):
+        alone = games.play(game, dynamics, starts[k], 5).params
+        torch.testing.assert_close(batch.params[:, k], alone, rtol=1e-12, atol=1e-14)
+    jacobians = vmap(lambda z: games.update_jacobian(game, dynamics, z))(starts)
+    for k in range(3):
+        torch.testing.assert_close(jacobians[k], games.update_jacobian(game, dynamics, starts[k]),
+                                   rtol=1e-12, atol=1e-13)
+    step = lambda z: dynamics.update(game, z, ())[0]
+    h, z = 1e-5, starts[0]
+    directions = torch.eye(game.dim, dtype=F64)
+    central = torch.stack([step(z + h * e) - step(z - h * e) for e in directions], 1)
+    torch.testing.assert_close(jacfwd(step)(z), central / (2 * h), rtol=0, atol=1e-9)
+
+
+def test_refuses_other_than_two_players_and_bad_options():
+    def losses(params):
+        a, b, c = (param.sum() for param in params)
+        return torch.stack([a * b, b * c, c * a])
+
+    three = games.Game(("a", "b", "c"), ((1,), (1,), (1,)), losses, name="three")
+    with pytest.raises(ValueError, match="two-player game .*'three' has 3 players"):
+        games.play(three, games.stackelberg(0.1), torch.ones(3, dtype=F64), 1)
+    with pytest.raises(ValueError, match="timescale=0.0 must be > 0"):
+        games.make_dynamics("stackelberg", 0.1, timescale=0.0)
+    with pytest.raises(ValueError, match="regularization=-1.0 must be >= 0"):
+        games.make_dynamics("stackelberg", 0.1, regularization=-1.0)
+    assert games.option_names(games.DYNAMICS["stackelberg"]) == ["timescale", "regularization"]
+
+
+def test_game_scenario_reports_the_stackelberg_rate(tmp_path):
+    """The scenario measures and predicts at the dynamics' fixed point, the Stackelberg point
+    (3/2, 3/4), not the game's Nash equilibrium: both rates are 1 − 0.1(7 − √17)/4."""
+    assert main(["run", "game", "game=duopoly", "dynamics=stackelberg", "steps=200", "plots=false",
+                 "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["rate/predicted"] == pytest.approx(duopoly_rate(0.1), rel=1e-13)
+    assert summary["rate/measured"] == pytest.approx(summary["rate/predicted"], rel=1e-9)
+    assert summary["params"] == pytest.approx([1.5, 0.75], abs=1e-5)
