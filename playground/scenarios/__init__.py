@@ -12,7 +12,7 @@ import sys
 from playground.errors import BadInput
 from playground.scenario import Scenario
 
-_MODULES = ("game", "maml", "metarl", "icl")  # built-in scenario modules of this package
+_MODULES = ("game", "maml", "metarl", "icl", "bilevel")  # built-in scenario modules of this package
 
 
 def _load() -> dict[str, Scenario]:

@@ -1,0 +1,45 @@
+"""Bilevel optimisation: hypergradients of min_λ L_val(w*(λ), λ), w*(λ) = argmin_w L_train(w, λ).
+
+Problems with known answers (`PROBLEMS`: ridge, lr_horizon, hypercleaning, best_response), the
+hypergradient methods that can be compared on each (`METHODS`: unrolled, truncated, forward,
+ift_exact, ift_cg, ift_neumann, finite_diff), a learned best response (`SelfTuning`), and the
+outer loop (`outer_descent`).
+"""
+from bilevel.best_response import LinearBestResponse, SelfTuning
+from bilevel.hypercleaning import HyperCleaning, auc
+from bilevel.hypergradients import (
+    METHODS,
+    Hypergradient,
+    Method,
+    make_method,
+    relative_error,
+)
+from bilevel.lr_horizon import LrHorizon
+from bilevel.outer import OuterResult, outer_descent
+from bilevel.problem import BilevelProblem, outer_loss_curve, unroll
+from bilevel.registry import PROBLEMS, make_problem
+from bilevel.ridge import Ridge
+from bilevel.solvers import conjugate_gradient, neumann_series
+
+__all__ = [
+    "METHODS",
+    "PROBLEMS",
+    "BilevelProblem",
+    "HyperCleaning",
+    "Hypergradient",
+    "LinearBestResponse",
+    "LrHorizon",
+    "Method",
+    "OuterResult",
+    "Ridge",
+    "SelfTuning",
+    "auc",
+    "conjugate_gradient",
+    "make_method",
+    "make_problem",
+    "neumann_series",
+    "outer_descent",
+    "outer_loss_curve",
+    "relative_error",
+    "unroll",
+]

@@ -1,0 +1,235 @@
+"""Scenario `bilevel`: tune λ by gradient descent on F(λ) = L_val(w*(λ), λ) with one hypergradient
+method, after measuring every method's error and cost at the start point.
+
+    python -m playground run bilevel problem=ridge method=ift_cg
+    python -m playground run bilevel problem=ridge method=truncated inner_steps=1000 k=10
+    python -m playground run bilevel problem=lr_horizon inner_steps=1     # greedy: tuned for one step
+    python -m playground run bilevel problem=hypercleaning flip_fraction=0.4
+    python -m playground run bilevel problem=best_response radius=0.5     # Self-Tuning Networks on ridge
+
+The outer optimiser is plain gradient descent, λ ← λ − β dF/dλ (`outer_lr` = β), so the path on
+the plot of F(λ) reads directly. Each outer step logs F(λ) from the problem's exact or reference
+solve (`outer/val_loss`), λ, and the hypergradient's norm and cost. The summary has the final λ
+and F, `hypergrad/rel_error` (the method's error at the start point against the exact or reference
+hypergradient) and `hypergrad/seconds` (the median over the outer steps), the grid-search minimiser
+for a scalar λ (`reference/...`), and per problem: `lr_horizon` the greedy (T = 1) optimum beside
+the T-step one; `hypercleaning` the AUC of the learned weights separating clean from flipped
+examples and the test accuracy against training on all data with equal weights; `best_response`
+the error of the last fitted best response. With `compare=true` (default) every method runs at the
+start point over a range of budgets (`hypergradients.json` and the error-vs-cost figure). Runs
+on the CPU in float64 whatever `device` says: the problems have tens to a thousand parameters.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+import torch
+
+import bilevel
+from playground.scenario import RunConfig, Scenario, option
+from playground.scenarios import _bilevel_plots as plots
+
+_DEFAULTS = {  # per problem, for the options left at None
+    "ridge": dict(method="ift_cg", outer_steps=40, outer_lr=0.5, inner_steps=1000),
+    "best_response": dict(method=None, outer_steps=40, outer_lr=0.5, inner_steps=1000),
+    "lr_horizon": dict(method="unrolled", outer_steps=30, outer_lr=1.0, inner_steps=None),  # T = horizon
+    "hypercleaning": dict(method="ift_cg", outer_steps=100, outer_lr=30.0, inner_steps=300),
+}
+_PROBLEM_OPTIONS = ("dim", "train", "noise", "horizon", "chains", "flip_fraction")
+_SELF_TUNING_OPTIONS = ("radius", "samples", "fit_steps")
+_K_METHODS = ("truncated", "ift_cg", "ift_neumann")
+_COSTS = ("inner_steps", "products", "solves", "seconds")
+
+
+@dataclass(frozen=True)
+class BilevelConfig(RunConfig):
+    problem: str = option("ridge", "the bilevel problem", choices=tuple(bilevel.PROBLEMS))
+    method: str | None = option(None, "hypergradient method of the outer steps, default ift_cg, unrolled on "
+                                "lr_horizon (best_response steps through its learned best response)",
+                                choices=tuple(bilevel.METHODS))
+    outer_steps: int | None = option(None, "outer gradient steps on λ, default 40 (ridge, best_response), "
+                                     "30 (lr_horizon), 100 (hypercleaning)", min=1)
+    outer_lr: float | None = option(None, "outer step size β, default 0.5 (ridge, best_response), 1 (lr_horizon), "
+                                    "30 (hypercleaning)", min=0)
+    inner_steps: int | None = option(None, "T, inner steps of unrolled, truncated and forward, default 1000 "
+                                     "(ridge), 300 (hypercleaning), horizon (lr_horizon)", min=1)
+    k: int | None = option(None, "truncated: steps back-propagated (default 10); ift_cg: iterations "
+                           "(default dim w); ift_neumann: series terms (default inner_steps)", min=1)
+    dim: int | None = option(None, "size of x (ridge 20, hypercleaning 10) or of w (lr_horizon 10)", min=1)
+    train: int | None = option(None, "ridge, hypercleaning: training examples (30, 200)", min=1)
+    noise: float | None = option(None, "ridge: label noise std (3); lr_horizon: gradient noise σ (1)", min=0)
+    horizon: int | None = option(None, "lr_horizon: T, the SGD steps the learning rate is tuned for (100)", min=1)
+    chains: int | None = option(None, "lr_horizon: sampled SGD runs averaged in L_val (100)", min=1)
+    flip_fraction: float | None = option(None, "hypercleaning: fraction of training labels flipped (0.3)")
+    radius: float | None = option(None, "best_response: std of the λ perturbations fitted on (0.1)", min=0)
+    samples: int | None = option(None, "best_response: perturbations per fit step (16)", min=1)
+    fit_steps: int | None = option(None, "best_response: fit steps per outer step (20)", min=1)
+    compare: bool = option(True, "measure every method's error and cost at the start point")
+    plots: bool = option(True, "write the PNG plots")
+    threads: int = option(1, "torch CPU threads (0: torch's default); one is fastest for these sizes", min=0)
+
+    def __post_init__(self):
+        if self.problem not in _DEFAULTS:
+            raise ValueError(f"problem={self.problem!r}; valid: {', '.join(_DEFAULTS)}")
+        defaults = _DEFAULTS[self.problem]
+        for name in ("method", "outer_steps", "outer_lr"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, defaults[name])
+        if self.problem == "best_response" and self.method is not None:
+            raise ValueError(f"method={self.method} does not apply to problem=best_response, which steps "
+                             "through its learned best response; methods apply to: ridge, lr_horizon, hypercleaning")
+        for name in _SELF_TUNING_OPTIONS:
+            if getattr(self, name) is not None and self.problem != "best_response":
+                raise ValueError(f"{name}={getattr(self, name)} applies to problem=best_response only")
+        if self.k is not None and self.method not in _K_METHODS:
+            raise ValueError(f"k={self.k} does not apply to method={self.method}; it applies to: "
+                             f"{', '.join(_K_METHODS)}")
+        problem = make_problem(self)
+        if self.inner_steps is None:
+            object.__setattr__(self, "inner_steps", defaults["inner_steps"] or problem.horizon)
+        if isinstance(problem, bilevel.LrHorizon) and self.inner_steps > problem.horizon:
+            raise ValueError(f"inner_steps={self.inner_steps} exceeds horizon={problem.horizon}: "
+                             "lr_horizon's SGD noise is drawn for `horizon` steps")
+        if self.method == "truncated" and self.k is not None and self.k > self.inner_steps:
+            raise ValueError(f"k={self.k} exceeds inner_steps={self.inner_steps}: truncated "
+                             "back-propagates through at most all of them")
+        make_method(self, problem)
+
+
+def make_problem(config: BilevelConfig) -> bilevel.BilevelProblem:
+    options = {k: getattr(config, k) for k in _PROBLEM_OPTIONS if getattr(config, k) is not None}
+    return bilevel.make_problem(config.problem, seed=config.seed, **options)
+
+
+def make_method(config: BilevelConfig, problem: bilevel.BilevelProblem) -> bilevel.Method:
+    """The outer steps' method: the configured one, or a learned best response on best_response."""
+    if config.problem == "best_response":
+        options = {k: getattr(config, k) for k in _SELF_TUNING_OPTIONS if getattr(config, k) is not None}
+        return bilevel.SelfTuning(seed=config.seed, **options)
+    steps, k = config.inner_steps, config.k
+    budget = {"unrolled": {"steps": steps}, "forward": {"steps": steps},
+              "truncated": {"steps": steps, "last": k or min(10, steps)},
+              "ift_cg": {"iters": k or problem.w0.numel()},
+              "ift_neumann": {"terms": k or steps}}.get(config.method, {})
+    return bilevel.make_method(config.method, **budget)
+
+
+def run(config: BilevelConfig, run) -> dict:
+    problem = make_problem(config)
+    reference = problem.hypergradient(problem.lam0)
+    comparison = compare_methods(problem, config, reference) if config.compare else []
+    method = make_method(config, problem)
+    result = bilevel.outer_descent(problem, method, config.outer_steps, config.outer_lr, log=run.log,
+                                   progress=run.progress)
+    final = result.lambdas[-1]
+    summary = {"outer/lambda": final.tolist(), "outer/val_loss": result.losses[-1],
+               "outer/val_loss_start": result.losses[0], "steps_run": len(result.losses) - 1,
+               "hypergrad/method": config.method or "best_response"}
+    if result.hypergradients:
+        first = result.hypergradients[0]
+        summary["hypergrad/rel_error"] = bilevel.relative_error(first.value, reference)
+        summary["hypergrad/seconds"] = statistics.median(h.seconds for h in result.hypergradients)
+        if comparison and isinstance(method, bilevel.SelfTuning):  # its first fit, at λ₀, beside the others
+            comparison.append({"method": "best_response", "rel_error": summary["hypergrad/rel_error"],
+                               **{k: getattr(first, k) for k in _COSTS}})
+    if result.diverged_step is not None:
+        summary.update(diverged=True, diverged_step=result.diverged_step)
+    curves = _curves(problem, config) if problem.lambda_range is not None else {}
+    summary.update(_problem_summary(problem, config, final, curves, method))
+    if comparison:
+        run.save_json("hypergradients", comparison)
+    if config.plots:
+        _plot(run, problem, config, result, comparison, curves, method)
+    return summary
+
+
+def compare_methods(problem: bilevel.BilevelProblem, config: BilevelConfig, reference: torch.Tensor) -> list[dict]:
+    """Every method at λ₀ over a range of budgets: relative error and costs, one row per call.
+    Each method runs once first on its smallest budget so that one-time setup is not timed."""
+    steps, dim = config.inner_steps, problem.w0.numel()
+    sweeps = {"unrolled": [{"steps": s} for s in _geometric(steps)],
+              "truncated": [{"steps": steps, "last": s} for s in _geometric(steps)],
+              "forward": [{"steps": s} for s in _geometric(steps)],
+              "ift_exact": [{}],
+              "ift_cg": [{"iters": s} for s in _geometric(dim)],
+              "ift_neumann": [{"terms": s} for s in _geometric(steps)],
+              "finite_diff": [{}]}
+    rows = []
+    for name, budgets in sweeps.items():
+        bilevel.make_method(name, **budgets[0])(problem, problem.lam0)
+        for options in budgets:
+            hypergradient = bilevel.make_method(name, **options)(problem, problem.lam0)
+            rows.append({"method": name, **options,
+                         "rel_error": bilevel.relative_error(hypergradient.value, reference),
+                         **{k: getattr(hypergradient, k) for k in _COSTS}})
+    return rows
+
+
+def _geometric(top: int, points: int = 7) -> list[int]:
+    """About `points` budgets from 1 to `top`, evenly spaced on a log scale."""
+    return sorted({round(top ** (j / (points - 1))) for j in range(points)})
+
+
+def _curves(problem: bilevel.BilevelProblem, config: BilevelConfig) -> dict:
+    """F on a λ grid (and for lr_horizon also F_1, the greedy one-step objective)."""
+    grid, losses = bilevel.outer_loss_curve(problem)
+    curves = {"grid": grid, "losses": losses}
+    if isinstance(problem, bilevel.LrHorizon):
+        options = {k: getattr(config, k) for k in _PROBLEM_OPTIONS if getattr(config, k) is not None}
+        greedy = bilevel.make_problem("lr_horizon", seed=config.seed, **{**options, "horizon": 1})
+        curves["greedy_losses"] = bilevel.outer_loss_curve(greedy)[1]
+    return curves
+
+
+def _problem_summary(problem, config: BilevelConfig, final: torch.Tensor, curves: dict, method) -> dict:
+    summary = {}
+    if curves:
+        best = curves["grid"][curves["losses"].argmin()].item()
+        summary.update({"reference/lambda": best, "reference/val_loss": curves["losses"].min().item(),
+                        "outer/lambda_rel_error": abs(final.item() - best) / abs(best)})
+    if isinstance(problem, bilevel.LrHorizon):
+        greedy = curves["grid"][curves["greedy_losses"].argmin()].item()
+        summary.update({"outer/lr": math.exp(final.item()), "reference/lr": math.exp(summary["reference/lambda"]),
+                        "reference/greedy_lambda": greedy, "reference/greedy_lr": math.exp(greedy)})
+    if isinstance(problem, bilevel.HyperCleaning):
+        weights = torch.sigmoid(final)
+        summary.update({"clean/auc": problem.clean_auc(final),
+                        "clean/weight_mean_clean": weights[~problem.flipped].mean().item(),
+                        "clean/weight_mean_flipped": weights[problem.flipped].mean().item(),
+                        "test/accuracy": problem.accuracy(problem.inner_solution(final)),
+                        "test/accuracy_all_data": problem.accuracy(problem.inner_solution(problem.lam0))})
+    if isinstance(method, bilevel.SelfTuning) and method.responses:
+        response = method.responses[-1]
+        w_star, slope = problem.inner_solution(response.centre), problem.best_response_slope(response.centre)
+        summary.update({"best_response/w_rel_error": ((response.w - w_star).norm() / w_star.norm()).item(),
+                        "best_response/slope_rel_error": ((response.slope[:, 0] - slope).norm() / slope.norm()).item()})
+    return summary
+
+
+def _plot(run, problem, config: BilevelConfig, result, comparison: list[dict], curves: dict, method) -> None:
+    title = f"{config.problem}: {config.method or 'learned best response'}"
+    if comparison:
+        run.save_figure(plots.error_vs_cost(comparison, config.problem), "hypergradient_cost")
+    if curves:
+        lambdas = torch.stack(result.lambdas).tolist()
+        run.save_figure(plots.outer_path(curves, lambdas, result.losses, title), "outer_path")
+    elif isinstance(problem, bilevel.HyperCleaning):
+        weights = torch.sigmoid(result.lambdas[-1])
+        run.save_figure(plots.outer_losses_and_weights(result.losses, weights[~problem.flipped],
+                                                       weights[problem.flipped], title), "outer_path")
+    if isinstance(method, bilevel.SelfTuning):
+        low, high = problem.lambda_range
+        grid = torch.linspace(low, high, 201, dtype=torch.float64)
+        exact = torch.func.vmap(problem.inner_solution)(grid)  # (201, d)
+        responses = {label: (r.centre.item(), torch.func.vmap(r)(grid))
+                     for label, r in (("start", method.responses[0]), ("final", method.responses[-1]))}
+        run.save_figure(plots.best_responses(grid, exact, responses, method.radius), "best_response")
+
+
+SCENARIO = Scenario(
+    name="bilevel", help="tune λ through a hypergradient; every method's error vs cost",
+    config=BilevelConfig, run=run,
+    demo=({"label": "ridge-ift_cg", "problem": "ridge", "method": "ift_cg"},
+          {"label": "hypercleaning", "problem": "hypercleaning", "outer_steps": 50}))

@@ -1,0 +1,119 @@
+"""The hypergradient methods against the closed forms (float64): the bars of the bilevel issue."""
+import itertools
+
+import pytest
+import torch
+
+import bilevel
+
+
+@pytest.fixture(scope="module")
+def ridge():
+    return bilevel.make_problem("ridge")
+
+
+@pytest.fixture(scope="module")
+def cleaning():
+    return bilevel.make_problem("hypercleaning", train=60)
+
+
+def _error(problem, name, lam=None, **options):
+    lam = problem.lam0 if lam is None else lam
+    return bilevel.relative_error(bilevel.make_method(name, **options)(problem, lam).value,
+                                  problem.hypergradient(lam))
+
+
+def test_ift_exact_matches_the_ridge_closed_form(ridge):
+    for lam in (-1.0, 0.0, 2.5):
+        assert _error(ridge, "ift_exact", torch.tensor(lam, dtype=torch.float64)) <= 1e-10
+
+
+def test_conjugate_gradient_with_dim_iterations(ridge, cleaning):
+    assert _error(ridge, "ift_cg", iters=ridge.w0.numel()) <= 1e-8
+    assert _error(cleaning, "ift_cg", iters=cleaning.w0.numel()) <= 1e-8
+    assert _error(ridge, "ift_cg", iters=3) > 1e-3  # not a solve yet
+
+
+def test_neumann_error_falls_at_the_spectral_rate(ridge):
+    """|error_J| ∝ ρ^J, ρ = ρ(I − αH): the measured rate over J = 400..600 against the spectrum."""
+    lam = ridge.lam0
+    hessian = ridge.gram + lam.exp() * torch.eye(ridge.w0.numel(), dtype=torch.float64)
+    rho = (1 - ridge.inner_lr * torch.linalg.eigvalsh(hessian)).abs().max().item()
+    errors = [_error(ridge, "ift_neumann", terms=terms) for terms in (400, 600)]
+    measured = (errors[1] / errors[0]) ** (1 / 200)
+    assert (1 - measured) / (1 - rho) == pytest.approx(1, abs=0.01)
+    assert errors[1] < 1e-4
+
+
+def test_unrolled_error_vanishes_as_steps_grow(ridge):
+    errors = [_error(ridge, "unrolled", steps=steps) for steps in (100, 200, 400, 800, 1600)]
+    assert all(later < earlier / 5 for earlier, later in itertools.pairwise(errors))
+    assert errors[-1] < 1e-11
+
+
+def test_truncation_biases_at_small_k(ridge):
+    steps = 1600
+    errors = [_error(ridge, "truncated", steps=steps, last=last) for last in (1, 10, 100, 1000)]
+    assert errors[0] > 0.5 and errors[1] > 0.5  # biased, though w_T is converged
+    assert all(later < earlier for earlier, later in itertools.pairwise(errors))
+    assert errors[-1] < 1e-8
+    whole = bilevel.make_method("truncated", steps=300, last=300)(ridge, ridge.lam0).value
+    assert whole.item() == bilevel.make_method("unrolled", steps=300)(ridge, ridge.lam0).value.item()
+
+
+def test_truncation_from_a_converged_point_is_the_neumann_series(ridge):
+    """On a quadratic, back-propagating K gradient steps from w_T = w* sums the first K terms of
+    the Neumann series with α = η: two implementations, one number."""
+    for last in (5, 50):
+        truncated = bilevel.make_method("truncated", steps=1600, last=last)(ridge, ridge.lam0).value
+        neumann = bilevel.make_method("ift_neumann", terms=last)(ridge, ridge.lam0).value
+        assert bilevel.relative_error(truncated, neumann) < 1e-10
+
+
+@pytest.mark.parametrize("name", ["ridge", "hypercleaning", "lr_horizon"])
+def test_forward_mode_equals_reverse_mode(name):
+    problem = bilevel.make_problem(name, **({"train": 40} if name == "hypercleaning" else {}))
+    forward = bilevel.make_method("forward", steps=50)(problem, problem.lam0)
+    reverse = bilevel.make_method("unrolled", steps=50)(problem, problem.lam0)
+    assert forward.value.shape == problem.lam0.shape
+    assert bilevel.relative_error(forward.value, reverse.value) < 1e-12
+    assert forward.products == 50 * problem.lam0.numel() and reverse.products == 50
+
+
+@pytest.mark.parametrize("name", ["ridge", "hypercleaning", "lr_horizon"])
+def test_finite_differences(name):
+    problem = bilevel.make_problem(name, **({"train": 40} if name == "hypercleaning" else {}))
+    assert _error(problem, "finite_diff") <= 1e-5
+
+
+def test_implicit_methods_on_hypercleaning_agree_with_long_unrolling(cleaning):
+    assert _error(cleaning, "ift_exact") <= 1e-12
+    assert _error(cleaning, "unrolled", steps=400) <= 1e-8
+
+
+def test_implicit_hypergradient_of_a_learning_rate_is_zero():
+    """On lr_horizon w* = 0 for every λ: the implicit methods return 0, unrolling does not."""
+    problem = bilevel.make_problem("lr_horizon", chains=10)
+    for name in ("ift_exact", "ift_cg", "ift_neumann"):
+        assert bilevel.make_method(name)(problem, problem.lam0).value.item() == 0.0
+    assert abs(_error(problem, "unrolled", steps=100)) < 0.05
+
+
+def test_costs_are_counted(ridge):
+    cg = bilevel.make_method("ift_cg", iters=5)(ridge, ridge.lam0)
+    assert (cg.products, cg.inner_steps, cg.solves) == (6, 0, 1)  # 5 Hessian products and ∂²_{λw}
+    neumann = bilevel.make_method("ift_neumann", terms=7)(ridge, ridge.lam0)
+    assert neumann.products == 7
+    truncated = bilevel.make_method("truncated", steps=30, last=4)(ridge, ridge.lam0)
+    assert (truncated.inner_steps, truncated.products) == (30, 4)
+    assert bilevel.make_method("finite_diff")(ridge, ridge.lam0).solves == 2
+    assert cg.seconds > 0
+
+
+def test_make_method_errors():
+    with pytest.raises(ValueError, match="unknown method 'adjoint'; valid: unrolled, truncated, forward"):
+        bilevel.make_method("adjoint")
+    with pytest.raises(ValueError, match="method 'ift_cg' takes no option 'terms'; valid: iters"):
+        bilevel.make_method("ift_cg", terms=3)
+    with pytest.raises(ValueError, match="truncated: last=20 exceeds steps=10"):
+        bilevel.make_method("truncated", steps=10, last=20)

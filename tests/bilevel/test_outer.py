@@ -1,0 +1,79 @@
+"""The outer loop and the learned best response on ridge, against the grid minimiser and the
+closed-form best response."""
+import math
+
+import pytest
+import torch
+
+import bilevel
+
+
+@pytest.fixture(scope="module")
+def ridge():
+    return bilevel.make_problem("ridge")
+
+
+def _grid_minimiser(problem):
+    grid, losses = bilevel.outer_loss_curve(problem)
+    return grid[losses.argmin()].item()
+
+
+def test_outer_descent_reaches_the_grid_minimiser_and_logs_every_step(ridge):
+    rows = []
+    result = bilevel.outer_descent(ridge, bilevel.make_method("ift_exact"), 40, 0.5,
+                                   log=lambda step, metrics: rows.append((step, metrics)))
+    assert result.lambdas[-1].item() == pytest.approx(_grid_minimiser(ridge), abs=2e-3)
+    assert result.diverged_step is None and len(result.lambdas) == 41 == len(result.losses)
+    assert [step for step, _ in rows] == list(range(41))
+    assert rows[0][1]["outer/lambda"] == 0.0 and "hypergrad/norm" not in rows[-1][1]
+    first = -0.5 * ridge.hypergradient(ridge.lam0).item()  # one step by hand
+    assert rows[1][1]["outer/lambda"] == pytest.approx(first, rel=1e-12)
+    assert rows[0][1]["outer/val_loss"] == pytest.approx(ridge.outer_loss(ridge.lam0).item(), rel=1e-15)
+
+
+def test_outer_descent_stops_at_divergence(ridge):
+    result = bilevel.outer_descent(ridge, bilevel.make_method("ift_cg"), 50, 1e6)
+    assert result.diverged_step is not None and result.diverged_step < 50
+    assert not math.isfinite(result.losses[-1]) or not result.lambdas[-1].isfinite()
+
+
+def test_vector_lambda_logs_its_summary():
+    problem = bilevel.make_problem("hypercleaning", train=30)
+    rows = []
+    bilevel.outer_descent(problem, bilevel.make_method("ift_exact"), 2, 10.0,
+                          log=lambda step, metrics: rows.append(metrics))
+    assert {"outer/lambda_mean", "outer/lambda_min", "outer/lambda_max"} <= set(rows[1])
+    assert rows[0]["outer/lambda_mean"] == 0.0
+
+
+def test_best_response_fit_is_the_tangent_for_a_small_radius(ridge):
+    """With r = 0.05 the fitted (ŵ(λ₀), B) agree with (w*(λ₀), dw*/dλ) to O(r²)."""
+    self_tuning = bilevel.SelfTuning(radius=0.05, samples=32, fit_steps=20, warmup=1500, seed=3)
+    hypergradient = self_tuning(ridge, ridge.lam0)
+    response = self_tuning.responses[-1]
+    w_star = ridge.inner_solution(ridge.lam0)
+    assert (response.w - w_star).norm() / w_star.norm() < 1e-3
+    slope = ridge.best_response_slope(ridge.lam0)
+    assert (response.slope[:, 0] - slope).norm() / slope.norm() < 1e-2
+    assert bilevel.relative_error(hypergradient.value, ridge.hypergradient(ridge.lam0)) < 1e-2
+    lam = torch.tensor(0.3, dtype=torch.float64)
+    torch.testing.assert_close(response(lam), response.w + 0.3 * response.slope[:, 0], rtol=1e-15, atol=0)
+
+
+def test_a_larger_radius_fits_a_wider_chord(ridge):
+    """The fitted slope moves off the tangent as the sampled range grows (w* is curved in λ)."""
+    slope = ridge.best_response_slope(ridge.lam0)
+    errors = []
+    for radius in (0.05, 0.5, 1.0):
+        self_tuning = bilevel.SelfTuning(radius=radius, samples=32, fit_steps=20, warmup=1500, seed=3)
+        self_tuning(ridge, ridge.lam0)
+        errors.append(((self_tuning.responses[-1].slope[:, 0] - slope).norm() / slope.norm()).item())
+    assert errors[0] < errors[1] < errors[2] and errors[2] > 0.05
+
+
+def test_self_tuning_outer_run_reaches_the_grid_minimiser(ridge):
+    self_tuning = bilevel.SelfTuning(radius=0.1, seed=0)
+    result = bilevel.outer_descent(ridge, self_tuning, 40, 0.5)
+    assert result.lambdas[-1].item() == pytest.approx(_grid_minimiser(ridge), rel=1e-2)
+    assert len(self_tuning.responses) == 40
+    assert self_tuning.responses[-1].centre.item() == result.lambdas[-2].item()

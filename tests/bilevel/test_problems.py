@@ -1,0 +1,117 @@
+"""The problems against their closed forms: best responses, expected losses, the short-horizon
+bias, the hyper-cleaning data, and the registry's errors."""
+import math
+
+import pytest
+import torch
+
+import bilevel
+from bilevel.lr_horizon import lr_horizon
+
+PROBLEM_NAMES = list(bilevel.PROBLEMS)
+
+
+def _random_point(problem, seed):
+    generator = torch.Generator().manual_seed(seed)
+    w = torch.randn(problem.w0.shape, generator=generator, dtype=torch.float64)
+    lam = problem.lam0 + 0.5 * torch.randn(problem.lam0.shape, generator=generator, dtype=torch.float64)
+    return w, lam
+
+
+@pytest.mark.parametrize("name", PROBLEM_NAMES)
+def test_closed_form_train_gradient_is_autograd_of_train_loss(name):
+    problem = bilevel.make_problem(name)
+    w, lam = _random_point(problem, 1)
+    expected = torch.func.grad(problem.train_loss)(w, lam)
+    torch.testing.assert_close(problem.train_grad(w, lam), expected, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["ridge", "hypercleaning"])
+def test_inner_solution_is_the_minimiser(name):
+    problem = bilevel.make_problem(name)
+    _, lam = _random_point(problem, 2)
+    w = problem.inner_solution(lam)
+    assert problem.train_grad(w, lam).norm() < 1e-12 * max(1.0, problem.train_grad(problem.w0, lam).norm())
+
+
+def test_ridge_closed_forms_against_a_direct_solve_and_differences():
+    problem = bilevel.make_problem("ridge")
+    lam = torch.tensor(0.7, dtype=torch.float64)
+    x, y = problem.x_train, problem.y_train
+    w = torch.linalg.lstsq(torch.cat([x, math.exp(0.35) * torch.eye(x.shape[1], dtype=x.dtype)]),
+                           torch.cat([y, torch.zeros(x.shape[1], dtype=y.dtype)])).solution
+    torch.testing.assert_close(problem.inner_solution(lam), w, rtol=1e-12, atol=0)
+    eps = 1e-5
+    slope = (problem.inner_solution(lam + eps) - problem.inner_solution(lam - eps)) / (2 * eps)
+    torch.testing.assert_close(problem.best_response_slope(lam), slope, rtol=1e-8, atol=0)
+    difference = (problem.outer_loss(lam + eps) - problem.outer_loss(lam - eps)) / (2 * eps)
+    assert problem.hypergradient(lam).item() == pytest.approx(difference.item(), rel=1e-8)
+
+
+def test_ridge_validation_minimum_is_interior_and_sharp():
+    problem = bilevel.make_problem("ridge")
+    grid, losses = bilevel.outer_loss_curve(problem)
+    best = losses.argmin().item()
+    assert 0.2 * len(grid) < best < 0.8 * len(grid)
+    assert grid[best].item() == pytest.approx(2.9206, abs=1e-3)  # seed 0; λ* near 2 log(noise)
+    assert losses[0] > 2 * losses[best] and losses[-1] > 1.05 * losses[best]
+
+
+def test_lr_horizon_closed_form_is_the_moment_recursion():
+    problem = lr_horizon(horizon=37)
+    lam = torch.tensor(math.log(0.3), dtype=torch.float64)
+    alpha, h, sigma = 0.3, problem.curvature, problem.noise
+    mean, variance = problem.start.clone(), torch.zeros_like(problem.start)
+    for _ in range(37):
+        mean, variance = (1 - alpha * h) * mean, (1 - alpha * h) ** 2 * variance + (alpha * h * sigma) ** 2
+    expected = 0.5 * (h * (mean**2 + variance)).sum()
+    assert problem.outer_loss(lam).item() == pytest.approx(expected.item(), rel=1e-13)
+
+
+def test_lr_horizon_chains_estimate_the_expected_loss():
+    """Mean loss of 4000 sampled SGD runs within 4 standard errors of the closed form."""
+    problem = lr_horizon(horizon=30, chains=4000)
+    lam = torch.tensor(math.log(0.5), dtype=torch.float64)
+    w = bilevel.unroll(problem, lam, 30).reshape(4000, -1)
+    per_chain = 0.5 * (problem.curvature * w**2).sum(dim=1)
+    error = per_chain.std().item() / math.sqrt(4000)
+    assert abs(per_chain.mean().item() - problem.outer_loss(lam).item()) < 4 * error
+    assert problem.val_loss(w.reshape(-1), lam).item() == pytest.approx(per_chain.mean().item(), rel=1e-13)
+
+
+def test_greedy_learning_rate_is_smaller_than_the_long_horizon_one():
+    """Wu et al. 2018: tuned for one step the rate comes out less than half the 100-step one."""
+    optimum = {}
+    for horizon in (1, 100):
+        grid, losses = bilevel.outer_loss_curve(lr_horizon(horizon=horizon), points=4001)
+        optimum[horizon] = math.exp(grid[losses.argmin()].item())
+    assert optimum[1] == pytest.approx(0.1805, abs=2e-3)
+    assert optimum[100] == pytest.approx(0.4248, abs=2e-3)
+    assert optimum[100] > 2 * optimum[1]
+
+
+def test_hypercleaning_data():
+    problem = bilevel.make_problem("hypercleaning", train=100, flip_fraction=0.25)
+    assert problem.flipped.sum().item() == 25
+    assert problem.x_train.shape == (100, 11) and (problem.x_train[:, -1] == 1).all()
+    w, lam = _random_point(problem, 3)
+    torch.testing.assert_close(problem.train_hessian(w, lam),
+                               torch.func.hessian(problem.train_loss)(w, lam), rtol=1e-12, atol=1e-15)
+
+
+def test_auc_counts_pairs_and_half_ties():
+    scores = torch.tensor([0.9, 0.5, 0.5, 0.1])
+    positive = torch.tensor([True, True, False, False])
+    assert bilevel.auc(scores, positive) == pytest.approx((1 + 1 + 0.5 + 1) / 4)
+    with pytest.raises(ValueError, match="both classes"):
+        bilevel.auc(scores, torch.ones(4, dtype=torch.bool))
+
+
+def test_registry_errors_name_the_valid_choices():
+    with pytest.raises(ValueError, match="unknown problem 'lasso'; valid: ridge, lr_horizon, hypercleaning, best_response"):
+        bilevel.make_problem("lasso")
+    with pytest.raises(ValueError, match="problem 'ridge' takes no option 'horizon'; valid: dim, train"):
+        bilevel.make_problem("ridge", horizon=3)
+    assert bilevel.make_problem("best_response", dim=5).x_train.shape == (30, 5)
+    with pytest.raises(ValueError, match="flip_fraction=0.6 must lie in"):
+        bilevel.make_problem("hypercleaning", flip_fraction=0.6)

@@ -1,0 +1,110 @@
+"""The `bilevel` scenario through the CLI entry: the numbers in its summary against the library's
+closed forms and grid minimisers, its files, and bad input."""
+import json
+import math
+
+import pytest
+
+import bilevel
+from playground.cli import main
+
+
+def run_bilevel(tmp_path, *overrides):
+    assert main(["run", "bilevel", *overrides, "--out", str(tmp_path / "r")]) == 0
+    return json.loads((tmp_path / "r" / "summary.json").read_text())
+
+
+def rows(tmp_path):
+    return [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_ridge_reaches_the_grid_minimiser(tmp_path):
+    summary = run_bilevel(tmp_path, "problem=ridge", "method=ift_cg", "compare=false", "plots=false")
+    grid, losses = bilevel.outer_loss_curve(bilevel.make_problem("ridge"))
+    best = grid[losses.argmin()].item()
+    assert summary["reference/lambda"] == best
+    assert summary["outer/lambda"] == pytest.approx(best, rel=1e-2)
+    assert summary["outer/val_loss"] == pytest.approx(losses.min().item(), rel=1e-4)
+    assert summary["hypergrad/rel_error"] <= 1e-8  # CG with dim(w) iterations
+    assert summary["hypergrad/seconds"] > 0 and summary["steps_run"] == 40
+    logged = rows(tmp_path)
+    assert [r["step"] for r in logged] == list(range(41))
+    assert {"outer/lambda", "outer/val_loss", "hypergrad/norm", "hypergrad/products"} <= set(logged[0])
+    assert logged[-1]["outer/lambda"] == summary["outer/lambda"]
+
+
+def test_every_method_is_compared_and_plotted(tmp_path):
+    summary = run_bilevel(tmp_path, "problem=ridge", "method=truncated", "inner_steps=300", "k=5",
+                          "outer_steps=3")
+    table = json.loads((tmp_path / "r" / "hypergradients.json").read_text())
+    assert list(dict.fromkeys(r["method"] for r in table)) == list(bilevel.METHODS)
+    errors = {r["method"]: r["rel_error"] for r in table}
+    assert errors["ift_exact"] <= 1e-10 and errors["finite_diff"] <= 1e-5
+    cg = [r for r in table if r["method"] == "ift_cg"]
+    assert cg[-1]["iters"] == 20 and cg[-1]["rel_error"] <= 1e-8 and cg[0]["products"] == 2
+    truncated = [r for r in table if r["method"] == "truncated"]
+    assert truncated[0]["last"] == 1 and truncated[0]["rel_error"] > truncated[-1]["rel_error"]
+    assert summary["hypergrad/rel_error"] > 0.5  # 5 of 300 steps back-propagated: biased
+    for name in ("hypergradient_cost", "outer_path"):
+        assert (tmp_path / "r" / f"{name}.png").stat().st_size > 0
+
+
+def test_lr_horizon_tuned_greedily_lands_on_the_greedy_rate(tmp_path):
+    """inner_steps=1 descends the one-step loss: it reaches the greedy optimum, well below the
+    horizon's, and F_T there is worse than at the horizon's optimum."""
+    summary = run_bilevel(tmp_path, "problem=lr_horizon", "inner_steps=1", "chains=400", "compare=false",
+                          "plots=false", "outer_lr=20", "outer_steps=20")
+    assert summary["reference/greedy_lr"] == pytest.approx(0.1801, abs=1e-3)
+    assert summary["reference/lr"] == pytest.approx(0.4248, abs=1e-3)
+    assert summary["outer/lr"] == pytest.approx(summary["reference/greedy_lr"], rel=0.05)
+    assert summary["outer/val_loss"] > 1.5 * summary["reference/val_loss"]
+
+
+def test_lr_horizon_tuned_over_the_horizon(tmp_path):
+    summary = run_bilevel(tmp_path, "problem=lr_horizon", "method=forward", "horizon=50", "compare=false")
+    assert summary["hypergrad/rel_error"] < 0.05  # 100 sampled runs against the closed form
+    assert summary["outer/lr"] > 2 * summary["reference/greedy_lr"]
+    assert summary["outer/val_loss"] == pytest.approx(summary["reference/val_loss"], rel=0.02)
+    assert (tmp_path / "r" / "outer_path.png").stat().st_size > 0
+
+
+def test_hypercleaning_finds_the_flipped_labels(tmp_path):
+    summary = run_bilevel(tmp_path, "problem=hypercleaning", "compare=false")
+    assert summary["hypergrad/rel_error"] <= 1e-8
+    assert summary["clean/auc"] > 0.9
+    assert summary["clean/weight_mean_flipped"] < 0.5 * summary["clean/weight_mean_clean"]
+    assert summary["test/accuracy"] > summary["test/accuracy_all_data"] + 0.1
+    assert len(summary["outer/lambda"]) == 200
+    assert {"outer/lambda_mean", "outer/val_loss"} <= set(rows(tmp_path)[0])
+    assert (tmp_path / "r" / "outer_path.png").stat().st_size > 0
+
+
+def test_best_response_tracks_the_exact_one(tmp_path):
+    summary = run_bilevel(tmp_path, "problem=best_response", "compare=false")
+    assert summary["outer/lambda"] == pytest.approx(summary["reference/lambda"], rel=1e-2)
+    assert summary["hypergrad/rel_error"] < 0.02
+    assert summary["best_response/slope_rel_error"] < 0.05 and summary["best_response/w_rel_error"] < 0.01
+    assert (tmp_path / "r" / "best_response.png").stat().st_size > 0
+
+
+def test_a_diverging_outer_run_is_a_result(tmp_path):
+    summary = run_bilevel(tmp_path, "problem=ridge", "outer_lr=1e6", "compare=false")
+    assert summary["diverged"] is True and summary["diverged_step"] < 40
+    assert math.isfinite(summary["outer/val_loss_start"])
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["problem=lasso"], "problem=lasso; valid: ridge, lr_horizon, hypercleaning, best_response"),
+    (["method=adjoint"], "method=adjoint; valid: unrolled, truncated, forward, ift_exact"),
+    (["problem=best_response", "method=ift_cg"], "method=ift_cg does not apply to problem=best_response"),
+    (["radius=0.5"], "radius=0.5 applies to problem=best_response only"),
+    (["method=ift_exact", "k=3"], "k=3 does not apply to method=ift_exact; it applies to: truncated"),
+    (["problem=lr_horizon", "inner_steps=200"], "inner_steps=200 exceeds horizon=100"),
+    (["method=truncated", "inner_steps=10", "k=20"], "k=20 exceeds inner_steps=10"),
+    (["horizon=5"], "problem 'ridge' takes no option 'horizon'; valid: dim, train"),
+    (["problem=hypercleaning", "flip_fraction=0.7"], "flip_fraction=0.7 must lie in (0, 0.5)"),
+])
+def test_bad_input_exits_2_with_one_line(overrides, message, tmp_path, capsys):
+    assert main(["run", "bilevel", *overrides, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
