@@ -6,16 +6,13 @@ step is a fixed multiple of the hypergradient and the path is easy to read on th
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from torch import Tensor
 
 from bilevel.hypergradients import Hypergradient, Method
 from bilevel.problem import BilevelProblem
-
-Log = Callable[[int, dict[str, Any]], None]
-Progress = Callable[..., Iterable]
+from bilevel.reporting import Log, Progress, no_log, no_progress
 
 
 class OuterResult(NamedTuple):
@@ -23,28 +20,29 @@ class OuterResult(NamedTuple):
     losses: list[float]  # F(λ_s), the reference outer loss
     hypergradients: list[Hypergradient]  # the method's at λ_0, ..., λ_{S−1}
     diverged_step: int | None  # the first step whose λ or F is not finite
+    last_finite: dict[str, float]  # the metrics logged at the last finite step
 
 
 def outer_descent(problem: BilevelProblem, method: Method, steps: int, lr: float,
-                  log: Log | None = None, progress: Progress | None = None) -> OuterResult:
+                  log: Log = no_log, progress: Progress = no_progress) -> OuterResult:
     """`steps` steps of gradient descent on λ from the problem's λ₀; logs step s with F(λ_s)
     (`outer/val_loss`), λ_s and the hypergradient taken there."""
-    progress = progress or (lambda iterable, **kwargs: iterable)
     lam = problem.lam0
-    lambdas, losses, hypergradients = [lam], [], []
+    lambdas, losses, hypergradients, last = [lam], [], [], {}
     for step in progress(range(steps + 1), total=steps + 1, desc="outer"):
         losses.append(problem.outer_loss(lam).item())
         metrics = {"outer/val_loss": losses[-1], **lambda_metrics(lam)}
         if not (math.isfinite(losses[-1]) and lam.isfinite().all()):
-            _emit(log, step, metrics)
-            return OuterResult(lambdas, losses, hypergradients, step)
+            log(step, metrics)
+            return OuterResult(lambdas, losses, hypergradients, step, last)
         if step < steps:
             hypergradients.append(method(problem, lam))
             metrics.update(hypergradient_metrics(hypergradients[-1]))
             lam = lam - lr * hypergradients[-1].value
             lambdas.append(lam)
-        _emit(log, step, metrics)
-    return OuterResult(lambdas, losses, hypergradients, None)
+        log(step, metrics)
+        last = metrics
+    return OuterResult(lambdas, losses, hypergradients, None, last)
 
 
 def lambda_metrics(lam: Tensor) -> dict[str, float]:
@@ -60,8 +58,3 @@ def hypergradient_metrics(hypergradient: Hypergradient) -> dict[str, float]:
             "hypergrad/seconds": hypergradient.seconds,
             "hypergrad/products": hypergradient.products,
             "hypergrad/inner_steps": hypergradient.inner_steps}
-
-
-def _emit(log: Log | None, step: int, metrics: dict[str, Any]) -> None:
-    if log is not None:
-        log(step, metrics)

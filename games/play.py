@@ -1,36 +1,46 @@
 """Playing a game: iterate a dynamics from one initial point, or from a batch of them at once.
 
 Both loops hand each step's observations (losses, ‖ξ‖, distance to the equilibrium, parameters of
-small games) to an optional `log(step, metrics)` callable, step 0 being the initial point. A run
-whose parameters or observations stop being finite has diverged: that is a result, recorded as
-the step at which it happened, with the trajectory up to the last finite point.
+small games) to `log(step, metrics)`, step 0 being the initial point, and wrap their steps in
+`progress` (see `games.reporting`). A run whose parameters or observations stop being finite has
+diverged: that is a result, recorded as the step at which it happened (`diverged_step`, None for
+a run that stayed finite), with the trajectory up to the last finite point.
+
+A batch can run on another device (a GPU): games hold their constants (the matrix A of a bilinear
+game, a GAN's data) wherever their factory made them, in closures we cannot reach, so while the
+batch runs, tensors are created on the device and every tensor an operation reads from elsewhere
+is first copied there (`_OnDevice`).
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 from torch.func import vmap
+from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_map
 
 from games.dynamics import Dynamics
 from games.game import Game
+from games.reporting import Log, Progress, no_log, no_progress
 
 MAX_LOGGED_PARAMS = 16  # `params` is logged for games with at most this many parameters
-
-Log = Callable[[int, dict], None]
-Progress = Callable[[Iterable], Iterable]
-
 
 class Trajectory(NamedTuple):
     params: Tensor  # (T + 1, d), up to the last finite point
     diverged_step: int | None  # the first step with a non-finite value, None if none
+    last_finite: dict  # the observations at the last finite point, as numbers and lists
 
 
 class BatchTrajectory(NamedTuple):
     params: Tensor  # (T + 1, B, d); a diverged run stays at its last finite point
-    diverged_step: Tensor  # (B,) the first non-finite step, −1 for runs that stayed finite
+    divergence: Tensor  # (B,) on the run's device: the first non-finite step, −1 if none
+
+    @property
+    def diverged_step(self) -> list[int | None]:
+        """Per run: the first step with a non-finite value, None if none."""
+        return [None if step < 0 else step for step in self.divergence.tolist()]
 
 
 def observe(game: Game, z: Tensor) -> dict[str, Tensor]:
@@ -49,36 +59,46 @@ def _finite(metrics: dict[str, Tensor]) -> Tensor:
     return torch.stack([torch.isfinite(v).all() for v in metrics.values()]).all()
 
 
-def play(game: Game, dynamics: Dynamics, z0: Tensor, steps: int, log: Log | None = None,
-         progress: Progress = iter) -> Trajectory:
+def play(game: Game, dynamics: Dynamics, z0: Tensor, steps: int, log: Log = no_log,
+         progress: Progress = no_progress) -> Trajectory:
     """Run `steps` updates of `dynamics` from z0 (d,); log floats (and `params` as a list)."""
     z, state = z0, dynamics.init(game, z0)
-    path = [z0]
-    for step in progress(range(steps + 1)):
+    path, last = [z0], {}
+    for step in progress(range(steps + 1), total=steps + 1, desc="play"):
         if step > 0:
             z, state = dynamics.update(game, z, state)
         metrics = observe(game, z)
         if not (torch.isfinite(z).all() and _finite(metrics)):
-            return Trajectory(torch.stack(path), step)
+            return Trajectory(torch.stack(path), step, last)
         if step > 0:
             path.append(z)
-        if log is not None:
-            log(step, {k: v.tolist() for k, v in metrics.items()})
-    return Trajectory(torch.stack(path), None)
+        last = {k: v.tolist() for k, v in metrics.items()}
+        log(step, last)
+    return Trajectory(torch.stack(path), None, last)
 
 
-def play_batch(game: Game, dynamics: Dynamics, z0: Tensor, steps: int, log: Log | None = None,
-               progress: Progress = iter) -> BatchTrajectory:
+def play_batch(game: Game, dynamics: Dynamics, z0: Tensor, steps: int, log: Log = no_log,
+               progress: Progress = no_progress, device: torch.device | None = None) -> BatchTrajectory:
     """Run B initial points z0 (B, d) at once with `vmap`; log each metric as a (B, …) tensor.
 
-    The same numbers as B calls of `play`, up to floating-point summation order."""
+    The same numbers as B calls of `play`, up to floating-point summation order. With a `device`
+    other than the CPU the runs happen there, and the trajectory and metrics are tensors there.
+    """
+    if device is None or torch.device(device).type == "cpu":
+        return _play_batch(game, dynamics, z0, steps, log, progress)
+    with torch.device(device), _OnDevice(device):  # new tensors there; the game's own copied there
+        return _play_batch(game, dynamics, z0.to(device), steps, log, progress)
+
+
+def _play_batch(game: Game, dynamics: Dynamics, z0: Tensor, steps: int, log: Log,
+                progress: Progress) -> BatchTrajectory:
     update = vmap(lambda z, state: dynamics.update(game, z, state))
     observe_all = vmap(lambda z: observe(game, z))
     z, state = z0, vmap(lambda z: dynamics.init(game, z))(z0)
     metrics = observe_all(z0)
     diverged = torch.full((z0.shape[0],), -1, dtype=torch.long)
     path = []
-    for step in progress(range(steps + 1)):
+    for step in progress(range(steps + 1), total=steps + 1, desc="play"):
         if step > 0:
             new_z, new_state = update(z, state)
             new_metrics = observe_all(new_z)
@@ -89,11 +109,30 @@ def play_batch(game: Game, dynamics: Dynamics, z0: Tensor, steps: int, log: Log 
             state = tree_map(lambda new, old: _select(keep, new, old), new_state, state)
             metrics = {k: _select(keep, v, metrics[k]) for k, v in new_metrics.items()}
         path.append(z)
-        if log is not None:
-            log(step, metrics)
+        log(step, metrics)
     return BatchTrajectory(torch.stack(path), diverged)
 
 
 def _select(keep: Tensor, new: Tensor, old: Tensor) -> Tensor:
     """Rows of `new` where keep (B,) holds, else rows of `old`."""
     return torch.where(keep.reshape(-1, *[1] * (new.dim() - 1)), new, old)
+
+
+class _OnDevice(TorchFunctionMode):
+    """While active, every tensor argument of a torch operation that is not on `device` is copied
+    there first (a copy per use: a game's constants are a few hundred bytes at most)."""
+
+    def __init__(self, device: torch.device):
+        super().__init__()
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        self.device = device
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        def move(value):
+            elsewhere = isinstance(value, Tensor) and value.device != self.device
+            return value.to(self.device) if elsewhere else value
+
+        args, kwargs = tree_map(move, (args, kwargs or {}))
+        return func(*args, **kwargs)

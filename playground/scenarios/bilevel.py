@@ -135,7 +135,7 @@ def run(config: BilevelConfig, run) -> dict:
             comparison.append({"method": "best_response", "rel_error": summary["hypergrad/rel_error"],
                                **{k: getattr(first, k) for k in _COSTS}})
     if result.diverged_step is not None:
-        summary.update(diverged=True, diverged_step=result.diverged_step)
+        summary.update(diverged=True, diverged_step=result.diverged_step, last_finite=result.last_finite)
     curves = _curves(problem, config) if problem.lambda_range is not None else {}
     summary.update(_problem_summary(problem, config, final, curves, method))
     if comparison:

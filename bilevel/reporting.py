@@ -1,0 +1,28 @@
+"""How a `bilevel` loop reports to whoever runs it, typed once for the library (optax-style
+protocols): `log(step, metrics)` receives one row, `progress(iterable, total=None, desc=None)`
+wraps the loop's iterable. Loops return a typed result whose `diverged_step` is None when every
+value stayed finite; they build no summaries.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class Log(Protocol):
+    def __call__(self, step: int, metrics: Mapping[str, Any]) -> None: ...
+
+
+class Progress(Protocol):
+    def __call__(self, iterable: Iterable[T], total: int | None = None, desc: str | None = None) -> Iterable[T]: ...
+
+
+def no_log(step: int, metrics: Mapping[str, Any]) -> None:
+    """A `Log` that keeps nothing."""
+
+
+def no_progress(iterable: Iterable[T], total: int | None = None, desc: str | None = None) -> Iterable[T]:
+    """A `Progress` that shows nothing."""
+    return iterable
