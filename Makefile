@@ -5,12 +5,14 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements
 REQS := requirements.txt tools/install-learn2learn.sh
 
-.PHONY: venv demo test test-slow bench clean
+.PHONY: venv demo test test-slow bench gpu-check reproduce clean
 
-# Installs only when the requirements differ from those the environment was built with, so a
+# A dangling or foreign .venv link is replaced first (tools/venv-link.sh). Installs only when the
+# requirements differ from those the environment was built with, so a
 # re-run with the environment present installs nothing; the editable install of this checkout is
 # redone only when the environment was made for a checkout elsewhere (CI's shared cache).
 venv:
+	@sh tools/venv-link.sh $(VENV)
 	@if ! cat $(REQS) | cmp -s - $(STAMP); then \
 		set -e; \
 		python3 -m venv $(VENV); \
@@ -35,6 +37,16 @@ test-slow: venv
 
 bench: venv
 	$(PYTHON) -m benchmarks
+
+# Needs a CUDA GPU (exits 2 without one): device plumbing of every scenario, engine equality and
+# CUDA-graph capture on the GPU, a short training run; the report goes to benchmarks/gpu_check.md.
+# `python tools/gpu_check.py --device cpu` runs the same checks on the CPU.
+gpu-check: venv
+	$(PYTHON) tools/gpu_check.py
+
+# One result table of the README, or all of them without TABLE (hours): tools/reproduce.py.
+reproduce: venv
+	$(PYTHON) tools/reproduce.py $(TABLE)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -4,7 +4,8 @@ One Adam step (loss, backward, update) of a linear self-attention model on the s
 weights (d = N = 10, as in von Oswald et al. 2023), three ways, repeat by repeat interleaved so all
 see the same machine load: `LinearSelfAttention` (Σ_i e_i e_iᵀ formed once per layer, then D × D
 products), the same layer with explicit attention scores (B, T, N) as the paper writes it, and a
-per-task loop calling the model on one prompt at a time. One torch thread.
+per-task loop calling the model on one prompt at a time. One torch thread. With `--device cuda`
+the same cases run on the GPU, each step ending in a synchronisation so the time is the GPU's.
 """
 from __future__ import annotations
 
@@ -12,24 +13,25 @@ import copy
 
 import torch
 
-from benchmarks.timing import markdown_table, summarize, time_interleaved
+from benchmarks.timing import CPU, markdown_table, summarize, time_interleaved
 from metalearn.icl import LinearSelfAttention, TaskDistribution
 
 REPEATS = 7
 
 
-def main() -> str:
+def main(device: torch.device = CPU) -> str:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         rows = []
         for layers, batch in ((1, 2048), (3, 2048), (1, 128)):
-            rows += _compare(layers, batch, loop=batch <= 128)
+            rows += _compare(layers, batch, loop=batch <= 128, device=device)
     finally:
         torch.set_num_threads(threads)
     header = ["layers", "batch", "implementation", "step (ms)", "± (ms)", "time / ours"]
-    return ("## In-context learning: LSA training step\n\n" + __doc__.split("\n\n")[1].replace("\n", " ")
-            + "\n\n" + markdown_table(header, rows))
+    where = f" on {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    return (f"## In-context learning: LSA training step{where}\n\n"
+            + __doc__.split("\n\n")[1].replace("\n", " ") + "\n\n" + markdown_table(header, rows))
 
 
 def _explicit_attention(model: LinearSelfAttention, tasks) -> torch.Tensor:
@@ -51,9 +53,9 @@ def _per_task(model: LinearSelfAttention, tasks) -> torch.Tensor:
     return torch.stack(losses).mean()
 
 
-def _compare(layers: int, batch: int, loop: bool) -> list[list[object]]:
-    tasks = TaskDistribution(10, 10).sample(batch, torch.Generator().manual_seed(0))
-    base = LinearSelfAttention(10, layers, generator=torch.Generator().manual_seed(1))
+def _compare(layers: int, batch: int, loop: bool, device: torch.device) -> list[list[object]]:
+    tasks = TaskDistribution(10, 10).sample(batch, torch.Generator().manual_seed(0)).to(device)
+    base = LinearSelfAttention(10, layers, generator=torch.Generator().manual_seed(1)).to(device)
     losses = {"covariance (ours)": lambda m: m.loss(tasks),
               "explicit scores": lambda m: _explicit_attention(m, tasks)}
     if loop:
@@ -68,6 +70,8 @@ def _compare(layers: int, batch: int, loop: bool) -> list[list[object]]:
             optimizer.zero_grad(set_to_none=True)
             loss_of(model).backward()
             optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
 
         steps[name] = step
     times = time_interleaved(steps, repeats=REPEATS)

@@ -3,9 +3,14 @@
 One meta-training step (meta-loss, backward, Adam) on the same tasks and weights, engines
 interleaved repeat by repeat so both see the same machine load. Cases: second-order MAML on sine
 (1-40-40-1 MLP, K = 10, meta-batch 25; 1 and 5 inner steps) and FOMAML on glyphs (conv-4, 5-way
-1-shot, meta-batch 32, 1 inner step; 1 query per class as in the scenario's meta-training, and 15;
-the functional engine refuses second-order MAML through BatchNorm). One torch thread unless the
-case says two: on small models more threads only add synchronisation.
+1-shot, meta-batch 32, 1 inner step; 1 query per class as in the scenario's meta-training, and 15).
+One torch thread unless the case says two: on small models more threads only add synchronisation.
+
+On a GPU (`--device cuda`): second-order MAML on sine at meta-batch 25 and 1000; FOMAML, ANIL and
+second-order MAML on glyphs conv-4 (5-way 1-shot, 1 query per class) at meta-batch 32 and 128;
+and the sine step (meta-batch 25) eager, compiled and replayed from a CUDA graph
+(`metalearn.maml.capture`). Tasks are on the GPU before timing; peak memory is the CUDA
+allocator's.
 """
 from __future__ import annotations
 
@@ -14,14 +19,16 @@ import copy
 import torch
 
 import metalearn._l2l  # noqa: F401  (imported up front, so its import is not counted as the engine's memory)
-from benchmarks.timing import markdown_table, peak_memory, summarize, time_interleaved
-from metalearn.fewshot import Sine, glyphs
-from metalearn.maml import ENGINES, make_learner
+from benchmarks.timing import CPU, markdown_table, peak_memory, summarize, time_interleaved
+from metalearn.fewshot import Sine, Tasks, glyphs
+from metalearn.maml import CAPTURES, ENGINES, make_learner
 
 REPEATS = 7
 
 
-def main() -> str:
+def main(device: torch.device = CPU) -> str:
+    if device.type == "cuda":
+        return _gpu_section(device)
     sine = Sine(10, 10)
     cases = [("maml, sine K=10, batch 25, 1 step", "maml", sine, 25, 1, 0.01, 1),
              ("maml, sine K=10, batch 25, 5 steps", "maml", sine, 25, 5, 0.01, 1)]
@@ -35,17 +42,54 @@ def main() -> str:
     return f"## MAML meta-training: functional vs learn2learn\n\n{intro}\n\n{markdown_table(header, rows)}"
 
 
-def _compare(name, algo, family, meta_batch, steps, inner_lr, threads) -> list[list[object]]:
+def _gpu_section(device: torch.device) -> str:
+    sine, images = Sine(10, 10), glyphs(ways=5, shots=1, queries=1)
+    cases = [(f"maml, sine K=10, batch {batch}, 1 step", "maml", sine, batch, 1, 0.01)
+             for batch in (25, 1000)]
+    cases += [(f"{algo}, glyphs 5-way 1-shot, 1 query/class, batch {batch}", algo, images, batch, 1, 0.4)
+              for algo in ("fomaml", "anil", "maml") for batch in (32, 128)]
+    threads = torch.get_num_threads()
+    rows = [row for case in cases for row in _compare(*case, threads, device)]
+    header = ["case", "engine", "step (s)", "± (s)", "tasks / s", "speed-up", "peak memory growth (MiB)"]
+    captured = _captured_sine(device)
+    intro = __doc__.split("\n\n")[2].replace("\n", " ")
+    return (f"## MAML meta-training on {torch.cuda.get_device_name(device)}: functional vs learn2learn\n\n"
+            f"{intro}\n\n{markdown_table(header, rows)}\n\n### The sine meta-step (maml, K = 10, batch 25), captured\n\n"
+            f"{captured}")
+
+
+def _captured_sine(device: torch.device) -> str:
+    """The functional engine's sine step eager, compiled and as a CUDA graph, on the same tasks."""
+    family = Sine(10, 10)
     generator = torch.Generator().manual_seed(0)
-    model = family.make_model(generator)
-    tasks = family.sample("train", meta_batch, generator)
+    model = family.make_model(generator).to(device)
+    tasks = Tasks(*(t.to(device) for t in family.sample("train", 25, generator)))
+    steps_of = {}
+    for capture in CAPTURES:
+        learner = make_learner("maml", copy.deepcopy(model), family.kind, capture=capture)
+        for _ in range(5):  # compiling, and the graph's eager warm-up and recording
+            learner.meta_step(tasks)
+        steps_of[capture] = lambda learner=learner: learner.meta_step(tasks)
+    times = time_interleaved(steps_of, repeats=3 * REPEATS)
+    eager = summarize(times["none"])[0]
+    rows = [[capture, 1e3 * summarize(times[capture])[0], 1e3 * summarize(times[capture])[1],
+             eager / summarize(times[capture])[0]] for capture in CAPTURES]
+    return markdown_table(["capture", "step (ms)", "± (ms)", "speed-up"], rows)
+
+
+def _compare(name, algo, family, meta_batch, steps, inner_lr, threads,
+             device=CPU) -> list[list[object]]:
+    generator = torch.Generator().manual_seed(0)
+    model = family.make_model(generator).to(device)
+    tasks = Tasks(*(t.to(device) for t in family.sample("train", meta_batch, generator)))
     learners = {engine: make_learner(algo, copy.deepcopy(model), family.kind, engine=engine,
                                      inner_lr=inner_lr, inner_steps=steps) for engine in ENGINES}
     steps_of = {engine: (lambda learner=learner: learner.meta_step(tasks)) for engine, learner in learners.items()}
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        memory = {engine: peak_memory(step) / 2**20 for engine, step in steps_of.items()}  # first, cold step
+        # first, cold step
+        memory = {engine: peak_memory(step, device) / 2**20 for engine, step in steps_of.items()}
         times = time_interleaved(steps_of, repeats=REPEATS)
     finally:
         torch.set_num_threads(previous)

@@ -6,6 +6,10 @@ import statistics
 import time
 from typing import Callable
 
+import torch
+
+CPU = torch.device("cpu")
+
 
 def time_it(fn: Callable[[], object], repeats: int = 7, warmup: int = 2) -> list[float]:
     """Wall-clock seconds of `fn()` over `repeats` calls, after `warmup` untimed calls."""
@@ -33,9 +37,17 @@ def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int = 7,
     return times
 
 
-def peak_memory(fn: Callable[[], object]) -> int:
-    """Peak resident memory growth in bytes during `fn()` (Linux: resets VmHWM via clear_refs)."""
+def peak_memory(fn: Callable[[], object], device: torch.device = CPU) -> int:
+    """Peak memory growth in bytes during `fn()`: resident memory on the CPU (Linux: resets VmHWM
+    via clear_refs), the CUDA caching allocator's peak on a GPU."""
     gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return max(torch.cuda.max_memory_allocated(device) - before, 0)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     before = _status_bytes("VmRSS")

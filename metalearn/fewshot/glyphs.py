@@ -16,9 +16,9 @@ train, 10% validation and 20% test. All scripts give 1,059 classes (train / vali
 forms), N'Ko 27, Lao 35, Georgian 78, Canadian syllabics 365, Ogham 22, Tifinagh 39, Lisu 10,
 Old Italic 26 (measured with matplotlib 3.11's DejaVu, STIX and Computer Modern faces).
 
-Same seed, same tensors. The data set is generated once (25 s on a busy 2-core machine) and cached as
-`<cache_dir>/v<VERSION>-seed<seed>-<key>.pt`, the key hashing the options and the versions of
-matplotlib (its fonts) and Pillow (its renderer).
+Same seed, same tensors. The data set is generated once (the README gives the time it takes) and
+cached as `<cache_dir>/v<VERSION>-seed<seed>-<key>.pt`, the key hashing the options and the versions
+of matplotlib (its fonts) and Pillow (its renderer).
 """
 from __future__ import annotations
 

@@ -53,8 +53,9 @@ def test_evaluate_reports_every_step_and_ignores_chunking():
     assert curves[0] == curves[1]
     assert len(curves[0].loss) == 3 and curves[0].n_tasks == 30
     metrics = summary_metrics(curves[0])
-    assert metrics["eval/pre_adapt_mse"] == curves[0].loss[0] and metrics["eval/post_adapt_mse"] == curves[0].loss[2]
-    assert metrics["eval/post_adapt_mse_ci95"] > 0
+    assert metrics["eval/pre_adapt_mse"] == curves[0].loss[0] and metrics["eval/post_adapt_mse"] == curves[0].loss[1]
+    assert metrics["eval/post_eval_steps_mse"] == curves[0].loss[2]  # one step, then eval_steps (README)
+    assert metrics["eval/post_adapt_mse_ci95"] == curves[0].loss_ci95[1] > 0
 
 
 def test_classification_summary_keys():
@@ -62,3 +63,13 @@ def test_classification_summary_keys():
     metrics = summary_metrics(curve)
     assert metrics["eval/pre_adapt_acc"] == 0.2 and metrics["eval/post_adapt_acc_ci95"] == 0.02
     assert metrics["eval/post_adapt_loss"] == 1.0 and "eval/post_adapt_mse" not in metrics
+
+
+def test_post_adapt_means_one_step_and_post_eval_steps_the_last():
+    curve = AdaptationCurve([2.0, 1.0, 0.5, 0.25], [0.4, 0.3, 0.2, 0.1], None, None, 10)
+    metrics = summary_metrics(curve, "baseline")
+    assert (metrics["baseline/post_adapt_mse"], metrics["baseline/post_adapt_mse_ci95"]) == (1.0, 0.3)
+    assert (metrics["baseline/post_eval_steps_mse"], metrics["baseline/post_eval_steps_mse_ci95"]) == (0.25, 0.1)
+    unadapted = summary_metrics(AdaptationCurve([2.0], [0.4], None, None, 10))
+    assert sorted(unadapted) == ["eval/mse_by_step", "eval/mse_ci95_by_step", "eval/pre_adapt_mse",
+                                 "eval/pre_adapt_mse_ci95"]

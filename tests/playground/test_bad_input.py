@@ -59,15 +59,15 @@ def test_cuda_without_a_gpu_is_bad_input(toy, capsys, tmp_path, monkeypatch):
 
 
 def test_a_user_game_function_must_return_a_game(toy, capsys, tmp_path, monkeypatch):
-    (tmp_path / "my_games.py").write_text(
+    (tmp_path / "returns_check_games.py").write_text(
         "import games\n"
         "def good(scale=1.0):\n    return games.make_game('bilinear')\n"
         "def bad():\n    return 42\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert main(["run", "game", "game=my_games:bad", "--out", "b"]) == 2
-    assert "game 'my_games:bad' returned int; valid: a function returning a games.Game" in capsys.readouterr().err
-    assert main(["run", "game", "game=my_games:good", "steps=3", "plots=false", "--out", "g"]) == 0
+    assert main(["run", "game", "game=returns_check_games:bad", "--out", "b"]) == 2
+    assert "game 'returns_check_games:bad' returned int; valid: a function returning a games.Game" in capsys.readouterr().err
+    assert main(["run", "game", "game=returns_check_games:good", "steps=3", "plots=false", "--out", "g"]) == 0
 
 
 def test_a_diverging_game_is_a_result_and_no_analysis_hangs(cli, tmp_path):

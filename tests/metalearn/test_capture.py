@@ -1,0 +1,45 @@
+"""Captured meta-steps: refused where they cannot apply; `compile` trains the eager curve.
+
+`cuda_graph` needs a GPU: `make gpu-check` (tools/gpu_check.py) checks its curve against eager.
+"""
+import pytest
+import torch
+
+from metalearn.fewshot import Sine
+from metalearn.maml import make_learner
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(capture="jit"), "unknown capture 'jit'; valid: none, compile, cuda_graph"),
+    (dict(capture="compile", engine="learn2learn"),
+     "capture='compile' with algo='maml', engine='learn2learn'"),
+    (dict(capture="compile", algo="reptile"), "capture='compile' with algo='reptile'"),
+    (dict(capture="cuda_graph"), "capture='cuda_graph' needs the model on a CUDA device; it is on cpu"),
+])
+def test_refused_where_it_cannot_apply(options, message):
+    family = Sine(10, 10)
+    options = {"algo": "maml", **options}
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        make_learner(options.pop("algo"), family.make_model(torch.Generator().manual_seed(0)), "regression",
+                     **options)
+
+
+def training_curve(capture: str, steps: int) -> tuple[list[float], torch.Tensor]:
+    family = Sine(10, 10)
+    g = torch.Generator().manual_seed(0)
+    learner = make_learner("maml", family.make_model(g), "regression", capture=capture)
+    losses = [learner.meta_step(family.sample("train", 25, g)) for _ in range(steps)]
+    return losses, torch.cat([p.detach().flatten() for p in learner.model.parameters()])
+
+
+@pytest.mark.slow
+def test_compiled_training_curve_equals_eager():
+    """Issue 12: 100 meta-steps of sine MAML (K = 10, meta-batch 25). torch.compile takes about a
+    minute to compile on a 2-core machine, hence slow."""
+    eager, eager_params = training_curve("none", 100)
+    compiled, compiled_params = training_curve("compile", 100)
+    torch.testing.assert_close(torch.tensor(compiled), torch.tensor(eager), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(compiled_params, eager_params, rtol=1e-5, atol=1e-5)
+    assert eager[-1] < eager[0]  # it trained

@@ -1,0 +1,84 @@
+"""The `device` option across scenarios, benchmarks and `make gpu-check`, as far as a CPU can tell.
+
+What only a GPU can show (runs on CUDA, engine equality there, CUDA graphs) is `make gpu-check`;
+its test below runs the same script on the CPU.
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from playground.config import build_config
+from playground.errors import BadInput
+from playground.scenarios import maml
+from playground.scenarios.maml import MamlConfig
+
+REPO = Path(__file__).parents[2]
+no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+
+
+def run(*args, timeout=120):
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+@no_gpu
+@pytest.mark.parametrize("command", [["-m", "benchmarks", "maml", "--device", "cuda"],
+                                     ["-m", "benchmarks", "games", "icl", "--device", "cuda"],
+                                     ["tools/gpu_check.py"]])
+def test_gpu_commands_exit_2_with_one_line_without_a_gpu(command):
+    out = run(*command)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1 and "sees no CUDA GPU" in out.stderr
+    assert out.stdout == ""
+
+
+def test_engine_defaults_to_functional_on_a_gpu(monkeypatch):
+    assert build_config(MamlConfig, {"task": "glyphs"}).engine == "learn2learn"  # on this CPU
+    monkeypatch.setattr(maml, "resolve_device", lambda name: torch.device("cuda"))
+    assert build_config(MamlConfig, {"task": "glyphs", "device": "cpu"}).engine == "functional"
+    chosen = build_config(MamlConfig, {"task": "glyphs", "device": "cpu", "engine": "learn2learn"})
+    assert chosen.engine == "learn2learn"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"capture": "jit"}, "unknown capture 'jit'; valid: none, compile, cuda_graph"),
+    ({"capture": "compile", "engine": "learn2learn"},
+     "capture=compile with algo=maml, engine=learn2learn; valid"),
+    ({"capture": "compile", "algo": "reptile"}, "capture=compile with algo=reptile"),
+    ({"capture": "cuda_graph", "device": "cpu"},
+     "capture=cuda_graph with device=cpu (cpu); valid: a CUDA device"),
+])
+def test_capture_is_refused_where_it_cannot_apply(overrides, message):
+    with pytest.raises(BadInput, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
+        build_config(MamlConfig, overrides)
+    assert "\n" not in str(error.value)
+
+
+def test_a_gpu_check_that_raises_is_a_fail_not_the_end():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "tools" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+
+    def broken():
+        raise RuntimeError("CUDA error: an illegal memory access\nsecond line")
+
+    failed = ("x", False, "raised RuntimeError: CUDA error: an illegal memory access")
+    assert gpu_check.attempt("x", broken) == failed
+    assert gpu_check.attempt("y", lambda: (True, "fine")) == ("y", True, "fine")
+
+
+def test_gpu_check_runs_on_the_cpu(tmp_path):
+    """`make gpu-check`'s script with `--device cpu --quick` (about 12 s on 2 shared cores)."""
+    report = tmp_path / "check.md"
+    out = run("tools/gpu_check.py", "--device", "cpu", "--quick", "--out", report, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = report.read_text()
+    assert "| FAIL |" not in text and text.count("| PASS |") >= 10
+    checks = ("plumbing: game", "plumbing: maml", "plumbing: icl", "plumbing: metarl", "resumed on the CPU",
+              "engines: maml conv-4", "engines: metasgd conv-4", "training: sine MAML")
+    for check in checks:
+        assert check in text, check
