@@ -66,7 +66,7 @@ class SelfTuning:
         lam = lam.detach()
         steps = self.fit_steps + (0 if self.responses else self.warmup)
         response = self.fit(problem, lam, steps)
-        value = torch.func.grad(lambda l: problem.val_loss(response(l), l))(lam)
+        value = torch.func.grad(lambda at: problem.val_loss(response(at), at))(lam)
         return Hypergradient(value, steps * self.samples, 1, 0, time.perf_counter() - start)
 
 

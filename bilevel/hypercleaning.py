@@ -73,7 +73,7 @@ class HyperCleaning(BilevelProblem):
         w = self.inner_solution(lam)
         direction = torch.linalg.solve(self.train_hessian(w, lam),
                                        torch.func.grad(self.val_loss)(w, lam))
-        return -torch.func.grad(lambda l: self.train_grad(w, l) @ direction)(lam)
+        return -torch.func.grad(lambda at: self.train_grad(w, at) @ direction)(lam)
 
     def accuracy(self, w: Tensor, on: str = "test") -> float:
         x, y = (self.x_test, self.y_test) if on == "test" else (self.x_val, self.y_val)

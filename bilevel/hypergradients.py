@@ -93,7 +93,7 @@ def _implicit(solve: Callable[[Callable, Tensor, BilevelProblem], tuple[Tensor, 
         _, transposed = torch.func.vjp(lambda u: problem.train_grad(u, lam), w)
         hvp = lambda v: transposed(v)[0]  # the Hessian is symmetric: vᵀH = (Hv)ᵀ
         q, products = solve(hvp, val_w, problem)
-        mixed = torch.func.grad(lambda l: problem.train_grad(w, l) @ q)(lam)  # ∂²_{λw}L_train q
+        mixed = torch.func.grad(lambda at: problem.train_grad(w, at) @ q)(lam)  # ∂²_{λw}L_train q
         return val_lam - mixed, 0, products + 1, 1
 
     return _timed(compute)

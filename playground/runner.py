@@ -36,9 +36,9 @@ class Run:
     """What a scenario's `run` function gets: where to log, plot and report progress."""
 
     def __init__(self, directory: Path, tensorboard: bool = False, progress: bool | None = None,
-                 device: torch.device = torch.device("cpu")):
+                 device: torch.device | None = None):
         self.dir = Path(directory)
-        self.device = device  # where the scenario puts its models and tensors
+        self.device = device or torch.device("cpu")  # where the scenario puts its models and tensors
         path = self.dir / METRICS
         self.rows = sum(1 for _ in open(path)) if path.exists() else 0  # rows in metrics.jsonl
         self._metrics = open(path, "a")
