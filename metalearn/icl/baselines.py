@@ -8,11 +8,11 @@ xq (B, d)) to predictions (B,).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-from metalearn.icl.data import Tasks, input_moments
+from metalearn.icl.data import Prompts, input_moments
 
 Predictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -56,7 +56,7 @@ def gd_plus_plus(xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, lr: float
 def ridge_weights(xs: torch.Tensor, ys: torch.Tensor, lam: float) -> torch.Tensor:
     """Ridge regression ŵ = (XᵀX + λI)⁻¹ Xᵀy, shape (B, d)."""
     d = xs.shape[2]
-    gram = xs.transpose(1, 2) @ xs + lam * torch.eye(d, dtype=xs.dtype)  # (B, d, d)
+    gram = xs.transpose(1, 2) @ xs + lam * torch.eye(d, dtype=xs.dtype, device=xs.device)  # (B, d, d)
     return torch.linalg.solve(gram, torch.einsum("bnd,bn->bd", xs, ys))
 
 
@@ -116,25 +116,26 @@ def _finite(value: float) -> float:
     return value if math.isfinite(value) else math.inf
 
 
-def fit_gd(tasks: Tasks, steps: int = 1) -> tuple[float, float]:
-    """Line-search the learning rate of `steps` GD steps on held-out `tasks`: (η, MSE)."""
-    _, scale = _scales(tasks)
-    return line_search(lambda lr: mse(gd(lr, steps)(tasks.xs, tasks.ys, tasks.xq), tasks.yq),
+def fit_gd(prompts: Prompts, steps: int = 1) -> tuple[float, float]:
+    """Line-search the learning rate of `steps` GD steps on held-out `prompts`: (η, MSE)."""
+    _, scale = _scales(prompts)
+    return line_search(lambda lr: mse(gd(lr, steps)(prompts.xs, prompts.ys, prompts.xq), prompts.yq),
                        1e-3 / scale, 10 / scale)
 
 
-def fit_gd_plus_plus(tasks: Tasks, steps: int, iterations: int = 100) -> tuple[float, float, float]:
-    """Fit GD++'s (η, γ), shared by all steps, on held-out `tasks`: (η, γ, MSE).
+def fit_gd_plus_plus(prompts: Prompts, steps: int, iterations: int = 100) -> tuple[float, float, float]:
+    """Fit GD++'s (η, γ), shared by all steps, on held-out `prompts`: (η, γ, MSE).
 
     L-BFGS on (log η s̄², γ N s̄²) in float64, started from line-searched GD (γ = 0), so the fit
     is never worse than GD with the same number of steps.
     """
-    n, scale = _scales(tasks)
-    lr0, loss0 = fit_gd(tasks, steps)
+    n, scale = _scales(prompts)
+    lr0, loss0 = fit_gd(prompts, steps)
     if steps == 1:  # the input update only shows from the second step on
         return lr0, 0.0, loss0
-    xs, ys, xq, yq = (t.double() for t in tasks[:4])
-    params = torch.tensor([math.log(lr0 * scale), 0.0], dtype=torch.float64, requires_grad=True)
+    xs, ys, xq, yq = (t.double() for t in prompts[:4])
+    params = torch.tensor([math.log(lr0 * scale), 0.0], dtype=torch.float64, device=xs.device,
+                          requires_grad=True)
     optimizer = torch.optim.LBFGS([params], max_iter=iterations, line_search_fn="strong_wolfe")
 
     def closure():
@@ -150,15 +151,15 @@ def fit_gd_plus_plus(tasks: Tasks, steps: int, iterations: int = 100) -> tuple[f
     return (lr, gamma, loss) if loss < loss0 else (lr0, 0.0, loss0)
 
 
-def _scales(tasks: Tasks) -> tuple[int, float]:
+def _scales(prompts: Prompts) -> tuple[int, float]:
     """(N, s̄²): the mean squared input coordinate sets the scale of η and γ."""
-    return tasks.xs.shape[1], float((tasks.xs**2).mean())
+    return prompts.xs.shape[1], float((prompts.xs**2).mean())
 
 
 def optimal_gd_lr(dim: int, context: int, x_dist: str = "uniform", x_range: float = 1.0) -> float:
     """η* of one GD step from 0 for w ~ N(0, I) and i.i.d. input coordinates.
 
-    With s² = E x², m₄ = E x⁴ (REFERENCES.md, In-context learning: closed forms):
+    With s² = E x², m₄ = E x⁴ (derived in REFERENCES.md, "The best single GD step"):
     η* = N s² / ((N + d − 2) s⁴ + m₄). For x ~ U(−a, a), s² = a²/3 and m₄ = a⁴/5, so
     η* = N(a²/3) / (a⁴(N + d − 2)/9 + a⁴/5) = 3N / (a²(N + d − 2 + 9/5)) = 3N / (a²(N + d − 0.2)).
     """

@@ -7,15 +7,43 @@ target y_q the learner must predict. Tasks are fresh on every draw unless a fini
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 
-X_DISTS = ("uniform", "gaussian")
+
+class InputDistribution(NamedTuple):
+    """How the inputs x of a prompt are drawn, i.i.d. per coordinate, given the range a."""
+
+    sample: Callable[[tuple[int, ...], float, torch.Generator], torch.Tensor]  # (shape, a, generator) -> x
+    moments: Callable[[float], tuple[float, float]]  # a -> (s², m₄) = (E x², E x⁴) of one coordinate
 
 
-class Tasks(NamedTuple):
+def _uniform(shape: tuple[int, ...], x_range: float, generator: torch.Generator) -> torch.Tensor:
+    return (2 * torch.rand(shape, generator=generator) - 1) * x_range
+
+
+def _gaussian(shape: tuple[int, ...], x_range: float, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(shape, generator=generator)  # N(0, 1): the range does not apply
+
+
+#: Input distributions by name: x ~ U(−a, a) (s² = a²/3, m₄ = a⁴/5) or N(0, 1) (s² = 1, m₄ = 3).
+X_DISTS: dict[str, InputDistribution] = {
+    "uniform": InputDistribution(_uniform, lambda a: (a**2 / 3, a**4 / 5)),
+    "gaussian": InputDistribution(_gaussian, lambda a: (1.0, 3.0)),
+}
+
+
+def input_distribution(name: str) -> InputDistribution:
+    """The input distribution `name`, one of `X_DISTS`."""
+    if name not in X_DISTS:
+        raise ValueError(f"unknown x_dist {name!r}; valid: {', '.join(X_DISTS)}")
+    return X_DISTS[name]
+
+
+class Prompts(NamedTuple):
     """A batch of B prompts with N context examples in d dimensions."""
 
     xs: torch.Tensor  # (B, N, d) context inputs
@@ -24,19 +52,23 @@ class Tasks(NamedTuple):
     yq: torch.Tensor  # (B,) query target
     w: torch.Tensor  # (B, d) the task's weight vector
 
-    def scaled(self, x_scale: float = 1.0, w_scale: float = 1.0) -> "Tasks":
+    def scaled(self, x_scale: float = 1.0, w_scale: float = 1.0) -> Prompts:
         """The same prompts with inputs x -> αx and/or weights w -> αw (out-of-distribution probes).
 
         Noise is scaled with the targets, so a noiseless prompt stays noiseless.
         """
         s = x_scale * w_scale
-        return Tasks(self.xs * x_scale, self.ys * s, self.xq * x_scale, self.yq * s,
-                     self.w * w_scale)
+        return Prompts(self.xs * x_scale, self.ys * s, self.xq * x_scale, self.yq * s,
+                       self.w * w_scale)
+
+    def to(self, device: torch.device) -> Prompts:
+        """The same prompts on `device` (drawn on the CPU, so a seed gives the same prompts anywhere)."""
+        return Prompts(*(t.to(device) for t in self))
 
 
 @dataclass(frozen=True)
 class TaskDistribution:
-    """Where prompts come from: `sample(batch, generator)` draws a `Tasks` batch.
+    """Where prompts come from: `sample(batch, generator)` draws a `Prompts` batch.
 
     `pool`, if given, is a (num_tasks, d) tensor of weight vectors; each prompt then picks one of
     them uniformly instead of drawing a fresh w.
@@ -50,12 +82,11 @@ class TaskDistribution:
     pool: torch.Tensor | None = None
 
     def __post_init__(self):
-        if self.x_dist not in X_DISTS:
-            raise ValueError(f"unknown x_dist {self.x_dist!r}; valid: {', '.join(X_DISTS)}")
+        input_distribution(self.x_dist)
         if self.dim < 1 or self.context < 1:
             raise ValueError(f"dim={self.dim}, context={self.context}: both must be >= 1")
 
-    def sample(self, batch: int, generator: torch.Generator, context: int | None = None) -> Tasks:
+    def sample(self, batch: int, generator: torch.Generator, context: int | None = None) -> Prompts:
         """`batch` prompts with `context` (default `self.context`) examples each."""
         n = self.context if context is None else context
         if self.pool is None:
@@ -66,14 +97,11 @@ class TaskDistribution:
         y = torch.einsum("bnd,bd->bn", x, w)  # (B, N+1)
         if self.noise > 0:
             y = y + self.noise * torch.randn(y.shape, generator=generator)
-        return Tasks(x[:, :n], y[:, :n], x[:, n], y[:, n], w)
+        return Prompts(x[:, :n], y[:, :n], x[:, n], y[:, n], w)
 
     def sample_inputs(self, batch: int, n: int, generator: torch.Generator) -> torch.Tensor:
         """`n` inputs x for each of `batch` prompts, shape (B, n, d)."""
-        if self.x_dist == "gaussian":
-            return torch.randn(batch, n, self.dim, generator=generator)
-        u = torch.rand(batch, n, self.dim, generator=generator)
-        return (2 * u - 1) * self.x_range
+        return input_distribution(self.x_dist).sample((batch, n, self.dim), self.x_range, generator)
 
 
 def task_pool(num_tasks: int, dim: int, generator: torch.Generator) -> torch.Tensor:
@@ -83,6 +111,4 @@ def task_pool(num_tasks: int, dim: int, generator: torch.Generator) -> torch.Ten
 
 def input_moments(x_dist: str, x_range: float) -> tuple[float, float]:
     """Per-coordinate variance s² and fourth moment m₄ of x: U(-a, a) gives a²/3 and a⁴/5."""
-    if x_dist == "gaussian":
-        return 1.0, 3.0
-    return x_range**2 / 3, x_range**4 / 5
+    return input_distribution(x_dist).moments(x_range)

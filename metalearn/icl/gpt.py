@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metalearn.icl.data import Tasks
+from metalearn.icl.data import Prompts
 
 
 class Block(nn.Module):
@@ -73,16 +73,16 @@ class GPT(nn.Module):
         h = self._residuals(xs, ys, xq)[-1][:, -1]  # (B, C)
         return self.read_out(self.ln_final(h)).squeeze(-1)
 
-    def loss(self, tasks: Tasks) -> torch.Tensor:
+    def loss(self, prompts: Prompts) -> torch.Tensor:
         """Training loss: plain MSE averaged over all N + 1 prefix lengths (Garg et al., 2022)."""
-        targets = torch.cat([tasks.ys, tasks.yq.unsqueeze(-1)], -1)  # (B, N+1)
-        return ((self.predict_all(tasks.xs, tasks.ys, tasks.xq) - targets) ** 2).mean()
+        targets = torch.cat([prompts.ys, prompts.yq.unsqueeze(-1)], -1)  # (B, N+1)
+        return ((self.predict_all(prompts.xs, prompts.ys, prompts.xq) - targets) ** 2).mean()
 
     def _residuals(self, xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor) -> list[torch.Tensor]:
         b, n, d = xs.shape
         x_tokens = torch.cat([torch.cat([xs, xq.unsqueeze(1)], 1), xs.new_zeros(b, n + 1, 1)], -1)
         y_tokens = torch.cat([xs.new_zeros(b, n, d), ys.unsqueeze(-1)], -1)  # (B, N, d+1)
-        tokens = torch.empty(b, 2 * n + 1, d + 1, dtype=xs.dtype)
+        tokens = torch.empty(b, 2 * n + 1, d + 1, dtype=xs.dtype, device=xs.device)
         tokens[:, 0::2], tokens[:, 1::2] = x_tokens, y_tokens  # x_1, y_1, ..., x_N, y_N, x_q
         h = self.read_in(tokens) + self.positions[: 2 * n + 1]  # (B, 2N+1, C)
         states = [h]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from metalearn.icl.data import Tasks
+from metalearn.icl.data import Prompts
 
 
 class LinearSelfAttention(nn.Module):
@@ -21,7 +21,7 @@ class LinearSelfAttention(nn.Module):
     Weights start N(0, init_scale²). Attention without softmax is associative:
     Σ_i (e_jᵀ W_Qᵀ W_K e_i) W_V e_i = W_V C W_Kᵀ W_Q e_j with C = Σ_i e_i e_iᵀ, so a layer forms C
     once and applies one (D, D) matrix per prompt instead of building (B, T, N) attention scores
-    (1.6–2.3× faster per training step at d = N = 10, `benchmarks/icl.py`).
+    (`benchmarks/icl.py` times both; the README gives the speed-up).
     """
 
     def __init__(self, dim: int, layers: int = 1, heads: int = 1, init_scale: float = 0.1,
@@ -60,9 +60,9 @@ class LinearSelfAttention(nn.Module):
             states.append(tokens[:, -1])
         return states
 
-    def loss(self, tasks: Tasks) -> torch.Tensor:
+    def loss(self, prompts: Prompts) -> torch.Tensor:
         """Training loss: plain MSE of the query prediction."""
-        return ((self(tasks.xs, tasks.ys, tasks.xq) - tasks.yq) ** 2).mean()
+        return ((self(prompts.xs, prompts.ys, prompts.xq) - prompts.yq) ** 2).mean()
 
 
 def lsa_gd(dim: int, layers: int, lr: float, context: int, gamma: float = 0.0,

@@ -11,23 +11,24 @@ from torch import Tensor
 from metalearn.rl.rollouts import Episodes
 
 
-def _discount_matrix(horizon: int, factor: float) -> Tensor:
+def _discount_matrix(horizon: int, factor: float, device: torch.device) -> Tensor:
     """M[k, t] = factor^(k - t) for k >= t, else 0, so that (x @ M)_t = sum_k factor^(k-t) x_k."""
-    steps = torch.arange(horizon, dtype=torch.float64)
+    steps = torch.arange(horizon, dtype=torch.float64, device=device)
     power = steps[:, None] - steps[None, :]
     return torch.where(power >= 0, factor ** power.clamp(min=0), 0.0)
 
 
 def discounted_returns(rewards: Tensor, gamma: float) -> Tensor:
     """Reward to go G_t = sum_{k >= t} gamma^(k-t) r_k: (..., H) -> (..., H)."""
-    return (rewards.double() @ _discount_matrix(rewards.shape[-1], gamma)).to(rewards.dtype)
+    return (rewards.double() @ _discount_matrix(rewards.shape[-1], gamma, rewards.device)).to(rewards.dtype)
 
 
 def baseline_features(episodes: Episodes) -> Tensor:
     """phi(s, t) = [s, s^2, u, u^2, u^3, 1] with u = t / H (Duan et al. 2016, linear baseline)."""
     obs = episodes.observations.clamp(-10, 10)  # (..., E, H, obs_dim)
     horizon = obs.shape[-2]
-    u = (torch.arange(horizon, dtype=obs.dtype) / horizon).expand(*obs.shape[:-1])[..., None]
+    steps = torch.arange(horizon, dtype=obs.dtype, device=obs.device)
+    u = (steps / horizon).expand(*obs.shape[:-1])[..., None]
     return torch.cat([obs, obs**2, u, u**2, u**3, torch.ones_like(u)], dim=-1)
 
 
@@ -40,7 +41,8 @@ def linear_baseline(episodes: Episodes, gamma: float, reg: float = 1e-5) -> Tens
     mask = episodes.mask.double().flatten(-2)  # (..., E*H)
     targets = discounted_returns(episodes.rewards, gamma).double().flatten(-2)
     weighted = phi * mask[..., None]
-    gram = weighted.transpose(-1, -2) @ phi + reg * torch.eye(phi.shape[-1], dtype=phi.dtype)
+    ridge = reg * torch.eye(phi.shape[-1], dtype=phi.dtype, device=phi.device)
+    gram = weighted.transpose(-1, -2) @ phi + ridge
     w = torch.linalg.solve(gram, (weighted.transpose(-1, -2) @ targets[..., None]))
     values = (phi @ w)[..., 0].view(episodes.mask.shape) * episodes.mask.double()
     return values.to(episodes.rewards.dtype)
@@ -53,7 +55,7 @@ def gae(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float, lam: float)
     """
     next_values = torch.cat([values[..., 1:], torch.zeros_like(values[..., :1])], dim=-1)
     deltas = (rewards + gamma * next_values - values) * mask
-    discount = _discount_matrix(rewards.shape[-1], gamma * lam)
+    discount = _discount_matrix(rewards.shape[-1], gamma * lam, rewards.device)
     return (deltas.double() @ discount).to(rewards.dtype) * mask
 
 

@@ -10,10 +10,12 @@ Each environment exposes the task interface MAML-RL needs: `sample_tasks(n)` dra
   coordinate, as in the paper's code.
 - `PendulumMassLength`: gymnasium's Pendulum-v1 with task-specific pole mass m ~ U[0.5, 2] and
   length l ~ U[0.5, 1.5] (defaults m = l = 1); swing-up cost unchanged, horizon 200.
+
+`ENVIRONMENTS` maps each short name to its registration (`EnvSpec`); `make_env(name)` builds one.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium
 import numpy as np
@@ -142,7 +144,7 @@ class PendulumMassLength(_TaskInterface, PendulumEnv):
     def sample_tasks(self, n: int) -> list[dict[str, Any]]:
         masses = self.np_random.uniform(*self.mass_range, size=n)
         lengths = self.np_random.uniform(*self.length_range, size=n)
-        return [{"mass": float(m), "length": float(l)} for m, l in zip(masses, lengths)]
+        return [{"mass": float(mass), "length": float(length)} for mass, length in zip(masses, lengths)]
 
     def set_task(self, task: dict[str, Any]) -> None:
         super().set_task(task)
@@ -153,26 +155,44 @@ class PendulumMassLength(_TaskInterface, PendulumEnv):
         return super().reset(seed=seed, options=options)
 
 
-#: Our environments: short name -> (gymnasium id, class, numpy vector class or None, horizon).
-ENVIRONMENTS = {
-    "Navigation2D": ("metalearn/Navigation2D-v0", Navigation2D, Navigation2DVector, 100),
-    "PendulumMassLength": ("metalearn/PendulumMassLength-v0", PendulumMassLength, None, 200),
+class EnvSpec(NamedTuple):
+    """How one of our environments is registered with gymnasium."""
+
+    id: str  # the gymnasium id, in the `metalearn` namespace
+    entry_point: type[gymnasium.Env]
+    vector_entry_point: type[VectorEnv] | None  # our own numpy vector version, if any
+    max_episode_steps: int  # the horizon
+
+
+#: Our environments by short name; adding one is a class and a line here.
+ENVIRONMENTS: dict[str, EnvSpec] = {
+    "Navigation2D": EnvSpec("metalearn/Navigation2D-v0", Navigation2D, Navigation2DVector, 100),
+    "PendulumMassLength": EnvSpec("metalearn/PendulumMassLength-v0", PendulumMassLength, None, 200),
 }
 
 
 def register_environments() -> None:
     """Register each environment with gymnasium (idempotent)."""
-    for env_id, cls, vector_cls, horizon in ENVIRONMENTS.values():
-        if env_id not in gymnasium.registry:
-            gymnasium.register(env_id, entry_point=cls, vector_entry_point=vector_cls,
-                               max_episode_steps=horizon)
+    for spec in ENVIRONMENTS.values():
+        if spec.id not in gymnasium.registry:
+            gymnasium.register(spec.id, entry_point=spec.entry_point,
+                               vector_entry_point=spec.vector_entry_point,
+                               max_episode_steps=spec.max_episode_steps)
+
+
+def env_spec(name: str) -> EnvSpec:
+    """One of our environments, by its short name or its gymnasium id."""
+    for short, spec in ENVIRONMENTS.items():
+        if name in (short, spec.id):
+            return spec
+    raise ValueError(f"unknown env {name!r}; valid: {', '.join(ENVIRONMENTS)}")
 
 
 def env_id(name: str) -> str:
     """The gymnasium id of one of our environments, from its short name or its id."""
-    ids = {short: spec[0] for short, spec in ENVIRONMENTS.items()}
-    if name in ids.values():
-        return name
-    if name not in ids:
-        raise ValueError(f"unknown env {name!r}; valid: {', '.join(ids)}")
-    return ids[name]
+    return env_spec(name).id
+
+
+def make_env(name: str, **kwargs: Any) -> gymnasium.Env:
+    """`gymnasium.make` of one of our environments, by short name or id (`kwargs` go to it)."""
+    return gymnasium.make(env_id(name), **kwargs)

@@ -1,12 +1,11 @@
 """Evaluation on fresh tasks: average return before and after 1..K adaptation steps.
 
 As in Finn et al. 2017 (figure 5), each adaptation step is one policy-gradient step on fresh
-episodes of the current (adapted) policy; a step's return is the mean over its episodes, and the
-spread is over tasks: mean +- 1.96 s / sqrt(n_tasks) (normal approximation).
+episodes of the current (adapted) policy; a step's return is the mean over its episodes. Curves
+are (steps + 1, tasks), steps first; their spread over tasks is
+`metalearn.stats.mean_ci95(returns, dim=1)`.
 """
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import Tensor
@@ -33,9 +32,3 @@ def adaptation_curve(policy: GaussianMLPPolicy, sampler: Sampler, tasks: list[di
             params = adapt(policy, params, episodes, adv, inner_lr, first_order=True)
             params = {n: p.detach() for n, p in params.items()}
     return torch.stack(returns), collected
-
-
-def mean_ci95(values: Tensor) -> tuple[float, float]:
-    """Mean over the last axis and the half-width of its 95% confidence interval."""
-    n = values.shape[-1]
-    return float(values.mean(-1)), 1.96 * float(values.std(-1)) / math.sqrt(n)

@@ -4,7 +4,8 @@ Inner loop, per task i: theta'_i = theta - alpha grad L_i(theta), with the REINF
 L_i(theta) = -(1/|D_i|) sum_(s,a) log pi_theta(a|s) A(s,a) on episodes D_i of pi_theta, A from GAE
 against a fitted linear baseline. Outer loop: maximise
 J(theta) = mean_i E_(pi_theta'_i(theta))[A] on fresh episodes of each adapted policy, through the
-inner step, by TRPO (as in the paper) or a PPO-style clipped objective (Schulman et al. 2017).
+inner step, by one of the outer optimisers in `OUTER`: TRPO (as in the paper) or a PPO-style
+clipped objective (Schulman et al. 2017).
 With `inner_steps = 0` the same loop trains a multi-task ("pretrained") policy.
 
 One deliberate shortcut: TRPO's Fisher-vector products use the KL with the inner gradient held
@@ -15,21 +16,21 @@ times through the inner step and was most of an iteration's time.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 from torch.func import grad, vmap
 
+from metalearn.reporting import Log, Progress, no_log, no_progress
 from metalearn.rl.advantages import advantages
 from metalearn.rl.policy import (GaussianMLPPolicy, Params, gaussian_log_prob, log_prob, params_of, stack,
                                 task_action_distribution, task_log_prob)
 from metalearn.rl.rollouts import Episodes, Sampler
 from metalearn.rl.trpo import trpo_step
-
-OUTER = ("trpo", "ppo")
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class MAMLRLSettings:
     first_order: bool = False  # drop the second-order terms of the outer gradient
     gamma: float = 0.99  # discount
     gae_lambda: float = 1.0  # GAE lambda (1: reward to go minus baseline)
-    outer: str = "trpo"  # "trpo" or "ppo"
+    outer: str = "trpo"  # the outer optimiser, a name in OUTER
     max_kl: float = 0.01  # TRPO trust region delta
     cg_iters: int = 10
     cg_damping: float = 1e-5
@@ -136,43 +137,87 @@ class MetaBatch:
         return _masked_task_mean(kl, mask)
 
 
-def meta_step(policy: GaussianMLPPolicy, batch: MetaBatch, optimizer: torch.optim.Optimizer | None = None) -> dict:
-    """One outer update of the policy's parameters in place; returns its diagnostics."""
-    s = batch.settings
-    if s.outer == "trpo":
-        stats = trpo_step(list(policy.parameters()), batch.objective, batch.fisher_kl, s.max_kl,
-                          s.cg_iters, s.cg_damping)
+#: An outer optimiser bound to a policy: updates its parameters in place from one meta-batch and
+#: returns the update's diagnostics.
+OuterStep = Callable[[MetaBatch], dict[str, float]]
+
+
+def trpo_outer(policy: GaussianMLPPolicy, settings: MAMLRLSettings) -> OuterStep:
+    """The paper's outer optimiser: one TRPO step (Schulman et al. 2015) on the meta-objective
+    per meta-batch, trust region `max_kl`, the metric inverted by `cg_iters` steps of CG."""
+    params = list(policy.parameters())
+
+    def step(batch: MetaBatch) -> dict[str, float]:
+        stats = trpo_step(params, batch.objective, batch.fisher_kl, settings.max_kl, settings.cg_iters,
+                          settings.cg_damping)
         return {"loss/surrogate": stats.surrogate_after, "loss/kl": stats.kl,
                 "loss/line_search_steps": stats.line_search_steps}
-    for _ in range(s.ppo_epochs):
-        optimizer.zero_grad()
-        (-batch.objective(clipped=True)[0]).backward()
-        optimizer.step()
-    with torch.no_grad():
-        surrogate, kl = batch.objective()
-    return {"loss/surrogate": float(surrogate), "loss/kl": float(kl)}
+
+    return step
+
+
+def ppo_outer(policy: GaussianMLPPolicy, settings: MAMLRLSettings) -> OuterStep:
+    """`ppo_epochs` steps of Adam(`ppo_lr`) per meta-batch on the clipped meta-objective
+    (Schulman et al. 2017); Adam's moments carry over from one meta-batch to the next."""
+    optimizer = torch.optim.Adam(policy.parameters(), lr=settings.ppo_lr)
+
+    def step(batch: MetaBatch) -> dict[str, float]:
+        for _ in range(settings.ppo_epochs):
+            optimizer.zero_grad()
+            (-batch.objective(clipped=True)[0]).backward()
+            optimizer.step()
+        with torch.no_grad():
+            surrogate, kl = batch.objective()
+        return {"loss/surrogate": float(surrogate), "loss/kl": float(kl)}
+
+    return step
+
+
+#: The outer optimisers by name (`MAMLRLSettings.outer`).
+OUTER: dict[str, Callable[[GaussianMLPPolicy, MAMLRLSettings], OuterStep]] = {
+    "trpo": trpo_outer,
+    "ppo": ppo_outer,
+}
+
+
+def outer_factory(name: str) -> Callable[[GaussianMLPPolicy, MAMLRLSettings], OuterStep]:
+    """The outer optimiser `name`, one of `OUTER`."""
+    if name not in OUTER:
+        raise ValueError(f"outer={name!r} unknown; valid: {', '.join(OUTER)}")
+    return OUTER[name]
+
+
+def make_outer(policy: GaussianMLPPolicy, settings: MAMLRLSettings) -> OuterStep:
+    """The outer optimiser `settings.outer`, bound to `policy`."""
+    return outer_factory(settings.outer)(policy, settings)
+
+
+class MetaTrainResult(NamedTuple):
+    iterations: int  # iterations completed
+    diverged_step: int | None  # the iteration whose metrics or parameters were not finite; None if none
+    last_finite: dict[str, float]  # the metrics of the last completed iteration (all finite)
 
 
 def meta_train(policy: GaussianMLPPolicy, sampler: Sampler, sample_tasks: Callable[[int], list[dict]],
                iterations: int, settings: MAMLRLSettings, generator: torch.Generator,
-               log: Callable[[int, dict], None] = lambda step, metrics: None,
-               progress: Callable = lambda it, **kw: it) -> dict:
+               log: Log = no_log, progress: Progress = no_progress) -> MetaTrainResult:
     """Meta-train `policy` in place for `iterations` meta-batches of `sampler.n_tasks` tasks.
 
-    Logs per iteration the mean return before and after adaptation. Stops at the first
-    non-finite loss or parameter and reports it: {"diverged", "diverged_step", "last_finite"}.
+    Logs per iteration the outer step's diagnostics and the mean return before and after
+    adaptation. Stops, without logging it, at the first iteration whose metrics or parameters are
+    not finite.
     """
-    optimizer = torch.optim.Adam(policy.parameters(), lr=settings.ppo_lr) if settings.outer == "ppo" else None
-    last: dict = {}
+    outer_step = make_outer(policy, settings)
+    last: dict[str, float] = {}
     for step in progress(range(iterations), total=iterations, desc="meta-train"):
         batch = MetaBatch(policy, sampler, sample_tasks(sampler.n_tasks), settings, generator)
-        metrics = meta_step(policy, batch, optimizer)
+        metrics = outer_step(batch)
         pre = batch.inner[0][0] if batch.inner else batch.outer
         metrics["train/pre_adapt_return"] = float(pre.returns().mean())
         metrics["train/post_adapt_return"] = float(batch.outer.returns().mean())
         finite = all(math.isfinite(v) for v in metrics.values())
         if not finite or not all(torch.isfinite(p).all() for p in policy.parameters()):
-            return {"diverged": True, "diverged_step": step, "last_finite": last}
+            return MetaTrainResult(step, step, last)
         log(step, metrics)
         last = metrics
-    return {"diverged": False, **last}
+    return MetaTrainResult(iterations, None, last)

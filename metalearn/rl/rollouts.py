@@ -2,6 +2,10 @@
 
 One sub-environment per (task, episode) pair; each task's policy has its own parameters (the
 adapted ones after an inner step), evaluated for all tasks at once with `torch.func.vmap`.
+Environments run on the CPU; the policy runs where its parameters are, sees each step's
+observations there, and its actions come back with noise drawn on the CPU (so a seed gives the
+same episodes on any device, up to the policy's rounding). Episodes are returned on the policy's
+device.
 """
 from __future__ import annotations
 
@@ -49,11 +53,12 @@ class Sampler:
                generator: torch.Generator) -> Episodes:
         """Run each task's policy (params with a leading task axis) for one episode per sub-env.
 
-        Environment seeds and action noise both come from `generator`.
+        Environment seeds and action noise both come from `generator` (a CPU generator).
         """
         if len(tasks) != self.n_tasks:
             raise ValueError(f"got {len(tasks)} tasks; this sampler holds {self.n_tasks}")
         T, E, H = self.n_tasks, self.episodes, self.horizon
+        device = next(iter(params.values())).device
         self.env.set_attr("task", [task for task in tasks for _ in range(E)])
         seed = int(torch.randint(2**31 - 1, (), generator=generator))
         obs, _ = self.env.reset(seed=seed)
@@ -64,8 +69,8 @@ class Sampler:
         for t in range(H):
             o = torch.as_tensor(obs, dtype=torch.float32).view(T, E, -1)
             with torch.no_grad():
-                mean, std = task_action_distribution(policy, params, o)
-            a = mean + std * torch.randn(mean.shape, generator=generator)
+                mean, std = task_action_distribution(policy, params, o.to(device))
+            a = mean.cpu() + std.cpu() * torch.randn(mean.shape, generator=generator)
             obs, reward, terminated, truncated, _ = self.env.step(a.view(T * E, -1).numpy())
             alive_t = torch.as_tensor(alive, dtype=torch.float32).view(T, E)
             observations[:, :, t], actions[:, :, t] = o, a
@@ -74,4 +79,4 @@ class Sampler:
             alive &= ~(terminated | truncated)
             if not alive.any():
                 break
-        return Episodes(observations, actions, rewards, mask)
+        return Episodes(*(t.to(device) for t in (observations, actions, rewards, mask)))

@@ -6,7 +6,8 @@ that accepts the first step improving L with KL <= delta.
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor

@@ -1,21 +1,26 @@
-"""The `icl` scenario's figures: training against the baselines, error vs context, probes, weights."""
+"""The `icl` scenario's figures: training against the baselines, error vs context, probes, weights.
+
+They draw what the scenario hands them (its summary, its logged rows, the attention weights) and
+compute nothing.
+"""
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from metalearn import icl
-
 _BASELINES = (("gd/loss", "GD, 1 step"), ("ridge/loss", "ridge"), ("ols/loss", "least squares"))
 
 
-def save_all(run, config, model, summary: dict, history: list[dict]) -> None:
+def save_all(run, summary: dict, history: list[dict],
+             attention: list[tuple[str, np.ndarray, np.ndarray]] | None) -> None:
+    """Every figure; `attention` holds (title, W_KQ, W_PV) per column of the weights figure, or
+    None for a model without them."""
     if len(history) > 1:
         run.save_figure(training(summary, history), "training")
     run.save_figure(context_and_ood(summary), "context")
     run.save_figure(probes(summary), "probes")
-    if isinstance(model, icl.LinearSelfAttention):
-        run.save_figure(weights(model, config, summary["gd/steps_lr"][-1]), "weights")
+    if attention is not None:
+        run.save_figure(weights(attention), "weights")
 
 
 def training(summary: dict, history: list[dict]) -> Figure:
@@ -78,18 +83,14 @@ def probes(summary: dict) -> Figure:
     return fig
 
 
-def weights(model: icl.LinearSelfAttention, config, lr: float) -> Figure:
+def weights(attention: list[tuple[str, np.ndarray, np.ndarray]]) -> Figure:
     """Learned W_KQ, W_PV (summed over heads) per layer next to the GD construction."""
-    construction = icl.lsa_gd(config.dim, 1, lr, config.context)
-    pairs = [(title, kq.detach().sum(0), pv.detach().sum(0)) for title, kq, pv in
-             [("GD construction", construction.w_kq[0], construction.w_pv[0])]
-             + [(f"layer {i + 1}", kq, pv) for i, (kq, pv) in enumerate(zip(model.w_kq, model.w_pv))]]
-    fig = Figure(figsize=(2.6 * len(pairs), 5))
-    axes = fig.subplots(2, len(pairs), squeeze=False)
-    for column, (title, kq, pv) in enumerate(pairs):
+    fig = Figure(figsize=(2.6 * len(attention), 5))
+    axes = fig.subplots(2, len(attention), squeeze=False)
+    for column, (title, kq, pv) in enumerate(attention):
         for row, (name, matrix) in enumerate((("W_KQ", kq), ("W_PV", pv))):
-            limit = float(matrix.abs().max()) or 1.0
-            image = axes[row, column].imshow(matrix.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+            limit = float(np.abs(matrix).max()) or 1.0
+            image = axes[row, column].imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit)
             axes[row, column].set(title=f"{title}: {name}", xticks=[], yticks=[])
             fig.colorbar(image, ax=axes[row, column], shrink=0.7)
     return fig

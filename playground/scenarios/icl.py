@@ -12,65 +12,67 @@ same evaluation tasks; K = `layers` for the LSA models, 1 for gpt. Logged every 
 `loss/train`, `eval/loss` and the alignment with K-step GD (`probe/preds_diff`, `probe/model_cos`,
 `probe/model_diff`). The summary adds the same against GD++ (`gdpp/model_cos`, ...), SPD / ILWD
 against every algorithm, linear-probe R² per layer, error vs context length (`context/...`) and
-out-of-distribution scaling (`ood/...`).
+out-of-distribution scaling (`ood/...`). On a GPU (`device`) the model, its training and every
+baseline run there; prompts are drawn on the CPU from the seed and moved, the same on any device.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from metalearn import icl
 from playground.scenario import RunConfig, Scenario, option
 from playground.scenarios import _icl_plots as plots
 
-MODELS = ("lsa", "lsa_gd", "gpt")
-_PROBE_TASKS = 2048  # prompts for ILWD and the linear probes
+_PROBE_PROMPTS = 2048  # prompts for ILWD and the linear probes
+# Model options the run leaves at their factory's default: float32 weights, lsa_gd's plain GD (γ = 0).
+_FACTORY_DEFAULTS = ("dtype", "gamma")
 
 
 @dataclass(frozen=True)
 class IclConfig(RunConfig):
-    model: str = option("lsa", f"model: {', '.join(MODELS)}")
-    dim: int = option(10, "input dimension d")
-    context: int = option(10, "in-context examples N per prompt")
-    layers: int = option(1, "transformer layers (lsa_gd: GD steps)")
-    heads: int = option(1, "attention heads per layer (lsa_gd: 1)")
-    width: int = option(64, "gpt: residual stream width")
-    init_scale: float = option(0.1, "lsa: weights start N(0, init_scale²)")
+    model: str = option("lsa", f"model: {', '.join(icl.MODELS)}")
+    dim: int = option(10, "input dimension d (>= 1)")
+    context: int = option(10, "in-context examples N per prompt (>= 1)")
+    layers: int = option(1, "transformer layers (lsa_gd: GD steps; >= 1)")
+    heads: int = option(1, "attention heads per layer (lsa_gd: 1)", min=1)
+    width: int = option(64, "gpt: residual stream width", min=1)
+    init_scale: float = option(0.1, "lsa: weights start N(0, init_scale²)", min=0)
     x_dist: str = option("uniform", f"input distribution: {', '.join(icl.X_DISTS)}")
-    x_range: float = option(1.0, "uniform inputs: x ~ U(−x_range, x_range)")
-    noise: float = option(0.0, "target noise std")
-    num_tasks: int = option(0, "finite pool of training tasks (0: fresh tasks every step)")
-    steps: int = option(2000, "training steps (lsa_gd: none)")
-    batch: int = option(2048, "prompts per training step")
-    lr: float = option(1e-3, "Adam learning rate")
-    eval_tasks: int = option(4096, "held-out prompts for fitting baselines and for evaluation")
-    eval_every: int = option(250, "steps between evaluations")
-    ridge: float = option(0.1, "ridge baseline's λ")
-    ood_scales: tuple[float, ...] = option((0.5, 1.0, 2.0, 4.0), "OOD factors α for x -> αx, w -> αw")
-    threads: int = option(1, "torch threads (0: torch's default)")
+    x_range: float = option(1.0, "uniform inputs: x ~ U(−x_range, x_range) (> 0)")
+    noise: float = option(0.0, "target noise std", min=0)
+    num_tasks: int = option(0, "finite pool of training tasks (0: fresh tasks every step)", min=0)
+    steps: int = option(2000, "training steps (lsa_gd: none)", min=0)
+    batch: int = option(2048, "prompts per training step", min=1)
+    lr: float = option(1e-3, "Adam learning rate (> 0)")
+    eval_tasks: int = option(4096, "held-out prompts for fitting baselines and for evaluation", min=1)
+    eval_every: int = option(250, "steps between evaluations", min=1)
+    ridge: float = option(0.1, "ridge baseline's λ (> 0)")
+    ood_scales: tuple[float, ...] = option((0.5, 1.0, 2.0, 4.0), "OOD factors α > 0 for x -> αx, w -> αw")
+    threads: int = option(1, "torch threads (0: torch's default)", min=0)
     plots: bool = option(True, "save the PNG figures")
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; valid: {', '.join(MODELS)}")
-        if self.x_dist not in icl.X_DISTS:
-            raise ValueError(f"unknown x_dist {self.x_dist!r}; valid: {', '.join(icl.X_DISTS)}")
-        for name in ("dim", "context", "layers", "heads", "width", "batch", "eval_tasks", "eval_every"):
+        icl.model_factory(self.model)  # an unknown name: one line naming the valid ones
+        icl.input_distribution(self.x_dist)
+        for name in ("dim", "context", "layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}; valid: an integer >= 1")
-        for name in ("steps", "num_tasks", "threads"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)}; valid: an integer >= 0")
-        for name in ("x_range", "lr", "ridge"):
+        for name in ("x_range", "lr", "ridge"):  # strictly positive, which `min` cannot say
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}={getattr(self, name)}; valid: a number > 0")
-        if self.noise < 0 or self.init_scale < 0 or not self.ood_scales or min(self.ood_scales) <= 0:
-            raise ValueError(f"noise={self.noise}, init_scale={self.init_scale}, "
-                             f"ood_scales={self.ood_scales}; valid: noise, init_scale >= 0, scales > 0")
+        if not self.ood_scales or min(self.ood_scales) <= 0:
+            raise ValueError(f"ood_scales={self.ood_scales}; valid: one or more scales > 0")
         if self.model == "lsa_gd" and self.heads != 1:
             raise ValueError(f"heads={self.heads} with model=lsa_gd; valid: heads=1 (one GD step per layer)")
+        features = (self.width if self.model == "gpt" else self.dim + 1) + 1  # a probe's, with its bias
+        if self.eval_tasks < 2 * features:
+            raise ValueError(f"eval_tasks={self.eval_tasks}; valid: >= {2 * features} for "
+                             f"model={self.model}: the linear probes fit {features} coefficients on half "
+                             f"the prompts, score the rest")
         if self.model == "gpt" and self.width % self.heads:
             raise ValueError(f"width={self.width} with heads={self.heads}; valid: width a multiple of heads")
 
@@ -80,11 +82,13 @@ def run(config: IclConfig, run) -> dict:
     pool = icl.task_pool(config.num_tasks, config.dim, generator) if config.num_tasks else None
     fresh = icl.TaskDistribution(config.dim, config.context, config.x_dist, config.x_range, config.noise)
     train_tasks = dataclasses.replace(fresh, pool=pool)
-    tune, evals = fresh.sample(config.eval_tasks, generator), fresh.sample(config.eval_tasks, generator)
+    # Prompts and weights are drawn on the CPU, then moved: the same numbers on every device.
+    tune = fresh.sample(config.eval_tasks, generator).to(run.device)
+    evals = fresh.sample(config.eval_tasks, generator).to(run.device)
     gd_steps = 1 if config.model == "gpt" else config.layers
     summary, algorithms = _fit_baselines(config, tune, evals, gd_steps)
     reference = algorithms["gd"]
-    model = _build_model(config, generator, summary["gd/steps_lr"][-1])
+    model = _build_model(config, generator, summary["gd/steps_lr"][-1]).to(run.device)
 
     def evaluate() -> dict:
         model.eval()
@@ -102,24 +106,24 @@ def run(config: IclConfig, run) -> dict:
 
     if config.model != "lsa_gd" and config.steps:
         result = icl.train(model, train_tasks, config.steps, config.batch, config.lr, generator, log=log,
-                           every=config.eval_every, evaluate=evaluate,
-                           progress=lambda steps: run.progress(steps, total=config.steps, desc="icl"))
+                           every=config.eval_every, evaluate=evaluate, progress=run.progress)
         if result.diverged_step is not None:
-            last = next((row for row in reversed(history) if row["step"] < result.diverged_step), {})
-            last_finite = {**{k: v for k, v in last.items() if k != "step"}, "loss/train": result.loss}
             return {**summary, "diverged": True, "diverged_step": result.diverged_step,
-                    "last_finite": last_finite}
+                    "last_finite": result.last_finite}
     else:
         log(0, evaluate())
     model.eval()
     summary.update(evaluate())
     summary.update(_compare(config, model, algorithms, fresh, evals, generator))
     if config.plots:
-        plots.save_all(run, config, model, summary, history)
+        model.cpu()  # figures are drawn on the CPU
+        attention = (_attention_weights(config, model, summary["gd/steps_lr"][-1])
+                     if isinstance(model, icl.LinearSelfAttention) else None)
+        plots.save_all(run, summary, history, attention)
     return summary
 
 
-def _fit_baselines(config: IclConfig, tune: icl.Tasks, evals: icl.Tasks, gd_steps: int):
+def _fit_baselines(config: IclConfig, tune: icl.Prompts, evals: icl.Prompts, gd_steps: int):
     """GD with 1..K steps and GD++ fit on `tune`, ridge and least squares; scored on `evals`.
 
     Returns the summary losses and the predictors compared with the model: K-step GD and GD++,
@@ -148,42 +152,56 @@ def _gd_plus_plus(lr: float, gamma: float, steps: int) -> icl.baselines.Predicto
 
 
 def _build_model(config: IclConfig, generator: torch.Generator, gd_lr: float) -> torch.nn.Module:
-    if config.model == "lsa_gd":
-        return icl.lsa_gd(config.dim, config.layers, gd_lr, config.context)
-    if config.model == "gpt":
-        return icl.GPT(config.dim, config.context, config.layers, config.heads, config.width, generator)
-    return icl.LinearSelfAttention(config.dim, config.layers, config.heads, config.init_scale, generator)
+    """The model `config.model` of `icl.MODELS`, each option its factory takes from the config
+    field of that name, but for the run's own: the seed's `generator`, and lsa_gd's `lr`, which is
+    GD's line-searched η (not Adam's `lr`)."""
+    own = {"generator": generator, "lr": gd_lr}
+    options = {name: own[name] if name in own else getattr(config, name)
+               for name in icl.model_options(config.model) if name not in _FACTORY_DEFAULTS}
+    return icl.make_model(config.model, **options)
+
+
+def _attention_weights(config: IclConfig, model: icl.LinearSelfAttention,
+                       gd_lr: float) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(title, W_KQ, W_PV) summed over heads, (D, D) each: the one-step GD construction with
+    η = `gd_lr`, then each layer of the (CPU) `model`."""
+    construction = icl.lsa_gd(config.dim, 1, gd_lr, config.context)
+    layers = [("GD construction", construction.w_kq[0], construction.w_pv[0])]
+    layers += [(f"layer {i + 1}", kq, pv) for i, (kq, pv) in enumerate(zip(model.w_kq, model.w_pv))]
+    return [(title, kq.detach().sum(0).numpy(), pv.detach().sum(0).numpy()) for title, kq, pv in layers]
 
 
 def _compare(config: IclConfig, model, algorithms: dict, fresh: icl.TaskDistribution,
-             evals: icl.Tasks, generator: torch.Generator) -> dict:
+             evals: icl.Prompts, generator: torch.Generator) -> dict:
     """Alignment with GD++, SPD / ILWD against each algorithm, probe R² per layer, error vs
     context length (GD's η line-searched per N), and OOD scaling."""
     out = _prefixed("gdpp/", icl.alignment(model, algorithms["gdpp"], evals))
-    probe_tasks = icl.Tasks(*(t[:_PROBE_TASKS] for t in evals))
-    probe_inputs = fresh.sample_inputs(len(probe_tasks.xs), 2 * config.dim, generator)  # (B, 2d, d)
-    implied = icl.implied_weights(model, probe_tasks, probe_inputs)
+    probe_prompts = icl.Prompts(*(t[:_PROBE_PROMPTS] for t in evals))
+    device = evals.xs.device
+    probe_inputs = fresh.sample_inputs(len(probe_prompts.xs), 2 * config.dim, generator)  # (B, 2d, d)
+    probe_inputs = probe_inputs.to(device)
+    implied = icl.implied_weights(model, probe_prompts, probe_inputs)
     for name, algorithm in algorithms.items():
         out[f"spd/{name}"] = icl.spd(model, algorithm, evals)
-        out[f"ilwd/{name}"] = icl.ilwd(implied, icl.implied_weights(algorithm, probe_tasks, probe_inputs))
+        out[f"ilwd/{name}"] = icl.ilwd(implied, icl.implied_weights(algorithm, probe_prompts, probe_inputs))
     with torch.no_grad():
-        states = model.query_states(*probe_tasks[:3])
-    xty = torch.einsum("bnd,bn->bd", probe_tasks.xs, probe_tasks.ys)
+        states = model.query_states(*probe_prompts[:3])
+    xty = torch.einsum("bnd,bn->bd", probe_prompts.xs, probe_prompts.ys)
     out["probe/r2_xty"] = [icl.probe_r2(s, xty) for s in states]
     out["probe/r2_w"] = [icl.probe_r2(s, implied) for s in states]
 
     def loss_of(predict):
-        return lambda tasks: icl.mse(predict(*tasks[:3]).detach(), tasks.yq)
+        return lambda prompts: icl.mse(predict(*prompts[:3]).detach(), prompts.yq)
 
     contexts = list(range(1, config.context + 1))
-    batches = [fresh.sample(config.eval_tasks, generator, context=n) for n in contexts]
-    curves = icl.sweep({"model": loss_of(model), "gd": lambda tasks: icl.fit_gd(tasks)[1],
+    batches = [fresh.sample(config.eval_tasks, generator, context=n).to(device) for n in contexts]
+    curves = icl.sweep({"model": loss_of(model), "gd": lambda prompts: icl.fit_gd(prompts)[1],
                         "ridge": loss_of(algorithms["ridge"]), "ols": loss_of(algorithms["ols"])}, batches)
     out["context/n"] = contexts
     out.update(_prefixed("context/", curves))
     reference = algorithms["gd"]
     metrics = {"model": loss_of(model), "gd": loss_of(reference), "ols": loss_of(algorithms["ols"]),
-               "model_cos": lambda tasks: icl.alignment(model, reference, tasks)["model_cos"]}
+               "model_cos": lambda prompts: icl.alignment(model, reference, prompts)["model_cos"]}
     out["ood/scale"] = list(config.ood_scales)
     for kind in ("x", "w"):
         scaled = [evals.scaled(**{f"{kind}_scale": a}) for a in config.ood_scales]

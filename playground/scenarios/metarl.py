@@ -6,63 +6,67 @@ Meta-trains a Gaussian MLP policy (one policy-gradient inner step, TRPO or PPO o
 a multi-task ("pretrained") policy with the same budget and no inner step, then evaluates on fresh
 tasks the return before and after 1..eval_steps adaptation steps of MAML, the pretrained policy and
 a randomly initialised one (the paper's figure 5), with 95% confidence intervals over tasks.
-Plots: `adaptation` (return vs steps), `training` (meta-training curves), and on Navigation2D
-`trajectories` (the adapted policy's paths towards several goals).
+Every setting of MAML-RL (`metalearn.rl.MAMLRLSettings`) is an option of the same name and default.
+Plots (`_metarl_plots`): `adaptation` (return vs steps), `training` (meta-training curves), and on
+Navigation2D `trajectories` (the adapted policy's paths towards several goals).
 
-Measured recipe (2 shared CPU cores under load ~8, 2026-11-24; 980 s wall for seed 0, 1159 s
-for seed 1):
-
-    python -m playground run metarl env=Navigation2D iterations=80 seed=0
-
-Return on 40 fresh tasks, 20 episodes each, horizon 100, mean +- 95% CI over tasks, seed 0 / 1.
-After one step MAML reaches -18.4 +- 1.8 / -16.9 +- 1.4 (ANIL paper, Table 2: MAML -20.3 +- 3.2),
-from -42.7 +- 4.8 / -40.3 +- 4.1 before adaptation; the multi-task policy -29.9 +- 4.3 / -27.0 +- 3.7
-(before: -40.9 / -38.2); a random initialisation -91.3 +- 3.7 / -84.5 +- 2.7. After two or three
-steps the multi-task policy catches up with MAML (-13.3 / -12.0 at three steps, MAML -17.8 / -17.6).
+Summary, as in `maml`: `eval/pre_adapt_return` before adaptation, `eval/post_adapt_return` after
+one step (the paper's headline), `eval/post_eval_steps_return` after `eval_steps` steps, each with
+its `_ci95`, all of the MAML policy; `eval/<policy>_returns` holds each policy's curve. The
+measured recipe and its numbers are in the README (`metarl`); `tools/reproduce.py metarl` reruns it.
+On a GPU (`device`) the policies, the advantages and the meta-gradient (TRPO or PPO) run there;
+the environments stay on the CPU, which sees each step's actions (`metalearn.rl.rollouts`).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-import gymnasium
+import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 import metalearn.rl as rl
+from metalearn.stats import mean_ci95
 from playground.scenario import RunConfig, Scenario, option
+from playground.scenarios import _metarl_plots as plots
+
+_SETTINGS = rl.MAMLRLSettings()  # MAML-RL's defaults (the paper's 2D navigation) live there, once
 
 
 @dataclass(frozen=True)
 class MetaRLConfig(RunConfig):
     env: str = option("Navigation2D", f"task family: {', '.join(rl.ENVIRONMENTS)}")
-    iterations: int = option(100, "meta-training iterations (meta-batches)")
-    meta_batch: int = option(20, "tasks per meta-batch")
-    episodes: int = option(20, "episodes per task for each policy-gradient step and evaluation")
-    inner_lr: float = option(0.1, "inner policy-gradient step size alpha")
-    inner_steps: int = option(1, "adaptation steps in meta-training")
-    first_order: bool = option(False, "drop second-order terms of the meta-gradient")
-    outer: str = option("trpo", f"outer optimiser: {', '.join(rl.OUTER)}")
-    gamma: float = option(0.99, "discount factor, in (0, 1]")
-    gae_lambda: float = option(1.0, "GAE lambda, in [0, 1]")
-    max_kl: float = option(0.01, "trpo: trust-region size delta")
-    ppo_epochs: int = option(5, "ppo: epochs per meta-batch")
-    ppo_clip: float = option(0.2, "ppo: ratio clip epsilon")
-    ppo_lr: float = option(3e-4, "ppo: Adam learning rate")
+    iterations: int = option(100, "meta-training iterations (meta-batches)", min=0)
+    meta_batch: int = option(20, "tasks per meta-batch (>= 1)")
+    episodes: int = option(20, "episodes per task for each policy-gradient step and evaluation (>= 2)")
+    inner_lr: float = option(_SETTINGS.inner_lr, "inner policy-gradient step size alpha (> 0)")
+    inner_steps: int = option(_SETTINGS.inner_steps, "adaptation steps in meta-training", min=0)
+    first_order: bool = option(_SETTINGS.first_order, "drop second-order terms of the meta-gradient")
+    outer: str = option(_SETTINGS.outer, f"outer optimiser: {', '.join(rl.OUTER)}")
+    gamma: float = option(_SETTINGS.gamma, "discount factor, in (0, 1]")
+    gae_lambda: float = option(_SETTINGS.gae_lambda, "GAE lambda, in [0, 1]")
+    max_kl: float = option(_SETTINGS.max_kl, "trpo: trust-region size delta (> 0)")
+    cg_iters: int = option(_SETTINGS.cg_iters, "trpo: conjugate-gradient steps for F⁻¹g", min=1)
+    cg_damping: float = option(_SETTINGS.cg_damping, "trpo: damping of the Fisher-vector products", min=0)
+    fisher_subsample: float = option(_SETTINGS.fisher_subsample, "trpo: fraction of the outer episodes "
+                                     "(at least one) in the Fisher-vector products", min=0, max=1)
+    ppo_epochs: int = option(_SETTINGS.ppo_epochs, "ppo: epochs per meta-batch", min=1)
+    ppo_clip: float = option(_SETTINGS.ppo_clip, "ppo: ratio clip epsilon (> 0)")
+    ppo_lr: float = option(_SETTINGS.ppo_lr, "ppo: Adam learning rate (> 0)")
     hidden: tuple[int, ...] = option((100, 100), "policy MLP hidden sizes")
-    pretrain_iterations: int | None = option(None, "multi-task policy iterations (default: iterations; 0 skips)")
-    eval_tasks: int = option(40, "fresh tasks for evaluation")
-    eval_steps: int = option(3, "adaptation steps evaluated")
-    threads: int = option(1, "torch CPU threads (1 is fastest on shared cores)")
+    pretrain_iterations: int | None = option(None, "multi-task policy iterations (default: iterations; "
+                                             "0 skips)", min=0)
+    eval_tasks: int = option(40, "fresh tasks for evaluation", min=2)
+    eval_steps: int = option(3, "adaptation steps evaluated", min=1)
+    threads: int = option(1, "torch CPU threads (1 is fastest on shared cores)", min=1)
 
     def __post_init__(self):
-        rl.env_id(self.env)
-        if self.outer not in rl.OUTER:
-            raise ValueError(f"outer={self.outer!r} unknown; valid: {', '.join(rl.OUTER)}")
-        for name, low in (("iterations", 0), ("meta_batch", 1), ("episodes", 2), ("inner_steps", 0),
-                          ("ppo_epochs", 1), ("eval_tasks", 2), ("eval_steps", 1), ("threads", 1)):
+        rl.env_spec(self.env)  # an unknown name: one line naming the valid ones
+        rl.outer_factory(self.outer)
+        for name, low in (("meta_batch", 1), ("episodes", 2)):
             if getattr(self, name) < low:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= {low}")
-        for name in ("inner_lr", "max_kl", "ppo_clip", "ppo_lr"):
+        for name in ("inner_lr", "max_kl", "ppo_clip", "ppo_lr"):  # strictly positive, which `min` cannot say
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be > 0")
         if not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
@@ -70,114 +74,82 @@ class MetaRLConfig(RunConfig):
                              "need 0 < gamma <= 1, 0 <= gae_lambda <= 1")
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"hidden={self.hidden} must be one or more sizes >= 1")
-        if self.pretrain_iterations is not None and self.pretrain_iterations < 0:
-            raise ValueError(f"pretrain_iterations={self.pretrain_iterations} must be >= 0")
 
-
-def _settings(config: MetaRLConfig, inner_steps: int) -> rl.MAMLRLSettings:
-    return rl.MAMLRLSettings(
-        inner_lr=config.inner_lr, inner_steps=inner_steps, first_order=config.first_order,
-        gamma=config.gamma, gae_lambda=config.gae_lambda, outer=config.outer, max_kl=config.max_kl,
-        ppo_epochs=config.ppo_epochs, ppo_clip=config.ppo_clip, ppo_lr=config.ppo_lr)
+    def settings(self, inner_steps: int) -> rl.MAMLRLSettings:
+        """MAML-RL's settings, each from the option of its name, with `inner_steps` adaptation
+        steps (0: the multi-task policy)."""
+        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(rl.MAMLRLSettings)}
+        return rl.MAMLRLSettings(**{**values, "inner_steps": inner_steps})
 
 
 def run(config: MetaRLConfig, run) -> dict:
     env_id = rl.env_id(config.env)
-    task_source = gymnasium.make(env_id).unwrapped
+    task_source = rl.make_env(config.env).unwrapped
     task_source.reset(seed=config.seed)
     sampler = rl.Sampler(env_id, config.meta_batch, config.episodes)
-    make_policy = lambda: rl.GaussianMLPPolicy(sampler.obs_dim, sampler.act_dim, config.hidden)
+    # Policies are initialised on the CPU, then moved; the environments always run on the CPU.
+    make_policy = lambda: rl.GaussianMLPPolicy(sampler.obs_dim, sampler.act_dim, config.hidden).to(run.device)
     generator = torch.Generator().manual_seed(config.seed)
     random_policy, maml_policy, pretrained = make_policy(), make_policy(), make_policy()
     pretrained.load_state_dict(maml_policy.state_dict())  # same start for both trainings
-    progress = lambda it, total, desc: run.progress(it, total=total, desc=desc)
-    history: list[tuple[int, dict]] = []
+    maml_rows: list[dict] = []
+    pretrain_rows: list[dict] = []  # with the multi-task training's own iteration as "step"
 
     def log(step: int, metrics: dict) -> None:
-        history.append((step, metrics))
+        maml_rows.append({"step": step, **metrics})
         run.log(step, metrics)
 
+    def log_pretrain(step: int, metrics: dict) -> None:
+        row = {"pretrain/return": metrics["train/post_adapt_return"], "pretrain/kl": metrics["loss/kl"]}
+        pretrain_rows.append({"step": step, **row})
+        run.log(config.iterations + step, row)  # logged after meta-training's iterations
+
     result = rl.meta_train(maml_policy, sampler, task_source.sample_tasks, config.iterations,
-                           _settings(config, config.inner_steps), generator, log, progress)
-    if result["diverged"]:
-        return result
+                           config.settings(config.inner_steps), generator, log, run.progress)
+    if result.diverged_step is not None:
+        return {"diverged": True, "diverged_step": result.diverged_step, "last_finite": result.last_finite}
     pre_iterations = config.iterations if config.pretrain_iterations is None else config.pretrain_iterations
-    pre_result = rl.meta_train(pretrained, sampler, task_source.sample_tasks, pre_iterations, _settings(config, 0),
-                               generator, lambda step, m: log(config.iterations + step, {
-                                   "pretrain/return": m["train/post_adapt_return"], "pretrain/kl": m["loss/kl"]}),
-                               progress)
-    torch.save(maml_policy.state_dict(), run.dir / "policy.pt")
+    pre_result = rl.meta_train(pretrained, sampler, task_source.sample_tasks, pre_iterations,
+                               config.settings(0), generator, log_pretrain, run.progress)
+    torch.save({k: v.cpu() for k, v in maml_policy.state_dict().items()}, run.dir / "policy.pt")
 
     tasks = task_source.sample_tasks(config.eval_tasks)
     policies = {"maml": maml_policy, "pretrained": pretrained, "random": random_policy}
     curves, adapted_episodes = _evaluate(config, env_id, policies, tasks, generator)
-    _plot_adaptation(run, curves, config)
-    _plot_training(run, history, config)
-    if env_id == rl.env_id("Navigation2D"):
-        _plot_trajectories(run, adapted_episodes, tasks)
-    summary = {**{k: v for k, v in result.items() if k != "diverged"},
-               "pretrain/diverged": pre_result["diverged"],
-               "eval/pre_adapt_return": curves["maml"][0][0], "eval/pre_adapt_return_ci95": curves["maml"][0][1],
-               "eval/post_adapt_return": curves["maml"][1][0], "eval/post_adapt_return_ci95": curves["maml"][1][1]}
-    for name, curve in curves.items():
-        summary[f"eval/{name}_returns"] = [m for m, _ in curve]
-        summary[f"eval/{name}_returns_ci95"] = [c for _, c in curve]
+    paths = _paths(adapted_episodes) if env_id == rl.env_id("Navigation2D") else None
+    goals = None if paths is None else [tasks[i]["goal"] for i in range(len(paths))]
+    plots.save_all(run, config.env, curves, maml_rows, pretrain_rows, paths, goals)
+    means, cis = curves["maml"]
+    summary = {**result.last_finite, "pretrain/diverged": pre_result.diverged_step is not None,
+               "eval/pre_adapt_return": means[0], "eval/pre_adapt_return_ci95": cis[0],
+               "eval/post_adapt_return": means[1], "eval/post_adapt_return_ci95": cis[1],
+               "eval/post_eval_steps_return": means[-1], "eval/post_eval_steps_return_ci95": cis[-1]}
+    for name, (means, cis) in curves.items():
+        summary[f"eval/{name}_returns"] = means
+        summary[f"eval/{name}_returns_ci95"] = cis
     return summary
 
 
 def _evaluate(config: MetaRLConfig, env_id: str, policies: dict, tasks: list[dict],
-              generator: torch.Generator) -> tuple[dict, rl.Episodes]:
-    """Each policy's (mean, ci95) return after 0..eval_steps steps on `tasks`, and the episodes of
-    the first policy after one step."""
+              generator: torch.Generator) -> tuple[dict[str, plots.Curve], rl.Episodes]:
+    """Each policy's mean return over `tasks` and its 95% CI after 0..eval_steps steps, and the
+    episodes of the first policy after one step."""
     sampler = rl.Sampler(env_id, config.eval_tasks, config.episodes)
     curves, adapted_episodes = {}, None
     for name, policy in policies.items():
         returns, episodes = rl.adaptation_curve(policy, sampler, tasks, config.eval_steps, config.inner_lr,
                                                 config.gamma, config.gae_lambda, generator)
-        curves[name] = [rl.mean_ci95(r) for r in returns]
+        mean, ci = mean_ci95(returns, dim=1)  # over the tasks of (steps + 1, tasks)
+        curves[name] = (mean.tolist(), ci.tolist())
         if adapted_episodes is None:
-            adapted_episodes = episodes[1]
+            adapted_episodes = rl.Episodes(*(t.cpu() for t in episodes[1]))  # for the figure
     return curves, adapted_episodes
 
 
-def _plot_adaptation(run, curves: dict, config: MetaRLConfig) -> None:
-    fig = Figure(figsize=(5, 3.5))
-    ax = fig.add_subplot()
-    for name, curve in curves.items():
-        means, cis = zip(*curve)
-        ax.errorbar(range(len(means)), means, yerr=cis, marker="o", capsize=3, label=name)
-    ax.set(xlabel="adaptation steps", ylabel="average return", title=f"{config.env}: fresh tasks, 95% CI",
-           xticks=range(config.eval_steps + 1))
-    ax.legend()
-    run.save_figure(fig, "adaptation")
-
-
-def _plot_training(run, history: list[tuple[int, dict]], config: MetaRLConfig) -> None:
-    fig = Figure(figsize=(5, 3.5))
-    ax = fig.add_subplot()
-    for key, label, offset in (("train/pre_adapt_return", "MAML before adaptation", 0),
-                               ("train/post_adapt_return", "MAML after adaptation", 0),
-                               ("pretrain/return", "multi-task policy", config.iterations)):
-        points = [(step - offset, metrics[key]) for step, metrics in history if key in metrics]
-        if points:
-            ax.plot(*zip(*points), label=label)
-    ax.set(xlabel="iteration", ylabel="average return", title=f"{config.env}: meta-training")
-    ax.legend()
-    run.save_figure(fig, "training")
-
-
-def _plot_trajectories(run, episodes: rl.Episodes, tasks: list[dict], shown: int = 6) -> None:
-    fig = Figure(figsize=(4.5, 4.5))
-    ax = fig.add_subplot()
-    for task in range(min(shown, len(tasks))):
-        length = int(episodes.mask[task, 0].sum())
-        path = episodes.observations[task, 0, :length]  # positions before each step
-        line, = ax.plot(path[:, 0], path[:, 1], lw=1)
-        ax.plot(*tasks[task]["goal"], marker="*", ms=12, color=line.get_color())
-    ax.plot(0, 0, "ko", ms=4)
-    ax.set(xlim=(-0.6, 0.6), ylim=(-0.6, 0.6), aspect="equal",
-           title="after one adaptation step (stars: goals)")
-    run.save_figure(fig, "trajectories")
+def _paths(episodes: rl.Episodes, shown: int = 6) -> list[np.ndarray]:
+    """The first episode of each of the first `shown` tasks: positions before each step, (length, 2)."""
+    lengths = episodes.mask[:shown, 0].sum(-1).int().tolist()
+    return [episodes.observations[task, 0, :length].numpy() for task, length in enumerate(lengths)]
 
 
 SCENARIO = Scenario(

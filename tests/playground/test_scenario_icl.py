@@ -2,7 +2,9 @@
 import json
 
 import pytest
+import torch
 
+import metalearn.icl
 from playground.config import build_config
 from playground.runner import execute
 from playground.scenarios import icl
@@ -52,6 +54,10 @@ def test_cli_unknown_model_exits_2_with_one_line(cli):
     ({"model": "gpt", "width": "10", "heads": "4"}, "width=10 with heads=4"),
     ({"x_dist": "cauchy"}, "unknown x_dist 'cauchy'; valid: uniform, gaussian"),
     ({"ood_scales": "0,1"}, "ood_scales=(0.0, 1.0)"),
+    ({"heads": "0"}, "heads=0; valid: >= 1"),
+    ({"init_scale": "-1"}, "init_scale=-1.0; valid: >= 0"),
+    ({"steps": "-1"}, "steps=-1; valid: >= 0"),
+    ({"lr": "0"}, "lr=0.0; valid: a number > 0"),
 ])
 def test_bad_input_is_one_line_naming_the_value(overrides, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
@@ -73,3 +79,18 @@ def test_divergence_is_a_result(tmp_path):
     summary = run_in_process(tmp_path, init_scale=1e4, layers=3)
     assert summary["diverged"] is True and summary["diverged_step"] == 1
     assert json.loads((tmp_path / "summary.json").read_text())["diverged_step"] == 1
+
+
+@pytest.mark.parametrize("model", list(metalearn.icl.MODELS))
+def test_each_model_takes_its_options_from_the_config(model):
+    """Built from the registry with the config's options by name: the same weights as by hand."""
+    heads = "1" if model == "lsa_gd" else "2"
+    config = build_config(IclConfig, {"model": model, "dim": "3", "context": "5", "layers": "2",
+                                      "heads": heads, "width": "8", "init_scale": "0.3", "eval_tasks": "256"})
+    built = icl._build_model(config, torch.Generator().manual_seed(0), gd_lr=0.7)
+    seed = torch.Generator().manual_seed(0)
+    by_hand = {"lsa": lambda: metalearn.icl.LinearSelfAttention(3, 2, 2, 0.3, seed),
+               "lsa_gd": lambda: metalearn.icl.lsa_gd(3, 2, 0.7, 5),
+               "gpt": lambda: metalearn.icl.GPT(3, 5, 2, 2, 8, seed)}[model]()
+    assert type(built) is type(by_hand)
+    assert all(torch.equal(p, q) for p, q in zip(built.parameters(), by_hand.parameters(), strict=True))

@@ -1,10 +1,14 @@
 """Scenario `metarl` end to end on a tiny budget through the CLI, and its bad input."""
+import dataclasses
 import json
 
 import pytest
 
+from metalearn.rl import MAMLRLSettings
 from playground.cli import main
 from playground.config import build_config
+from playground.runner import execute
+from playground.scenarios import metarl
 from playground.scenarios.metarl import MetaRLConfig
 
 TINY = {"iterations": 2, "pretrain_iterations": 1, "meta_batch": 2, "episodes": 2, "hidden": "8,8",
@@ -24,6 +28,7 @@ def test_cli_run_writes_summary_and_plots(cli, tmp_path):
     assert summary["eval/pre_adapt_return"] == summary["eval/maml_returns"][0]
     assert summary["eval/post_adapt_return"] == summary["eval/maml_returns"][1]
     assert summary["eval/post_adapt_return_ci95"] == summary["eval/maml_returns_ci95"][1] > 0
+    assert summary["eval/post_eval_steps_return"] == summary["eval/maml_returns"][2]  # as in maml
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "train/post_adapt_return" in r] == [0, 1]
     assert [r["step"] for r in rows if "pretrain/return" in r] == [2]
@@ -45,8 +50,32 @@ def test_unknown_env_exits_2_with_one_line(capsys, tmp_path, monkeypatch):
     ({"inner_lr": "0"}, "inner_lr=0.0 must be > 0"),
     ({"gamma": "1.5"}, "gamma=1.5, gae_lambda=1.0: need 0 < gamma <= 1"),
     ({"hidden": "100,0"}, "hidden=(100, 0) must be one or more sizes >= 1"),
+    ({"eval_tasks": "1"}, "eval_tasks=1; valid: >= 2"),
+    ({"fisher_subsample": "1.5"}, "fisher_subsample=1.5; valid: from 0 to 1"),
+    ({"pretrain_iterations": "-1"}, "pretrain_iterations=-1; valid: >= 0"),
+    ({"max_kl": "0"}, "max_kl=0.0 must be > 0"),
 ])
 def test_bad_input_is_one_line_naming_the_value(overrides, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
         build_config(MetaRLConfig, overrides)
     assert "\n" not in str(error.value)
+
+
+def test_every_maml_rl_setting_is_an_option_defaulted_from_the_settings():
+    defaults = MetaRLConfig()
+    for field in dataclasses.fields(MAMLRLSettings):
+        assert getattr(defaults, field.name) == field.default, field.name
+    config = build_config(MetaRLConfig, {"outer": "ppo", "cg_iters": "3", "fisher_subsample": "0.5",
+                                         "ppo_lr": "1e-3", "first_order": "true", "inner_steps": "2"})
+    assert config.settings(0) == MAMLRLSettings(inner_steps=0, outer="ppo", cg_iters=3, fisher_subsample=0.5,
+                                                ppo_lr=1e-3, first_order=True)
+    assert config.settings(config.inner_steps).inner_steps == 2
+
+
+def test_divergence_is_a_result(tmp_path):
+    """An absurd PPO step turns the first iteration non-finite: reported, nothing evaluated."""
+    overrides = {**{k: str(v) for k, v in TINY.items()}, "outer": "ppo", "ppo_lr": "1e30"}
+    config = build_config(MetaRLConfig, overrides)
+    summary = execute(metarl.SCENARIO, config, tmp_path / "r", progress=False)
+    assert summary["diverged"] is True and summary["diverged_step"] == 0 and summary["last_finite"] == {}
+    assert not (tmp_path / "r" / "adaptation.png").exists()

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from metalearn.icl import GPT, LinearSelfAttention, TaskDistribution, gd, gd_plus_plus, lsa_gd
+from metalearn.icl import (GPT, MODELS, LinearSelfAttention, TaskDistribution, gd, gd_plus_plus, lsa_gd,
+                           make_model, model_options)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -82,3 +83,26 @@ def test_gpt_is_causal_and_predicts_every_prefix():
 def test_gpt_rejects_width_not_divisible_by_heads():
     with pytest.raises(ValueError, match="width=10"):
         GPT(3, 4, heads=4, width=10)
+
+
+def _same_weights(a, b):
+    return all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_models_by_name_are_their_factories():
+    assert list(MODELS) == ["lsa", "lsa_gd", "gpt"]
+    seed = lambda: torch.Generator().manual_seed(5)
+    assert _same_weights(make_model("lsa", dim=4, layers=2, heads=3, generator=seed()),
+                         LinearSelfAttention(4, 2, 3, generator=seed()))
+    assert _same_weights(make_model("lsa_gd", dim=3, layers=2, lr=0.5, context=4), lsa_gd(3, 2, 0.5, 4))
+    assert _same_weights(make_model("gpt", dim=2, context=3, layers=1, heads=2, width=8, generator=seed()),
+                         GPT(2, 3, 1, 2, 8, seed()))
+    assert model_options("gpt") == ("dim", "context", "layers", "heads", "width", "generator")
+
+
+def test_make_model_refuses_unknown_names_and_options():
+    with pytest.raises(ValueError, match="^unknown model 'lstm'; valid: lsa, lsa_gd, gpt$"):
+        make_model("lstm", dim=3)
+    valid = "dim, context, layers, heads, width, generator"
+    with pytest.raises(ValueError, match=f"^model 'gpt' takes no option 'init_scale'; valid: {valid}$"):
+        make_model("gpt", dim=3, context=4, init_scale=0.1)

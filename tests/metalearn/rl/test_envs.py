@@ -104,3 +104,18 @@ def test_bad_task_and_unknown_env_are_refused():
     with pytest.raises(ValueError, match="valid: Navigation2D, PendulumMassLength"):
         rl.env_id("CartPole-v1")
     assert rl.env_id("Navigation2D") == rl.env_id("metalearn/Navigation2D-v0") == "metalearn/Navigation2D-v0"
+
+
+def test_each_environment_is_registered_as_its_spec_says_and_made_by_name():
+    for name, spec in rl.ENVIRONMENTS.items():
+        assert rl.env_spec(name) is rl.env_spec(spec.id) is spec
+        registered = gymnasium.spec(spec.id)
+        assert registered.entry_point is spec.entry_point
+        assert registered.vector_entry_point is spec.vector_entry_point
+        assert registered.max_episode_steps == spec.max_episode_steps
+        env = rl.make_env(name)
+        assert type(env.unwrapped) is spec.entry_point
+        assert env.spec.max_episode_steps == spec.max_episode_steps
+    valid = "Navigation2D, PendulumMassLength"
+    with pytest.raises(ValueError, match=f"^unknown env 'CartPole-v1'; valid: {valid}$"):
+        rl.make_env("CartPole-v1")

@@ -8,7 +8,8 @@ import torch
 
 from metalearn.rl import Episodes, GaussianMLPPolicy, Sampler
 from metalearn.rl.advantages import advantages
-from metalearn.rl.maml_rl import MAMLRLSettings, MetaBatch, adapt, meta_step, meta_train, reinforce_loss
+from metalearn.rl.maml_rl import (OUTER, MAMLRLSettings, MetaBatch, MetaTrainResult, adapt, make_outer,
+                                  meta_train, outer_factory, reinforce_loss)
 from metalearn.rl.policy import params_of, stack
 from metalearn.rl.trpo import conjugate_gradient, trpo_step
 
@@ -96,18 +97,21 @@ def test_meta_step_improves_the_outer_surrogate_within_the_trust_region(outer):
     with torch.no_grad():
         before, kl0 = batch.objective()
     assert abs(float(kl0)) < 1e-6  # the old adapted policy is the one that sampled
-    optimizer = torch.optim.Adam(policy.parameters(), lr=settings.ppo_lr) if outer == "ppo" else None
-    metrics = meta_step(policy, batch, optimizer)
+    metrics = make_outer(policy, settings)(batch)
     assert metrics["loss/surrogate"] > float(before)
     assert 0 < metrics["loss/kl"] <= (settings.max_kl if outer == "trpo" else 0.1)
+
+
+def _poison(policy):
+    with torch.no_grad():
+        policy.log_std.fill_(float("nan"))
 
 
 def _tiny_training(iterations, poison=False):
     torch.manual_seed(3)
     policy = GaussianMLPPolicy(2, 2, hidden=(8,))
     if poison:
-        with torch.no_grad():
-            policy.log_std.fill_(float("nan"))
+        _poison(policy)
     sampler = Sampler("metalearn/Navigation2D-v0", n_tasks=2, episodes=3)
     source = gymnasium.make("metalearn/Navigation2D-v0").unwrapped
     source.reset(seed=0)
@@ -118,11 +122,45 @@ def _tiny_training(iterations, poison=False):
 
 def test_same_seed_same_policy_bit_for_bit():
     (a, result), (b, _) = _tiny_training(2), _tiny_training(2)
-    assert result["diverged"] is False and math.isfinite(result["train/post_adapt_return"])
+    assert result.diverged_step is None and math.isfinite(result.last_finite["train/post_adapt_return"])
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.equal(p, q)
 
 
 def test_a_non_finite_policy_is_reported_as_diverged_not_raised():
     _, result = _tiny_training(2, poison=True)
-    assert result == {"diverged": True, "diverged_step": 0, "last_finite": {}}
+    assert result == MetaTrainResult(iterations=0, diverged_step=0, last_finite={})
+
+
+def test_divergence_keeps_the_last_finite_iterations_metrics_and_logs_nothing_after():
+    """The policy turns non-finite after iteration 0 is logged: iteration 1 diverges, unlogged."""
+    rows, calls = [], []
+
+    def log(step, metrics):
+        rows.append((step, dict(metrics)))
+        _poison(policy)
+
+    def progress(iterable, total=None, desc=None):
+        calls.append((total, desc))
+        return iterable
+
+    torch.manual_seed(3)
+    policy = GaussianMLPPolicy(2, 2, hidden=(8,))
+    sampler = Sampler("metalearn/Navigation2D-v0", n_tasks=2, episodes=3)
+    source = gymnasium.make("metalearn/Navigation2D-v0").unwrapped
+    source.reset(seed=0)
+    result = meta_train(policy, sampler, source.sample_tasks, 3, MAMLRLSettings(),
+                        torch.Generator().manual_seed(0), log, progress)
+    assert calls == [(3, "meta-train")]
+    assert [step for step, _ in rows] == [0]
+    assert result == MetaTrainResult(iterations=1, diverged_step=1, last_finite=rows[0][1])
+    assert set(rows[0][1]) == {"loss/surrogate", "loss/kl", "loss/line_search_steps",
+                               "train/pre_adapt_return", "train/post_adapt_return"}
+
+
+def test_outer_optimisers_by_name():
+    assert list(OUTER) == ["trpo", "ppo"] and outer_factory("ppo") is OUTER["ppo"]
+    with pytest.raises(ValueError, match="^outer='sgd' unknown; valid: trpo, ppo$"):
+        outer_factory("sgd")
+    with pytest.raises(ValueError, match="valid: trpo, ppo"):
+        make_outer(GaussianMLPPolicy(2, 2, hidden=(4,)), MAMLRLSettings(outer="adam"))
