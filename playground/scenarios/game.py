@@ -89,7 +89,7 @@ def run(config: GameConfig, run) -> dict:
                                               config.dynamics_options.get("regularization", 0.0))
         game = dataclasses.replace(game, equilibrium=point)
     z0 = initial_points(config, game)
-    progress = lambda steps: run.progress(steps, total=config.steps + 1, desc=config.dynamics)
+    progress = lambda steps, total=None, desc=None: run.progress(steps, total=total, desc=config.dynamics)
     if config.batch == 1:
         path, summary = _play_one(game, dynamics, z0[0], config.steps, run, progress)
     else:
@@ -110,12 +110,12 @@ def run(config: GameConfig, run) -> dict:
 
 def _play_one(game, dynamics, z0, steps, run, progress):
     trajectory = games.play(game, dynamics, z0, steps, log=run.log, progress=progress)
-    final = {k: v.tolist() for k, v in games.observe(game, trajectory.params[-1]).items()}
-    summary = {**final, "steps_run": len(trajectory.params) - 1}
+    summary = {**trajectory.last_finite, "steps_run": len(trajectory.params) - 1}
     if game.equilibrium is not None:
         summary["rate/measured"] = games.measured_rate(game.distance(trajectory.params).tolist())
     if trajectory.diverged_step is not None:
-        summary.update(diverged=True, diverged_step=trajectory.diverged_step, last_finite=final)
+        summary.update(diverged=True, diverged_step=trajectory.diverged_step,
+                       last_finite=trajectory.last_finite)
     return trajectory.params, summary
 
 
@@ -127,20 +127,20 @@ def _play_many(game, dynamics, z0, steps, run, progress, device):
         run.log(step, metrics)
 
     trajectory = games.play_batch(game, dynamics, z0, steps, log=log, progress=progress, device=device)
-    trajectory = games.BatchTrajectory(*(t.cpu() for t in trajectory))
-    finite = trajectory.diverged_step < 0
+    params = trajectory.params.cpu()  # (T + 1, B, d)
+    finite = torch.tensor([step is None for step in trajectory.diverged_step])
     summary = {"batch": z0.shape[0], "diverged_count": int((~finite).sum()),
                "diverged": bool((~finite).all())}
-    per_run = {"diverged_step": trajectory.diverged_step.tolist()}
+    per_run = {"diverged_step": trajectory.diverged_step}  # null for a run that stayed finite
     if game.equilibrium is not None:
-        dist = game.distance(trajectory.params)  # (T + 1, B)
+        dist = game.distance(params)  # (T + 1, B)
         rates = torch.tensor([games.measured_rate(dist[:, k].tolist()) for k in range(dist.shape[1])])
         per_run.update({"dist/final": dist[-1].tolist(), "rate/measured": rates.tolist()})
         if finite.any():
             summary["dist/final_median"] = dist[-1][finite].median().item()
             summary["rate/measured"] = rates[finite].median().item()
     run.save_json("batch", per_run)
-    return trajectory.params, summary
+    return params, summary
 
 
 def _pairs(values: torch.Tensor) -> list[list[float]]:
