@@ -18,7 +18,7 @@ import copy
 
 import torch
 
-import metalearn._l2l  # noqa: F401  (imported up front, so its import is not counted as the engine's memory)
+import metalearn.maml._l2l  # noqa: F401  (imported up front, so its import is not counted as the engine's memory)
 from benchmarks.timing import CPU, markdown_table, peak_memory, summarize, time_interleaved
 from metalearn.fewshot import Sine, Tasks, glyphs
 from metalearn.maml import CAPTURES, ENGINES, make_learner

@@ -102,24 +102,27 @@ def _parse_keyword(space: dataclasses.Field, chosen: str, keyword: str, key: str
 
 
 def check_bounds(field: dataclasses.Field, value: Any) -> None:
-    """The field's `min`, `max` and `choices` (from `option`), item by item for a list."""
+    """The field's `min`, `above`, `max` and `choices` (from `option`), item by item for a list."""
     bounds = field.metadata
     for item in value if isinstance(value, tuple) else (value,):
         if item is None:
             continue
-        low, high = bounds.get("min"), bounds.get("max")
-        if ("choices" in bounds and item not in bounds["choices"]) or \
-                (low is not None and item < low) or (high is not None and item > high):
-            raise BadInput(f"{field.name}={format_value(item)}; valid: {_valid_text(bounds)}")
+        if "choices" in bounds and item not in bounds["choices"]:
+            raise BadInput(f"unknown {field.name} {item!r}; valid: {_valid_text(bounds, item)}")
+        low, above, high = bounds.get("min"), bounds.get("above"), bounds.get("max")
+        if (low is not None and item < low) or (above is not None and item <= above) or \
+                (high is not None and item > high):
+            raise BadInput(f"{field.name}={format_value(item)}; valid: {_valid_text(bounds, item)}")
 
 
-def _valid_text(bounds: Any) -> str:
-    low, high = bounds.get("min"), bounds.get("max")
+def _valid_text(bounds: Any, example: Any = None) -> str:
     if "choices" in bounds:
         return ", ".join(map(format_value, bounds["choices"]))
-    if low is not None and high is not None:
-        return f"from {low} to {high}"
-    return f">= {low}" if low is not None else f"<= {high}"
+    kind = "an integer" if isinstance(example, int) else "a number"
+    low, above, high = bounds.get("min"), bounds.get("above"), bounds.get("max")
+    parts = ([f">= {low}"] if low is not None else []) + ([f"> {above}"] if above is not None else []) + \
+        ([f"<= {high}"] if high is not None else [])
+    return f"{kind} {' and '.join(parts)}" if example is not None else " and ".join(parts)
 
 
 def parse_value(key: str, text: str, annotation: Any) -> Any:
@@ -186,7 +189,7 @@ def format_options(config_type: type) -> list[str]:
             lines += _format_keywords(f)
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        bounds = any(name in f.metadata for name in ("min", "max", "choices"))
+        bounds = any(name in f.metadata for name in ("min", "above", "max", "choices"))
         valid = f" [valid: {_valid_text(f.metadata)}]" if bounds else ""
         lines.append(f"{f.name} ({_type_text(hints[f.name])}, default {format_value(default) or '(empty)'}): "
                      f"{f.metadata.get('help', '')}{valid}")

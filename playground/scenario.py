@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 
-def option(default: Any, help: str, *, min: float | None = None, max: float | None = None,
-           choices: tuple | None = None, **kwargs) -> Any:
+def option(default: Any, help: str, *, min: float | None = None, above: float | None = None,
+           max: float | None = None, choices: tuple | None = None, **kwargs) -> Any:
     """A config field with its one-line help, shown by `playground list`, and the bounds the
-    config parser checks for every scenario (each item of a list): `min`, `max`, `choices`."""
-    bounds = {"min": min, "max": max, "choices": None if choices is None else tuple(choices)}
+    config parser checks for every scenario (each item of a list): `min` (inclusive), `above`
+    (exclusive), `max` (inclusive), `choices`."""
+    bounds = {"min": min, "above": above, "max": max, "choices": None if choices is None else tuple(choices)}
     metadata = {"help": help, **{k: v for k, v in bounds.items() if v is not None}}
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda: tuple(default), metadata=metadata, **kwargs)

@@ -2,10 +2,25 @@
 from metalearn.fewshot.glyphs import glyphs
 from metalearn.fewshot.images import ImageTasks
 from metalearn.fewshot.omniglot import omniglot
+from metalearn.fewshot.registry import (
+    TASK_FAMILIES,
+    make_task_family,
+    task_family_factory,
+    task_family_options,
+)
 from metalearn.fewshot.sine import Sine
-from metalearn.fewshot.tasks import KINDS, SPLITS, HeadedNetwork, TaskFamily, Tasks, check_split, seeded_module
+from metalearn.fewshot.tasks import (
+    KINDS,
+    SPLITS,
+    HeadedNetwork,
+    TaskFamily,
+    Tasks,
+    check_split,
+    seeded_module,
+)
 
 __all__ = [
-    "KINDS", "SPLITS", "HeadedNetwork", "ImageTasks", "Sine", "TaskFamily", "Tasks", "check_split", "glyphs",
-    "omniglot", "seeded_module",
+    "KINDS", "SPLITS", "TASK_FAMILIES", "HeadedNetwork", "ImageTasks", "Sine", "TaskFamily", "Tasks",
+    "check_split", "glyphs", "make_task_family", "omniglot", "seeded_module", "task_family_factory",
+    "task_family_options",
 ]

@@ -7,7 +7,7 @@ tasks are fresh draws, as in the paper.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import torch
@@ -39,6 +39,18 @@ class Sine:
         y = sine(x, amplitude, phase)
         k = self.shots
         return Tasks(x[:, :k], y[:, :k], x[:, k:], y[:, k:])
+
+    def sample_on_grid(self, n: int, generator: torch.Generator, points: int = 200) -> Tasks:
+        """`n` fresh tasks of `shots` support points whose query set is `points` evenly spaced inputs
+        spanning the input range, the same for every task: each task's whole curve, for figures."""
+        amplitude, phase = sample_sine_params(n, generator)
+        support_x = _uniform((n, self.shots, 1), INPUT, generator)  # (T, K, 1)
+        grid = torch.linspace(*INPUT, points)[None, :, None].expand(n, -1, -1)  # (T, points, 1)
+        return Tasks(support_x, sine(support_x, amplitude, phase), grid, sine(grid, amplitude, phase))
+
+    def with_queries(self, queries: int) -> Sine:
+        """The same family drawing `queries` query points per task (say, more for evaluation)."""
+        return replace(self, queries=queries)
 
     def make_model(self, generator: torch.Generator) -> nn.Module:
         return seeded_module(_mlp, generator)

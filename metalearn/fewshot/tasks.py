@@ -40,6 +40,10 @@ class TaskFamily(Protocol):
 
     def sample(self, split: str, n: int, generator: torch.Generator) -> Tasks: ...
 
+    def with_queries(self, queries: int) -> TaskFamily:
+        """The same family drawing `queries` query examples (per class) per task."""
+        ...
+
     def make_model(self, generator: torch.Generator) -> nn.Module:
         """The paper's network, with submodules `features` (the body) and `head` (the last linear
         layer), forward(x) = head(features(x).flatten(1)): ANIL adapts `head`, ProtoNets embed with `features`."""

@@ -17,6 +17,7 @@ from metalearn.fewshot.tasks import Tasks
 
 Params = dict[str, torch.Tensor]
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Step = Callable[[Params, torch.Tensor, torch.Tensor], Params]  # (params, x, y) -> params after one inner step
 
 
 def criterion(kind: str) -> Loss:
@@ -69,18 +70,25 @@ def adaptation_curve(
     steps: int,
     loss_fn: Loss,
     classification: bool,
+    inner_step: Step | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Query loss (and accuracy) of every task after 0, 1, ..., `steps` inner steps: (T, steps + 1)."""
+    """Query loss (and accuracy) of every task after 0, 1, ..., `steps` inner steps: (steps + 1, T),
+    steps first, as every adaptation curve in `metalearn`.
+
+    An inner step is one `fine_tune` step with `rates` unless `inner_step` is given (iMAML's)."""
+    if inner_step is None:
+        def inner_step(params: Params, x: torch.Tensor, y: torch.Tensor) -> Params:
+            return fine_tune(model, params, rates, x, y, 1, loss_fn)
 
     def one_task(sx, sy, qx, qy):
         losses, accuracies, task_params = [], [], params
         for step in range(steps + 1):
             if step:
-                task_params = fine_tune(model, task_params, rates, sx, sy, 1, loss_fn)
+                task_params = inner_step(task_params, sx, sy)
             out = functional_call(model, task_params, (qx,))
             losses.append(loss_fn(out, qy))
             accuracies.append(accuracy(out, qy) if classification else torch.zeros(()))
         return torch.stack(losses), torch.stack(accuracies)
 
-    losses, accuracies = vmap(one_task)(*tasks)
+    losses, accuracies = vmap(one_task, out_dims=1)(*tasks)
     return losses, (accuracies if classification else None)

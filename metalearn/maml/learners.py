@@ -4,24 +4,35 @@ on a meta-batch of `Tasks`, and adapts to held-out tasks for evaluation.
 - `maml` (Finn et al. 2017), second order; `fomaml`, its first-order approximation (same paper);
   `anil` (Raghu et al. 2020), inner loop on the head only; `metasgd` (Li et al. 2017), learned
   per-parameter inner rates α, trained with θ. Any of the `ENGINES`.
+- `imaml` (Rajeswaran et al. 2019): proximal inner loop, implicit meta-gradient by conjugate
+  gradient (`metalearn.maml.imaml`).
 - `reptile` (Nichol et al. 2018): φ_τ = SGD^k(θ) on all of task τ's data; the meta-optimiser takes
   θ − mean_τ φ_τ as θ's gradient.
 - `protonet` (Snell et al. 2017): logits = −‖f(x) − c_k‖², c_k the mean support embedding of class k.
 - `pretrain`: one network trained on all tasks' points pooled, fine-tuned by SGD at test time.
+
+Devices: a learner computes where its model's parameters are; the meta-batches it is given must be
+there too (`meta_train` draws them on the CPU and moves them). `to(device)` moves a learner.
 """
 from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
+from metalearn.convnet import plain_batch_norm
 from metalearn.fewshot.tasks import Tasks
 from metalearn.maml.adaptation import accuracy, adaptation_curve, criterion, fine_tune, head_names
+from metalearn.maml.capture import CAPTURES, CudaGraphStep
 from metalearn.maml.engines import ENGINES, functional_meta_loss, learn2learn_meta_loss
+from metalearn.maml.imaml import implicit_meta_gradient, proximal_step
 
-GRADIENT_ALGORITHMS = ("maml", "fomaml", "anil", "metasgd")
-ALGORITHMS = GRADIENT_ALGORITHMS + ("reptile", "protonet", "pretrain")
+GRADIENT_ALGORITHMS = ("maml", "fomaml", "anil", "metasgd")  # the meta-gradient flows through the inner loop
 
 
 class MetaLearner:
@@ -30,12 +41,14 @@ class MetaLearner:
     algo = "pretrain"
 
     def __init__(
-        self, model: nn.Module, kind: str, inner_lr: float = 0.01, inner_steps: int = 1, meta_lr: float = 1e-3
+        self, model: nn.Module, kind: str, inner_lr: float = 0.01, inner_steps: int = 1,
+        meta_lr: float = 1e-3, capturable: bool = False,
     ):
         self.model, self.kind = model, kind
         self.inner_lr, self.inner_steps = inner_lr, inner_steps
         self.loss_fn = criterion(kind)
-        self.optimizer = torch.optim.Adam(self.meta_parameters(), lr=meta_lr)
+        # capturable: Adam's step count on the parameters' device, as a CUDA graph needs it
+        self.optimizer = torch.optim.Adam(self.meta_parameters(), lr=meta_lr, capturable=capturable)
 
     def meta_parameters(self) -> list[nn.Parameter]:
         return list(self.model.parameters())
@@ -52,14 +65,18 @@ class MetaLearner:
 
     def meta_step(self, tasks: Tasks) -> float:
         """One meta-training step; returns the meta-loss before it."""
+        return self._step(tasks).item()
+
+    def _step(self, tasks: Tasks) -> torch.Tensor:
+        """One meta-training step with no host synchronisation (so a CUDA graph can record it)."""
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.meta_loss(tasks)
         loss.backward()
         self.optimizer.step()
-        return loss.item()
+        return loss.detach()
 
     def adaptation_curve(self, tasks: Tasks, steps: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Query loss and accuracy (None for regression) per task after 0..steps steps: (T, steps + 1)."""
+        """Query loss and accuracy (None for regression) per task after 0..steps steps: (steps + 1, T)."""
         params = {name: p.detach() for name, p in self.model.named_parameters()}
         rates = {name: r.detach() if torch.is_tensor(r) else r for name, r in self.rates().items()}
         with torch.no_grad():
@@ -73,20 +90,37 @@ class MetaLearner:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
 
+    def to(self, device: torch.device) -> MetaLearner:
+        """This learner, moved in place to `device`: model, meta-parameters and optimiser state."""
+        self.model.to(device)
+        for p in self.meta_parameters():
+            p.data = p.data.to(device)
+        self.optimizer.load_state_dict(self.optimizer.state_dict())  # moves its state to the parameters
+        return self
+
 
 class GradientMetaLearner(MetaLearner):
-    """MAML, FOMAML, ANIL or Meta-SGD: the meta-gradient flows through `inner_steps` inner steps."""
+    """MAML, FOMAML, ANIL or Meta-SGD: the meta-gradient flows through `inner_steps` inner steps.
 
-    def __init__(self, model, kind, algo="maml", engine="functional", inner_lr=0.01, inner_steps=1, meta_lr=1e-3):
+    With the functional engine, second-order MAML and Meta-SGD differentiate the model twice under
+    `vmap`, which torch's own batch norm gets wrong: the model's batch norms are swapped, in place,
+    for `metalearn.convnet.BatchNorm` (same parameters, same forward). `capture` (one of
+    `CAPTURES`, functional engine only) records the meta-step (`metalearn.maml.capture`).
+    """
+
+    def __init__(self, model, kind, algo="maml", engine="functional", inner_lr=0.01, inner_steps=1,
+                 meta_lr=1e-3, capture="none"):
         self.algo, self.engine = algo, engine
         self.first_order = algo == "fomaml"
-        if engine == "functional" and algo in ("maml", "metasgd") and _has_batch_norm(model):
-            raise ValueError(f"engine='functional' with algo={algo!r} differentiates BatchNorm twice under vmap, "
-                             "which torch gets wrong; valid: engine='learn2learn', or algo='fomaml' or 'anil'")
+        if engine == "functional" and algo in ("maml", "metasgd"):
+            plain_batch_norm(model)
         self.lrs = None
         if algo == "metasgd":
             self.lrs = nn.ParameterList([nn.Parameter(torch.full_like(p, inner_lr)) for p in model.parameters()])
-        super().__init__(model, kind, inner_lr, inner_steps, meta_lr)
+        super().__init__(model, kind, inner_lr, inner_steps, meta_lr, capturable=capture == "cuda_graph")
+        compiled = capture == "compile"
+        self._functional_meta_loss = torch.compile(functional_meta_loss) if compiled else functional_meta_loss
+        self._graph = CudaGraphStep(self._step) if capture == "cuda_graph" else None
 
     def meta_parameters(self) -> list[nn.Parameter]:
         return list(self.model.parameters()) + (list(self.lrs) if self.lrs is not None else [])
@@ -100,10 +134,20 @@ class GradientMetaLearner(MetaLearner):
     def meta_loss(self, tasks: Tasks) -> torch.Tensor:
         if self.engine == "functional":
             rates = self.rates()
-            return functional_meta_loss(self.model, rates, tasks, self.inner_steps, self.loss_fn, self.first_order)
+            return self._functional_meta_loss(self.model, rates, tasks, self.inner_steps, self.loss_fn,
+                                              self.first_order)
         return learn2learn_meta_loss(
             self.model, self.algo, self.inner_lr, self.lrs, tasks, self.inner_steps, self.loss_fn, self.first_order
         )
+
+    def meta_step(self, tasks: Tasks) -> float:
+        return super().meta_step(tasks) if self._graph is None else self._graph(tasks)
+
+    def to(self, device: torch.device) -> GradientMetaLearner:
+        super().to(device)
+        if self._graph is not None:  # a recorded graph reads the old buffers: record anew
+            self._graph = CudaGraphStep(self._step)
+        return self
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "lrs": [r.detach() for r in self.lrs] if self.lrs is not None else []}
@@ -137,6 +181,46 @@ class Reptile(MetaLearner):
         return losses.mean().item()
 
 
+class IMAML(MetaLearner):
+    """iMAML: Adam on the implicit meta-gradient mean_τ (I + H_τ/λ)⁻¹ ∇L_q,τ(φ*_τ) (Rajeswaran et al. 2019).
+
+    φ*_τ: `inner_steps` backtracking steps of rate up to `inner_lr` on L_s,τ(φ) + (λ/2)‖φ − θ‖² from
+    φ = θ (`metalearn.maml.imaml.proximal_step`); the inverse by `cg_iters` iterations of conjugate
+    gradient. Test-time adaptation takes the same proximal steps, one per step of the curve (the
+    first is plain SGD's wherever its rate passes the test: the proximal term's gradient is 0 at θ).
+    """
+
+    algo = "imaml"
+
+    def __init__(self, model, kind, inner_lr=0.01, inner_steps=1, meta_lr=1e-3, prox_lambda=1.0, cg_iters=5):
+        if not prox_lambda > 0 or cg_iters < 1:
+            raise ValueError(f"prox_lambda={prox_lambda}, cg_iters={cg_iters}; valid: prox_lambda > 0, cg_iters >= 1")
+        super().__init__(model, kind, inner_lr, inner_steps, meta_lr)
+        self.prox_lambda, self.cg_iters = prox_lambda, cg_iters
+
+    def meta_gradient(self, tasks: Tasks) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """θ's meta-gradient by name, and each task's query loss at φ*_τ: (T,)."""
+        return implicit_meta_gradient(self.model, tasks, self.loss_fn, self.prox_lambda, self.inner_lr,
+                                      self.inner_steps, self.cg_iters)
+
+    def meta_step(self, tasks: Tasks) -> float:
+        grads, losses = self.meta_gradient(tasks)
+        for name, p in self.model.named_parameters():
+            p.grad = grads[name]
+        self.optimizer.step()
+        return losses.mean().item()
+
+    def adaptation_curve(self, tasks: Tasks, steps: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        theta = {name: p.detach() for name, p in self.model.named_parameters()}
+
+        def inner_step(phi, x, y):
+            return proximal_step(self.model, theta, phi, x, y, self.loss_fn, self.prox_lambda, self.inner_lr)
+
+        with torch.no_grad():
+            return adaptation_curve(self.model, theta, {}, tasks, steps, self.loss_fn,
+                                    self.kind == "classification", inner_step)
+
+
 class ProtoNet(MetaLearner):
     """Prototypical networks on `model.features`; test-time "adaptation" is computing prototypes."""
 
@@ -164,11 +248,24 @@ class ProtoNet(MetaLearner):
     def adaptation_curve(self, tasks: Tasks, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
             losses, accuracies = self._episode(tasks)
-        return losses[:, None].expand(-1, steps + 1), accuracies[:, None].expand(-1, steps + 1)
+        return losses[None].expand(steps + 1, -1), accuracies[None].expand(steps + 1, -1)
 
 
-def _has_batch_norm(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+# Each algorithm by name: a factory (model, kind, **options) -> MetaLearner; adding one is a class and a line.
+ALGORITHMS: dict[str, Callable[..., MetaLearner]] = {
+    **{algo: partial(GradientMetaLearner, algo=algo) for algo in GRADIENT_ALGORITHMS},
+    "reptile": Reptile,
+    "protonet": ProtoNet,
+    "pretrain": MetaLearner,
+    "imaml": IMAML,
+}
+
+
+def learner_factory(algo: str) -> Callable[..., MetaLearner]:
+    """The factory of `algo`, or a ValueError naming the valid algorithms."""
+    if algo not in ALGORITHMS:
+        raise ValueError(f"unknown algo {algo!r}; valid: {', '.join(ALGORITHMS)}")
+    return ALGORITHMS[algo]
 
 
 def make_learner(
@@ -180,15 +277,27 @@ def make_learner(
     inner_lr: float = 0.01,
     inner_steps: int = 1,
     meta_lr: float = 1e-3,
+    prox_lambda: float = 1.0,
+    cg_iters: int = 5,
+    capture: str = "none",
 ) -> MetaLearner:
-    """The learner for `algo` (one of ALGORITHMS); `engine` (one of ENGINES) for the MAML family."""
-    if algo not in ALGORITHMS:
-        raise ValueError(f"unknown algo {algo!r}; valid: {', '.join(ALGORITHMS)}")
+    """The learner for `algo` (one of ALGORITHMS); `engine` (one of ENGINES) and `capture` (one of
+    CAPTURES) for the MAML family, `prox_lambda` and `cg_iters` for iMAML: each factory gets the
+    options its signature takes."""
+    factory = learner_factory(algo)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+    if capture not in CAPTURES:
+        raise ValueError(f"unknown capture {capture!r}; valid: {', '.join(CAPTURES)}")
+    if capture != "none" and (algo not in GRADIENT_ALGORITHMS or engine != "functional"):
+        raise ValueError(f"capture={capture!r} with algo={algo!r}, engine={engine!r}; valid: capture='none', "
+                         f"or algo one of {', '.join(GRADIENT_ALGORITHMS)} with engine='functional'")
+    device = next(model.parameters()).device
+    if capture == "cuda_graph" and device.type != "cuda":
+        raise ValueError(f"capture='cuda_graph' needs the model on a CUDA device; it is on {device}")
     if algo == "protonet" and kind != "classification":
         raise ValueError(f"algo='protonet' needs kind='classification', got kind={kind!r}")
-    hyper = dict(inner_lr=inner_lr, inner_steps=inner_steps, meta_lr=meta_lr)
-    if algo in GRADIENT_ALGORITHMS:
-        return GradientMetaLearner(model, kind, algo=algo, engine=engine, **hyper)
-    return {"reptile": Reptile, "protonet": ProtoNet, "pretrain": MetaLearner}[algo](model, kind, **hyper)
+    options = dict(engine=engine, capture=capture, inner_lr=inner_lr, inner_steps=inner_steps,
+                   meta_lr=meta_lr, prox_lambda=prox_lambda, cg_iters=cg_iters)
+    taken = inspect.signature(factory).parameters
+    return factory(model, kind, **{name: value for name, value in options.items() if name in taken})

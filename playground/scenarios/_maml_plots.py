@@ -1,32 +1,46 @@
-"""The `maml` scenario's figures: training curves, error vs adaptation steps, and the tasks themselves."""
+"""The `maml` scenario's figures: training curves, error vs adaptation steps, and the tasks themselves.
+
+They draw what the scenario hands them (the logged rows, the summary, the adapted fits and the
+sampled tasks) and compute nothing.
+"""
+
 from __future__ import annotations
 
-import json
+from typing import NamedTuple
 
 import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from torch.func import functional_call
 
-from metalearn.fewshot.sine import sample_sine_params, sine
-from metalearn.maml import fine_tune
-
-_LABELS = {"eval": None, "baseline": "pretrain"}  # None: the run's own algorithm
+from metalearn.fewshot import Tasks
 
 
-def save_all(run, config, learners: dict, family, summary: dict) -> None:
-    labels = {prefix: _LABELS[prefix] or config.algo for prefix in learners}
-    run.save_figure(training_curves(run.dir / "metrics.jsonl", labels), "training")
-    run.save_figure(error_vs_steps(summary, labels, family.kind), "adaptation")
-    if config.task == "sine":
-        run.save_figure(sine_fits(learners, labels, config), "sine_fits")
-    else:
-        run.save_figure(task_grid(family, torch.Generator().manual_seed(config.seed)), "tasks")
+class SineFits(NamedTuple):
+    tasks: Tasks  # support points, and each task's whole curve as its query set: (T, points, 1)
+    steps: list[int]  # the adaptation steps drawn
+    predictions: dict[str, torch.Tensor]  # by summary prefix: (len(steps), T, points, 1)
 
 
-def training_curves(metrics_path, labels: dict) -> Figure:
+def save_all(
+    run,
+    labels: dict[str, str],
+    rows: list[dict],
+    summary: dict,
+    kind: str,
+    fits: SineFits | None,
+    tasks: Tasks | None,
+) -> None:
+    """Every figure; `labels` names each summary prefix drawn, `fits` or `tasks` the examples shown."""
+    run.save_figure(training_curves(rows, labels), "training")
+    run.save_figure(error_vs_steps(summary, labels, kind), "adaptation")
+    if fits is not None:
+        run.save_figure(sine_fits(fits, labels), "sine_fits")
+    if tasks is not None:
+        run.save_figure(task_grid(tasks), "tasks")
+
+
+def training_curves(rows: list[dict], labels: dict) -> Figure:
     """Meta-training loss and validation post-adaptation error against iterations."""
-    rows = [json.loads(line) for line in open(metrics_path)]
     fig = Figure(figsize=(9, 3.5))
     loss_ax, eval_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for key, ax in (("loss/meta_train", loss_ax), ("loss/pretrain", loss_ax)):
@@ -49,7 +63,8 @@ def training_curves(metrics_path, labels: dict) -> Figure:
 
 
 def error_vs_steps(summary: dict, labels: dict, kind: str) -> Figure:
-    """Post-adaptation error (or accuracy) against test-time steps, with 95% bands (Finn et al. 2017, fig. 3)."""
+    """Post-adaptation error (or accuracy) against test-time steps, with 95% bands (Finn et al. 2017,
+    fig. 3)."""
     name = "mse" if kind == "regression" else "acc"
     fig = Figure(figsize=(5, 3.5))
     ax = fig.add_subplot()
@@ -65,40 +80,36 @@ def error_vs_steps(summary: dict, labels: dict, kind: str) -> Figure:
     return fig
 
 
-def sine_fits(learners: dict, labels: dict, config, n_tasks: int = 3) -> Figure:
+def sine_fits(fits: SineFits, labels: dict) -> Figure:
     """Adapted fits against the true sinusoid on held-out tasks (Finn et al. 2017, fig. 2)."""
-    generator = torch.Generator().manual_seed(config.seed + 3)  # tasks unseen by the evaluations
-    amplitude, phase = sample_sine_params(n_tasks, generator)
-    support_x = -5 + 10 * torch.rand(n_tasks, config.shots, 1, generator=generator)
-    support_y = sine(support_x, amplitude, phase)
-    grid = torch.linspace(-5, 5, 200)[None, :, None].expand(n_tasks, -1, -1)
-    truth = sine(grid, amplitude, phase)
-    steps = sorted({0, 1, config.eval_steps})
-    fig = Figure(figsize=(4 * n_tasks, 3.2 * len(learners)))
-    for row, (prefix, learner) in enumerate(learners.items()):
-        params = {n: p.detach() for n, p in learner.model.named_parameters()}
-        rates = {n: r.detach() if torch.is_tensor(r) else r for n, r in learner.rates().items()}
+    tasks = fits.tasks
+    n_tasks, shots = tasks.support_x.shape[:2]
+    fig = Figure(figsize=(4 * n_tasks, 3.2 * len(fits.predictions)))
+    for row, (prefix, predictions) in enumerate(fits.predictions.items()):
         for i in range(n_tasks):
-            ax = fig.add_subplot(len(learners), n_tasks, row * n_tasks + i + 1)
-            ax.plot(grid[i, :, 0], truth[i, :, 0], "k", lw=2, label="ground truth")
-            for step in steps:
-                fast = fine_tune(learner.model, params, rates, support_x[i], support_y[i], step, learner.loss_fn)
-                with torch.no_grad():
-                    prediction = functional_call(learner.model, fast, (grid[i],))
-                ax.plot(grid[i, :, 0], prediction[:, 0].detach(), "--", lw=1, label=f"{step} steps")
-            ax.scatter(support_x[i, :, 0], support_y[i, :, 0], marker="^", color="C3", zorder=3, label="support")
-            ax.set_title(f"{labels[prefix]}, K={config.shots}", fontsize=9)
+            ax = fig.add_subplot(len(fits.predictions), n_tasks, row * n_tasks + i + 1)
+            ax.plot(tasks.query_x[i, :, 0], tasks.query_y[i, :, 0], "k", lw=2, label="ground truth")
+            for step, prediction in zip(fits.steps, predictions[:, i]):
+                ax.plot(tasks.query_x[i, :, 0], prediction[:, 0], "--", lw=1, label=f"{step} steps")
+            ax.scatter(
+                tasks.support_x[i, :, 0],
+                tasks.support_y[i, :, 0],
+                marker="^",
+                color="C3",
+                zorder=3,
+                label="support",
+            )
+            ax.set_title(f"{labels[prefix]}, K={shots}", fontsize=9)
             ax.set_ylim(-5.5, 5.5)
     fig.axes[0].legend(fontsize=7)
     fig.subplots_adjust(hspace=0.35, wspace=0.25)
     return fig
 
 
-def task_grid(family, generator: torch.Generator, n_tasks: int = 4) -> Figure:
+def task_grid(tasks: Tasks) -> Figure:
     """Support sets of a few training tasks, one task per row, columns by class."""
-    tasks = family.sample("train", n_tasks, generator)
     images = tasks.support_x[..., 0, :, :]  # (T, ways * shots, 28, 28)
-    columns = images.shape[1]
+    n_tasks, columns = images.shape[:2]
     fig = Figure(figsize=(0.9 * columns, 0.95 * n_tasks))
     for t in range(n_tasks):
         for c in range(columns):

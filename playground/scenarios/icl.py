@@ -35,22 +35,22 @@ _FACTORY_DEFAULTS = ("dtype", "gamma")
 @dataclass(frozen=True)
 class IclConfig(RunConfig):
     model: str = option("lsa", f"model: {', '.join(icl.MODELS)}")
-    dim: int = option(10, "input dimension d (>= 1)")
-    context: int = option(10, "in-context examples N per prompt (>= 1)")
-    layers: int = option(1, "transformer layers (lsa_gd: GD steps; >= 1)")
+    dim: int = option(10, "input dimension d", min=1)
+    context: int = option(10, "in-context examples N per prompt", min=1)
+    layers: int = option(1, "transformer layers (lsa_gd: GD steps)", min=1)
     heads: int = option(1, "attention heads per layer (lsa_gd: 1)", min=1)
     width: int = option(64, "gpt: residual stream width", min=1)
     init_scale: float = option(0.1, "lsa: weights start N(0, init_scale²)", min=0)
     x_dist: str = option("uniform", f"input distribution: {', '.join(icl.X_DISTS)}")
-    x_range: float = option(1.0, "uniform inputs: x ~ U(−x_range, x_range) (> 0)")
+    x_range: float = option(1.0, "uniform inputs: x ~ U(−x_range, x_range)", above=0)
     noise: float = option(0.0, "target noise std", min=0)
     num_tasks: int = option(0, "finite pool of training tasks (0: fresh tasks every step)", min=0)
     steps: int = option(2000, "training steps (lsa_gd: none)", min=0)
     batch: int = option(2048, "prompts per training step", min=1)
-    lr: float = option(1e-3, "Adam learning rate (> 0)")
+    lr: float = option(1e-3, "Adam learning rate", above=0)
     eval_tasks: int = option(4096, "held-out prompts for fitting baselines and for evaluation", min=1)
     eval_every: int = option(250, "steps between evaluations", min=1)
-    ridge: float = option(0.1, "ridge baseline's λ (> 0)")
+    ridge: float = option(0.1, "ridge baseline's λ", above=0)
     ood_scales: tuple[float, ...] = option((0.5, 1.0, 2.0, 4.0), "OOD factors α > 0 for x -> αx, w -> αw")
     threads: int = option(1, "torch threads (0: torch's default)", min=0)
     plots: bool = option(True, "save the PNG figures")
@@ -58,12 +58,6 @@ class IclConfig(RunConfig):
     def __post_init__(self):
         icl.model_factory(self.model)  # an unknown name: one line naming the valid ones
         icl.input_distribution(self.x_dist)
-        for name in ("dim", "context", "layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}; valid: an integer >= 1")
-        for name in ("x_range", "lr", "ridge"):  # strictly positive, which `min` cannot say
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}={getattr(self, name)}; valid: a number > 0")
         if not self.ood_scales or min(self.ood_scales) <= 0:
             raise ValueError(f"ood_scales={self.ood_scales}; valid: one or more scales > 0")
         if self.model == "lsa_gd" and self.heads != 1:

@@ -49,6 +49,6 @@ def test_split_override_keeps_equals_signs_in_the_value():
 def test_options_are_listed_with_type_default_and_help():
     lines = format_options(Example)
     assert lines[0] == ("seed (int, default 0): random seed: same seed, same numbers "
-                        "[valid: from 0 to 9223372036854775807]")
+                        "[valid: >= 0 and <= 9223372036854775807]")
     assert "sizes (comma-separated list of int, default 40,40): hidden sizes" in lines
     assert "budget (float or none, default none): optional budget" in lines

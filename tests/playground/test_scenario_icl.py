@@ -54,9 +54,9 @@ def test_cli_unknown_model_exits_2_with_one_line(cli):
     ({"model": "gpt", "width": "10", "heads": "4"}, "width=10 with heads=4"),
     ({"x_dist": "cauchy"}, "unknown x_dist 'cauchy'; valid: uniform, gaussian"),
     ({"ood_scales": "0,1"}, "ood_scales=(0.0, 1.0)"),
-    ({"heads": "0"}, "heads=0; valid: >= 1"),
-    ({"init_scale": "-1"}, "init_scale=-1.0; valid: >= 0"),
-    ({"steps": "-1"}, "steps=-1; valid: >= 0"),
+    ({"heads": "0"}, "heads=0; valid: an integer >= 1"),
+    ({"init_scale": "-1"}, "init_scale=-1.0; valid: a number >= 0"),
+    ({"steps": "-1"}, "steps=-1; valid: an integer >= 0"),
     ({"lr": "0"}, "lr=0.0; valid: a number > 0"),
 ])
 def test_bad_input_is_one_line_naming_the_value(overrides, message):

@@ -27,6 +27,8 @@ def test_cli_run_writes_summary_plots_and_checkpoint(cli, tmp_path):
         assert summary[f"eval/{key}"] > 0, key
     assert len(summary["eval/mse_by_step"]) == len(summary["eval/mse_ci95_by_step"]) == 3
     assert summary["eval/mse_by_step"][0] == summary["eval/pre_adapt_mse"]
+    assert summary["eval/mse_by_step"][1] == summary["eval/post_adapt_mse"]  # one step, as in metarl
+    assert summary["eval/mse_by_step"][2] == summary["eval/post_eval_steps_mse"]
     assert summary["diverged"] is False
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss/meta_train" in r] == [5, 10]
@@ -106,3 +108,71 @@ def test_classification_run_on_random_images(tmp_path, monkeypatch):
         assert (tmp_path / algo / "tasks.png").stat().st_size > 0
     protonet = json.loads((tmp_path / "protonet" / "summary.json").read_text())
     assert protonet["eval/pre_adapt_acc"] == protonet["eval/post_adapt_acc"]  # prototypes need no steps
+
+
+def test_resume_in_place_keeps_each_row_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(maml, "save_plots", lambda *args: None)
+    options = dict(log_every=3, eval_every=3, checkpoint_every=4, eval_tasks=5)
+    full = run_in_process(tmp_path / "full", iterations=6, **options)
+    run_in_process(tmp_path / "same", iterations=4, **options)  # its final test row is at step 4
+    resumed = run_in_process(tmp_path / "same", iterations=6, resume=tmp_path / "same", **options)
+    assert {k: v for k, v in full.items() if k != "wall_s"} == {k: v for k, v in resumed.items() if k != "wall_s"}
+    assert (tmp_path / "same" / "metrics.jsonl").read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
+
+
+def test_a_truncated_checkpoint_is_bad_input(tmp_path):
+    run_in_process(tmp_path / "r", iterations=5, checkpoint_every=5, eval_every=0)
+    checkpoint = tmp_path / "r" / maml.CHECKPOINT
+    checkpoint.write_bytes(checkpoint.read_bytes()[:200])
+    from playground.errors import BadInput
+
+    with pytest.raises(BadInput, match=r"resume='.*': cannot read .*checkpoint.pt"):
+        run_in_process(tmp_path / "s", iterations=6, resume=tmp_path / "r")
+
+
+def test_summary_keys_of_an_evaluated_curve():
+    from metalearn import Sine, evaluate, make_learner
+
+    family = Sine(10, 10)
+    learner = make_learner("maml", family.make_model(torch.Generator().manual_seed(3)), "regression")
+    curve = evaluate(learner, family, n_tasks=30, steps=2, generator=torch.Generator().manual_seed(4))
+    metrics = maml.summary_metrics(curve)
+    assert metrics["eval/pre_adapt_mse"] == curve.loss[0] and metrics["eval/post_adapt_mse"] == curve.loss[1]
+    assert metrics["eval/post_eval_steps_mse"] == curve.loss[2]  # one step, then eval_steps (README)
+    assert metrics["eval/post_adapt_mse_ci95"] == curve.loss_ci95[1] > 0
+
+
+def test_classification_summary_keys():
+    from metalearn import AdaptationCurve
+
+    curve = AdaptationCurve([2.0, 1.0], [0.1, 0.1], [0.2, 0.6], [0.01, 0.02], 10)
+    metrics = maml.summary_metrics(curve)
+    assert metrics["eval/pre_adapt_acc"] == 0.2 and metrics["eval/post_adapt_acc_ci95"] == 0.02
+    assert metrics["eval/post_adapt_loss"] == 1.0 and "eval/post_adapt_mse" not in metrics
+
+
+def test_post_adapt_means_one_step_and_post_eval_steps_the_last():
+    from metalearn import AdaptationCurve
+
+    curve = AdaptationCurve([2.0, 1.0, 0.5, 0.25], [0.4, 0.3, 0.2, 0.1], None, None, 10)
+    metrics = maml.summary_metrics(curve, "baseline")
+    assert (metrics["baseline/post_adapt_mse"], metrics["baseline/post_adapt_mse_ci95"]) == (1.0, 0.3)
+    assert (metrics["baseline/post_eval_steps_mse"], metrics["baseline/post_eval_steps_mse_ci95"]) == (0.25, 0.1)
+    unadapted = maml.summary_metrics(AdaptationCurve([2.0], [0.4], None, None, 10))
+    assert sorted(unadapted) == ["eval/mse_by_step", "eval/mse_ci95_by_step", "eval/pre_adapt_mse",
+                                 "eval/pre_adapt_mse_ci95"]
+
+
+def test_names_come_from_the_library_registries():
+    """algo, task, engine and capture are read from metalearn's mappings, listed and checked from them."""
+    from metalearn.fewshot import TASK_FAMILIES
+    from metalearn.maml import ALGORITHMS, CAPTURES, ENGINES
+    from playground.config import format_options
+
+    lines = {line.split(" ", 1)[0]: line for line in format_options(MamlConfig)}
+    for name, names in (("algo", ALGORITHMS), ("task", TASK_FAMILIES), ("engine", ENGINES), ("capture", CAPTURES)):
+        assert ", ".join(names) in lines[name], name
+    with pytest.raises(ValueError, match="unknown capture 'graph'; valid: none, compile, cuda_graph"):
+        build_config(MamlConfig, {"capture": "graph"})
+    with pytest.raises(ValueError, match="meta_batch=0; valid: an integer >= 1"):
+        build_config(MamlConfig, {"meta_batch": "0"})

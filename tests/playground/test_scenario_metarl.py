@@ -50,9 +50,9 @@ def test_unknown_env_exits_2_with_one_line(capsys, tmp_path, monkeypatch):
     ({"inner_lr": "0"}, "inner_lr=0.0 must be > 0"),
     ({"gamma": "1.5"}, "gamma=1.5, gae_lambda=1.0: need 0 < gamma <= 1"),
     ({"hidden": "100,0"}, "hidden=(100, 0) must be one or more sizes >= 1"),
-    ({"eval_tasks": "1"}, "eval_tasks=1; valid: >= 2"),
-    ({"fisher_subsample": "1.5"}, "fisher_subsample=1.5; valid: from 0 to 1"),
-    ({"pretrain_iterations": "-1"}, "pretrain_iterations=-1; valid: >= 0"),
+    ({"eval_tasks": "1"}, "eval_tasks=1; valid: an integer >= 2"),
+    ({"fisher_subsample": "1.5"}, "fisher_subsample=1.5; valid: a number >= 0 and <= 1"),
+    ({"pretrain_iterations": "-1"}, "pretrain_iterations=-1; valid: an integer >= 0"),
     ({"max_kl": "0"}, "max_kl=0.0 must be > 0"),
 ])
 def test_bad_input_is_one_line_naming_the_value(overrides, message):

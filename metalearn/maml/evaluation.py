@@ -7,15 +7,19 @@ Networks with BatchNorm (the conv-4) are scored transductively, as in MAML: a ta
 goes through the network as one batch normalised with its own statistics, so each prediction
 depends on the other queries of the task (Nichol et al. 2018 name this transduction).
 """
+
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
+from torch.func import functional_call
 
 from metalearn.fewshot.tasks import TaskFamily, Tasks
+from metalearn.maml.adaptation import fine_tune
 from metalearn.maml.learners import MetaLearner
+from metalearn.stats import mean_ci95
 
 
 class AdaptationCurve(NamedTuple):
@@ -26,13 +30,6 @@ class AdaptationCurve(NamedTuple):
     accuracy: list[float] | None
     accuracy_ci95: list[float] | None
     n_tasks: int
-
-
-def mean_ci95(values: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Mean and 95% half-width over the first dimension (tasks), for each remaining column."""
-    n = values.shape[0]
-    spread = values.double().std(0, correction=1) if n > 1 else torch.zeros(values.shape[1:])
-    return values.double().mean(0).tolist(), (1.96 * spread / math.sqrt(n)).tolist()
 
 
 def evaluate(
@@ -56,34 +53,34 @@ def evaluate(
     losses, accuracies = [], []
     for start in range(0, n_tasks, chunk):
         chunk_tasks = Tasks(*(t[start : start + chunk].to(device) for t in tasks))
-        loss, acc = learner.adaptation_curve(chunk_tasks, steps)
+        loss, acc = learner.adaptation_curve(chunk_tasks, steps)  # (steps + 1, chunk)
         losses.append(loss.cpu())
         accuracies.append(None if acc is None else acc.cpu())
-    loss_mean, loss_ci = mean_ci95(torch.cat(losses))
+    loss_mean, loss_ci = _over_tasks(torch.cat(losses, 1))
     if accuracies[0] is None:
         return AdaptationCurve(loss_mean, loss_ci, None, None, n_tasks)
-    acc_mean, acc_ci = mean_ci95(torch.cat(accuracies))
+    acc_mean, acc_ci = _over_tasks(torch.cat(accuracies, 1))
     return AdaptationCurve(loss_mean, loss_ci, acc_mean, acc_ci, n_tasks)
 
 
-def summary_metrics(curve: AdaptationCurve, prefix: str = "eval") -> dict[str, float | list[float]]:
-    """Namespaced metrics: MSE (regression) or accuracy and loss (classification) at three points.
+def adapted_predictions(learner: MetaLearner, tasks: Tasks, steps: Sequence[int]) -> torch.Tensor:
+    """The model's outputs at each task's query inputs after each count in `steps` of SGD steps on
+    its support set, with the learner's `rates()`: (len(steps), T, Q, outputs). Task by task, for
+    the few tasks a figure shows (Finn et al. 2017, fig. 2)."""
+    params = {name: p.detach() for name, p in learner.model.named_parameters()}
+    rates = {name: r.detach() if torch.is_tensor(r) else r for name, r in learner.rates().items()}
+    curves = []
+    for count in steps:
+        outputs = []
+        for support_x, support_y, query_x in zip(tasks.support_x, tasks.support_y, tasks.query_x):
+            fast = fine_tune(learner.model, params, rates, support_x, support_y, count, learner.loss_fn)
+            with torch.no_grad():
+                outputs.append(functional_call(learner.model, fast, (query_x,)))
+        curves.append(torch.stack(outputs))
+    return torch.stack(curves)
 
-    `pre_adapt_*` is before adaptation, `post_adapt_*` after one step (the headline of Finn et al.
-    2017 for sinusoids and MAML-RL, and the meaning `metarl` gives the same key), and
-    `post_eval_steps_*` after the curve's last step; `*_by_step` holds the whole curve. A curve
-    without adaptation steps has only the `pre_adapt_*` and `*_by_step` keys.
-    """
-    names = [("mse", curve.loss, curve.loss_ci95)] if curve.accuracy is None else [
-        ("acc", curve.accuracy, curve.accuracy_ci95),
-        ("loss", curve.loss, curve.loss_ci95),
-    ]
-    metrics: dict[str, float | list[float]] = {}
-    for name, mean, ci in names:
-        points = {"pre_adapt": 0}
-        if len(mean) > 1:
-            points |= {"post_adapt": 1, "post_eval_steps": len(mean) - 1}
-        for point, step in points.items():
-            metrics |= {f"{prefix}/{point}_{name}": mean[step], f"{prefix}/{point}_{name}_ci95": ci[step]}
-        metrics |= {f"{prefix}/{name}_by_step": mean, f"{prefix}/{name}_ci95_by_step": ci}
-    return metrics
+
+def _over_tasks(curves: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Mean and 95% half-width of (steps + 1, tasks) curves at each step."""
+    mean, ci = mean_ci95(curves, dim=1)
+    return mean.tolist(), ci.tolist()

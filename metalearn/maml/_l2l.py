@@ -3,6 +3,7 @@
 learn2learn imports the retired `gym`, which prints a deprecation notice to stderr at import; we
 silence that notice here, for this import only.
 """
+
 import contextlib
 import io
 import warnings
