@@ -10,7 +10,8 @@ REQS := requirements.txt tools/install-learn2learn.sh
 # A dangling or foreign .venv link is replaced first (tools/venv-link.sh). Installs only when the
 # requirements differ from those the environment was built with, so a
 # re-run with the environment present installs nothing; the editable install of this checkout is
-# redone only when the environment was made for a checkout elsewhere (CI's shared cache).
+# redone only when the environment was made for a checkout elsewhere (CI's shared cache) or the
+# project's packages changed (pyproject.toml).
 venv:
 	@sh tools/venv-link.sh $(VENV)
 	@if ! cat $(REQS) | cmp -s - $(STAMP); then \
@@ -21,9 +22,9 @@ venv:
 		sh tools/install-learn2learn.sh $(PYTHON); \
 		cat $(REQS) > $(STAMP); \
 	fi
-	@if [ "$$(cat $(VENV)/.editable 2>/dev/null)" != "$(CURDIR)" ]; then \
+	@if ! { echo "$(CURDIR)"; cat pyproject.toml; } | cmp -s - $(VENV)/.editable; then \
 		$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e . && \
-		echo "$(CURDIR)" > $(VENV)/.editable; \
+		{ echo "$(CURDIR)"; cat pyproject.toml; } > $(VENV)/.editable; \
 	fi
 
 demo: venv

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from bilevel.hypergradients import Hypergradient, Method
 from bilevel.problem import BilevelProblem
-from bilevel.reporting import Log, Progress, no_log, no_progress
+from reporting import Log, Progress, no_log, no_progress
 
 
 class OuterResult(NamedTuple):

@@ -2,7 +2,7 @@
 
 Both loops hand each step's observations (losses, ‖ξ‖, distance to the equilibrium, parameters of
 small games) to `log(step, metrics)`, step 0 being the initial point, and wrap their steps in
-`progress` (see `games.reporting`). A run whose parameters or observations stop being finite has
+`progress` (see `reporting`). A run whose parameters or observations stop being finite has
 diverged: that is a result, recorded as the step at which it happened (`diverged_step`, None for
 a run that stayed finite), with the trajectory up to the last finite point.
 
@@ -23,7 +23,7 @@ from torch.utils._pytree import tree_map
 
 from games.dynamics import Dynamics
 from games.game import Game
-from games.reporting import Log, Progress, no_log, no_progress
+from reporting import Log, Progress, no_log, no_progress
 
 MAX_LOGGED_PARAMS = 16  # `params` is logged for games with at most this many parameters
 

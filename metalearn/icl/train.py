@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from metalearn.icl.data import TaskDistribution
-from metalearn.reporting import Log, Progress, no_log, no_progress
+from reporting import Log, Progress, no_log, no_progress
 
 
 class TrainResult(NamedTuple):

@@ -22,7 +22,7 @@ import torch
 
 from metalearn.fewshot.tasks import TaskFamily, Tasks
 from metalearn.maml.learners import MetaLearner
-from metalearn.reporting import Log, Progress, no_log, no_progress
+from reporting import Log, Progress, no_log, no_progress
 
 Window = list[dict[str, float]]  # the meta-loss of each learner, by name, at each iteration not yet logged
 

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torch.func import grad, vmap
 
-from metalearn.reporting import Log, Progress, no_log, no_progress
+from reporting import Log, Progress, no_log, no_progress
 from metalearn.rl.advantages import advantages
 from metalearn.rl.policy import (GaussianMLPPolicy, Params, gaussian_log_prob, log_prob, params_of, stack,
                                 task_action_distribution, task_log_prob)

@@ -1,7 +1,8 @@
-"""How a `bilevel` loop reports to whoever runs it, typed once for the library (optax-style
-protocols): `log(step, metrics)` receives one row, `progress(iterable, total=None, desc=None)`
-wraps the loop's iterable. Loops return a typed result whose `diverged_step` is None when every
-value stayed finite; they build no summaries.
+"""How every library loop (`games`, `metalearn`, `bilevel`) reports to whoever runs it, typed once
+(optax-style protocols): `log(step, metrics)` receives one row of namespaced metrics,
+`progress(iterable, total=None, desc=None)` wraps the loop's iterable (a progress bar, or nothing).
+Loops return a typed result that reports divergence one way: `diverged_step` (None when every
+value stayed finite) with the last finite values. They build no summaries: the caller does.
 """
 from __future__ import annotations
 
