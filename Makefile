@@ -36,6 +36,11 @@ test: venv
 test-slow: venv
 	$(PYTHON) -m pytest -q -m slow
 
+# ruff, configured in pyproject.toml: lint and formatting (`ruff format .` fixes the latter).
+lint: venv
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
 bench: venv
 	$(PYTHON) -m benchmarks
 

@@ -9,6 +9,7 @@ by side in one process and returns a markdown section, kept in `results/<module>
 GPU it exits with status 2 and one line. Float32 throughout (no mixed precision), TF32 as torch
 defaults it (matrix products off, cuDNN convolutions on), stated in each GPU stamp.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,17 +30,23 @@ SKIP = {"__init__", "__main__", "timing"}
 
 
 def machine(device: torch.device = CPU) -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
-    host = (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
+    host = (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), Python {platform.python_version()}"
+    )
     if device.type != "cuda":
         return host
     memory = torch.cuda.get_device_properties(device).total_memory / 2**30
-    return (f"{torch.cuda.get_device_name(device)} ({memory:.0f} GiB), CUDA {torch.version.cuda}, "
-            f"cuDNN {torch.backends.cudnn.version()}, float32, TF32 matmul "
-            f"{'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'} / cuDNN "
-            f"{'on' if torch.backends.cudnn.allow_tf32 else 'off'}; host {host}")
+    return (
+        f"{torch.cuda.get_device_name(device)} ({memory:.0f} GiB), CUDA {torch.version.cuda}, "
+        f"cuDNN {torch.backends.cudnn.version()}, float32, TF32 matmul "
+        f"{'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'} / cuDNN "
+        f"{'on' if torch.backends.cudnn.allow_tf32 else 'off'}; host {host}"
+    )
 
 
 def main(names: list[str], device: torch.device = CPU) -> None:
@@ -53,13 +60,14 @@ def main(names: list[str], device: torch.device = CPU) -> None:
         stamp = f"_Measured {time.strftime('%Y-%m-%d %H:%M')} on {machine(device)}._"
         (kept / f"{name}{suffix}.md").write_text(f"{section}\n\n{stamp}\n")
     sections = [p.read_text() for p in sorted(kept.glob("*.md"))]
-    text = ("# Benchmarks\n\nWritten by `make bench` (`python -m benchmarks NAME` reruns one "
-            "section). Times are medians over repeats after warm-up, ± half the interquartile "
-            "range; baseline and candidate run side by side in one process, so the ratios hold "
-            "even on a loaded machine where the absolute times do not. Sections measured on a GPU "
-            "(`python -m benchmarks NAME --device cuda`) name it in their title and stamp; "
-            "`make gpu-check` writes its checks beside this file, in gpu_check.md.\n\n"
-            + "\n\n".join(sections))
+    text = (
+        "# Benchmarks\n\nWritten by `make bench` (`python -m benchmarks NAME` reruns one "
+        "section). Times are medians over repeats after warm-up, ± half the interquartile "
+        "range; baseline and candidate run side by side in one process, so the ratios hold "
+        "even on a loaded machine where the absolute times do not. Sections measured on a GPU "
+        "(`python -m benchmarks NAME --device cuda`) name it in their title and stamp; "
+        "`make gpu-check` writes its checks beside this file, in gpu_check.md.\n\n" + "\n\n".join(sections)
+    )
     out = HERE / "results.md"
     out.write_text(text)
     print(f"wrote {out}", file=sys.stderr)

@@ -4,6 +4,7 @@ Both sides do the same work, logging included (`observe` at every step), and giv
 trajectories (tests/games/test_play.py); they are timed repeat by repeat interleaved in this process,
 as the other benchmarks are, so both see the same machine load.
 """
+
 from __future__ import annotations
 
 import torch
@@ -42,14 +43,23 @@ def main(device: torch.device = CPU) -> str:
         times = time_interleaved({"separate": separate, "batched": batched}, repeats=REPEATS, warmup=0)
         base, base_spread = summarize(times["separate"])
         cand, cand_spread = summarize(times["batched"])
-        rows.append([f"{game_name} / {dynamics_name}", f"{base:.3g} ± {base_spread:.2g}",
-                     f"{cand:.3g} ± {cand_spread:.2g}", f"{base / cand:.0f}×"])
-    table = markdown_table(["game / dynamics", f"{BATCH} separate runs (s)", f"batch={BATCH} (s)",
-                            "speed-up"], rows)
-    return (f"## games: batch={BATCH} vs {BATCH} separate runs ({STEPS} steps, logging every step)\n\n"
-            f"Median ± half the interquartile range over {REPEATS} rounds, each timing both sides once, "
-            f"after a warm-up on 8 separate runs and one batched run; torch threads: "
-            f"{torch.get_num_threads()}.\n\n{table}\n")
+        rows.append(
+            [
+                f"{game_name} / {dynamics_name}",
+                f"{base:.3g} ± {base_spread:.2g}",
+                f"{cand:.3g} ± {cand_spread:.2g}",
+                f"{base / cand:.0f}×",
+            ]
+        )
+    table = markdown_table(
+        ["game / dynamics", f"{BATCH} separate runs (s)", f"batch={BATCH} (s)", "speed-up"], rows
+    )
+    return (
+        f"## games: batch={BATCH} vs {BATCH} separate runs ({STEPS} steps, logging every step)\n\n"
+        f"Median ± half the interquartile range over {REPEATS} rounds, each timing both sides once, "
+        f"after a warm-up on 8 separate runs and one batched run; torch threads: "
+        f"{torch.get_num_threads()}.\n\n{table}\n"
+    )
 
 
 def _gpu_section(device: torch.device) -> str:
@@ -69,13 +79,22 @@ def _gpu_section(device: torch.device) -> str:
             runs = {"cpu": lambda on=on: on(CPU), "gpu": lambda on=on: on(device)}
             times = time_interleaved(runs, repeats=REPEATS, warmup=1)
             (base, base_spread), (cand, cand_spread) = summarize(times["cpu"]), summarize(times["gpu"])
-            rows.append([f"{game_name} / {dynamics_name}", batch, f"{base:.3g} ± {base_spread:.2g}",
-                         f"{cand:.3g} ± {cand_spread:.2g}", f"{base / cand:.2g}×"])
+            rows.append(
+                [
+                    f"{game_name} / {dynamics_name}",
+                    batch,
+                    f"{base:.3g} ± {base_spread:.2g}",
+                    f"{cand:.3g} ± {cand_spread:.2g}",
+                    f"{base / cand:.2g}×",
+                ]
+            )
     table = markdown_table(["game / dynamics", "batch", "CPU (s)", "GPU (s)", "speed-up"], rows)
-    return (f"## games on {torch.cuda.get_device_name(device)}: one batch on the GPU vs on the CPU "
-            f"({STEPS} steps, logging every step)\n\nThe same batched runs on each side; median ± "
-            f"half the interquartile range over {REPEATS} rounds after one warm-up; torch threads: "
-            f"{torch.get_num_threads()}.\n\n{table}\n")
+    return (
+        f"## games on {torch.cuda.get_device_name(device)}: one batch on the GPU vs on the CPU "
+        f"({STEPS} steps, logging every step)\n\nThe same batched runs on each side; median ± "
+        f"half the interquartile range over {REPEATS} rounds after one warm-up; torch threads: "
+        f"{torch.get_num_threads()}.\n\n{table}\n"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ products), the same layer with explicit attention scores (B, T, N) as the paper 
 per-task loop calling the model on one prompt at a time. One torch thread. With `--device cuda`
 the same cases run on the GPU, each step ending in a synchronisation so the time is the GPU's.
 """
+
 from __future__ import annotations
 
 import copy
@@ -30,8 +31,12 @@ def main(device: torch.device = CPU) -> str:
         torch.set_num_threads(threads)
     header = ["layers", "batch", "implementation", "step (ms)", "± (ms)", "time / ours"]
     where = f" on {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
-    return (f"## In-context learning: LSA training step{where}\n\n"
-            + __doc__.split("\n\n")[1].replace("\n", " ") + "\n\n" + markdown_table(header, rows))
+    return (
+        f"## In-context learning: LSA training step{where}\n\n"
+        + __doc__.split("\n\n")[1].replace("\n", " ")
+        + "\n\n"
+        + markdown_table(header, rows)
+    )
 
 
 def _explicit_attention(model: LinearSelfAttention, tasks) -> torch.Tensor:
@@ -49,15 +54,17 @@ def _explicit_attention(model: LinearSelfAttention, tasks) -> torch.Tensor:
 
 
 def _per_task(model: LinearSelfAttention, tasks) -> torch.Tensor:
-    losses = [model.loss(type(tasks)(*(t[i:i + 1] for t in tasks))) for i in range(len(tasks.xs))]
+    losses = [model.loss(type(tasks)(*(t[i : i + 1] for t in tasks))) for i in range(len(tasks.xs))]
     return torch.stack(losses).mean()
 
 
 def _compare(layers: int, batch: int, loop: bool, device: torch.device) -> list[list[object]]:
     tasks = TaskDistribution(10, 10).sample(batch, torch.Generator().manual_seed(0)).to(device)
     base = LinearSelfAttention(10, layers, generator=torch.Generator().manual_seed(1)).to(device)
-    losses = {"covariance (ours)": lambda m: m.loss(tasks),
-              "explicit scores": lambda m: _explicit_attention(m, tasks)}
+    losses = {
+        "covariance (ours)": lambda m: m.loss(tasks),
+        "explicit scores": lambda m: _explicit_attention(m, tasks),
+    }
     if loop:
         losses["per-task loop"] = lambda m: _per_task(m, tasks)
     steps = {}

@@ -12,6 +12,7 @@ and the sine step (meta-batch 25) eager, compiled and replayed from a CUDA graph
 (`metalearn.maml.capture`). Tasks are on the GPU before timing; peak memory is the CUDA
 allocator's.
 """
+
 from __future__ import annotations
 
 import copy
@@ -30,12 +31,23 @@ def main(device: torch.device = CPU) -> str:
     if device.type == "cuda":
         return _gpu_section(device)
     sine = Sine(10, 10)
-    cases = [("maml, sine K=10, batch 25, 1 step", "maml", sine, 25, 1, 0.01, 1),
-             ("maml, sine K=10, batch 25, 5 steps", "maml", sine, 25, 5, 0.01, 1)]
+    cases = [
+        ("maml, sine K=10, batch 25, 1 step", "maml", sine, 25, 1, 0.01, 1),
+        ("maml, sine K=10, batch 25, 5 steps", "maml", sine, 25, 5, 0.01, 1),
+    ]
     for queries, threads in ((1, 1), (1, 2), (15, 1)):
-        cases.append((f"fomaml, glyphs 5-way 1-shot, {queries} quer{'y' if queries == 1 else 'ies'}/class, "
-                      f"batch 32, {threads} thread{'s' * (threads > 1)}", "fomaml",
-                      glyphs(ways=5, shots=1, queries=queries), 32, 1, 0.4, threads))
+        cases.append(
+            (
+                f"fomaml, glyphs 5-way 1-shot, {queries} quer{'y' if queries == 1 else 'ies'}/class, "
+                f"batch 32, {threads} thread{'s' * (threads > 1)}",
+                "fomaml",
+                glyphs(ways=5, shots=1, queries=queries),
+                32,
+                1,
+                0.4,
+                threads,
+            )
+        )
     rows = [row for case in cases for row in _compare(*case)]
     header = ["case", "engine", "step (s)", "± (s)", "tasks / s", "speed-up", "peak memory growth (MiB)"]
     intro = __doc__.split("\n\n")[1].replace("\n", " ")
@@ -44,18 +56,25 @@ def main(device: torch.device = CPU) -> str:
 
 def _gpu_section(device: torch.device) -> str:
     sine, images = Sine(10, 10), glyphs(ways=5, shots=1, queries=1)
-    cases = [(f"maml, sine K=10, batch {batch}, 1 step", "maml", sine, batch, 1, 0.01)
-             for batch in (25, 1000)]
-    cases += [(f"{algo}, glyphs 5-way 1-shot, 1 query/class, batch {batch}", algo, images, batch, 1, 0.4)
-              for algo in ("fomaml", "anil", "maml") for batch in (32, 128)]
+    cases = [
+        (f"maml, sine K=10, batch {batch}, 1 step", "maml", sine, batch, 1, 0.01) for batch in (25, 1000)
+    ]
+    cases += [
+        (f"{algo}, glyphs 5-way 1-shot, 1 query/class, batch {batch}", algo, images, batch, 1, 0.4)
+        for algo in ("fomaml", "anil", "maml")
+        for batch in (32, 128)
+    ]
     threads = torch.get_num_threads()
     rows = [row for case in cases for row in _compare(*case, threads, device)]
     header = ["case", "engine", "step (s)", "± (s)", "tasks / s", "speed-up", "peak memory growth (MiB)"]
     captured = _captured_sine(device)
     intro = __doc__.split("\n\n")[2].replace("\n", " ")
-    return (f"## MAML meta-training on {torch.cuda.get_device_name(device)}: functional vs learn2learn\n\n"
-            f"{intro}\n\n{markdown_table(header, rows)}\n\n### The sine meta-step (maml, K = 10, batch 25), captured\n\n"
-            f"{captured}")
+    return (
+        f"## MAML meta-training on {torch.cuda.get_device_name(device)}: functional vs learn2learn\n\n"
+        f"{intro}\n\n{markdown_table(header, rows)}\n\n"
+        "### The sine meta-step (maml, K = 10, batch 25), captured\n\n"
+        f"{captured}"
+    )
 
 
 def _captured_sine(device: torch.device) -> str:
@@ -72,19 +91,31 @@ def _captured_sine(device: torch.device) -> str:
         steps_of[capture] = lambda learner=learner: learner.meta_step(tasks)
     times = time_interleaved(steps_of, repeats=3 * REPEATS)
     eager = summarize(times["none"])[0]
-    rows = [[capture, 1e3 * summarize(times[capture])[0], 1e3 * summarize(times[capture])[1],
-             eager / summarize(times[capture])[0]] for capture in CAPTURES]
+    rows = [
+        [
+            capture,
+            1e3 * summarize(times[capture])[0],
+            1e3 * summarize(times[capture])[1],
+            eager / summarize(times[capture])[0],
+        ]
+        for capture in CAPTURES
+    ]
     return markdown_table(["capture", "step (ms)", "± (ms)", "speed-up"], rows)
 
 
-def _compare(name, algo, family, meta_batch, steps, inner_lr, threads,
-             device=CPU) -> list[list[object]]:
+def _compare(name, algo, family, meta_batch, steps, inner_lr, threads, device=CPU) -> list[list[object]]:
     generator = torch.Generator().manual_seed(0)
     model = family.make_model(generator).to(device)
     tasks = Tasks(*(t.to(device) for t in family.sample("train", meta_batch, generator)))
-    learners = {engine: make_learner(algo, copy.deepcopy(model), family.kind, engine=engine,
-                                     inner_lr=inner_lr, inner_steps=steps) for engine in ENGINES}
-    steps_of = {engine: (lambda learner=learner: learner.meta_step(tasks)) for engine, learner in learners.items()}
+    learners = {
+        engine: make_learner(
+            algo, copy.deepcopy(model), family.kind, engine=engine, inner_lr=inner_lr, inner_steps=steps
+        )
+        for engine in ENGINES
+    }
+    steps_of = {
+        engine: (lambda learner=learner: learner.meta_step(tasks)) for engine, learner in learners.items()
+    }
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -1,10 +1,11 @@
 """Timing helpers: baseline and candidate run side by side in one process, after warm-up."""
+
 from __future__ import annotations
 
 import gc
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -24,8 +25,9 @@ def time_it(fn: Callable[[], object], repeats: int = 7, warmup: int = 2) -> list
     return times
 
 
-def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int = 7,
-                     warmup: int = 2) -> dict[str, list[float]]:
+def time_interleaved(
+    fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 2
+) -> dict[str, list[float]]:
     """Seconds of each function over `repeats` rounds, each round timing every function once, so
     that all of them see the same machine load; each is first called `warmup` times untimed."""
     for fn in fns.values():

@@ -5,6 +5,7 @@ hypergradient methods that can be compared on each (`METHODS`: unrolled, truncat
 ift_exact, ift_cg, ift_neumann, finite_diff), a learned best response (`SelfTuning`), and the
 outer loop (`outer_descent`).
 """
+
 from bilevel.best_response import LinearBestResponse, SelfTuning
 from bilevel.hypercleaning import HyperCleaning, auc
 from bilevel.hypergradients import (

@@ -6,6 +6,7 @@ Around the current λ₀ fit ŵ(λ) = w₀ + B(λ − λ₀) by gradient descent
 is ∂_λL_val + Bᵀ∇_wL_val. B is fitted as S = rB, whose curvature equals that of w₀, so one step
 size serves both. Each fit starts from the previous response moved to the new centre.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,11 +37,14 @@ class SelfTuning:
     `fit_steps` gradient steps of `samples` perturbations λ₀ + rε; `responses` keeps every fit.
     It is stateful (each fit warm-starts from the last), so use one per outer run."""
 
-    def __init__(self, radius: float = 0.1, samples: int = 16, fit_steps: int = 20, warmup: int = 1000,
-                 seed: int = 0):
+    def __init__(
+        self, radius: float = 0.1, samples: int = 16, fit_steps: int = 20, warmup: int = 1000, seed: int = 0
+    ):
         if radius <= 0 or min(samples, fit_steps) < 1 or warmup < 0:
-            raise ValueError(f"best response: radius={radius} must be > 0, samples={samples} and "
-                             f"fit_steps={fit_steps} >= 1, warmup={warmup} >= 0")
+            raise ValueError(
+                f"best response: radius={radius} must be > 0, samples={samples} and "
+                f"fit_steps={fit_steps} >= 1, warmup={warmup} >= 0"
+            )
         self.radius, self.samples, self.fit_steps, self.warmup = radius, samples, fit_steps, warmup
         self.generator = torch.Generator().manual_seed(seed)
         self.responses: list[LinearBestResponse] = []
@@ -56,7 +60,10 @@ class SelfTuning:
         for _ in range(steps):
             eps = torch.randn(self.samples, lam.numel(), generator=self.generator, dtype=lam.dtype)  # (S, n)
             grads = gradient(w + eps @ scaled.T, lam + self.radius * eps.reshape(-1, *lam.shape))  # (S, d)
-            w, scaled = w - problem.inner_lr * grads.mean(0), scaled - problem.inner_lr * grads.T @ eps / self.samples
+            w, scaled = (
+                w - problem.inner_lr * grads.mean(0),
+                scaled - problem.inner_lr * grads.T @ eps / self.samples,
+            )
         response = LinearBestResponse(lam, w, scaled / self.radius)
         self.responses.append(response)
         return response

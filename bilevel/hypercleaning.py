@@ -6,6 +6,7 @@ convex in w through μ, and L_val(w) = the clean validation cross-entropy. The i
 small (w has dim + 1 entries with the bias), so Newton's method solves it to machine precision,
 and the reference hypergradient is the implicit-function one there with an exact solve.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -71,8 +72,7 @@ class HyperCleaning(BilevelProblem):
     def hypergradient(self, lam: Tensor) -> Tensor:
         """−∂²_{λw}L_train (∂²_ww L_train)⁻¹ ∇_w L_val at the Newton solution (L_val has no λ)."""
         w = self.inner_solution(lam)
-        direction = torch.linalg.solve(self.train_hessian(w, lam),
-                                       torch.func.grad(self.val_loss)(w, lam))
+        direction = torch.linalg.solve(self.train_hessian(w, lam), torch.func.grad(self.val_loss)(w, lam))
         return -torch.func.grad(lambda at: self.train_grad(w, at) @ direction)(lam)
 
     def accuracy(self, w: Tensor, on: str = "test") -> float:
@@ -95,8 +95,15 @@ def auc(scores: Tensor, positive: Tensor) -> float:
     return (above + 0.5 * ties).item()
 
 
-def hypercleaning(dim: int = 10, train: int = 200, val: int = 100, test: int = 2000,
-                  flip_fraction: float = 0.3, l2: float = 1e-2, seed: int = 0) -> HyperCleaning:
+def hypercleaning(
+    dim: int = 10,
+    train: int = 200,
+    val: int = 100,
+    test: int = 2000,
+    flip_fraction: float = 0.3,
+    l2: float = 1e-2,
+    seed: int = 0,
+) -> HyperCleaning:
     """Gaussian features labelled by a random hyperplane y = 1[xᵀw_true > 0], then a fraction
     `flip_fraction` of the training labels flipped; validation and test labels are clean."""
     if min(dim, train, val, test) < 1:
@@ -114,7 +121,8 @@ def hypercleaning(dim: int = 10, train: int = 200, val: int = 100, test: int = 2
 
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = draw(train), draw(val), draw(test)
     flipped = torch.zeros(train, dtype=torch.bool)
-    flipped[torch.randperm(train, generator=generator)[:round(flip_fraction * train)]] = True
+    flipped[torch.randperm(train, generator=generator)[: round(flip_fraction * train)]] = True
     y_train = torch.where(flipped, 1 - y_train, y_train)
-    return HyperCleaning(x_train, y_train, flipped, x_val, y_val, x_test, y_test, l2,
-                         torch.zeros(train, dtype=torch.float64))
+    return HyperCleaning(
+        x_train, y_train, flipped, x_val, y_val, x_test, y_test, l2, torch.zeros(train, dtype=torch.float64)
+    )

@@ -15,6 +15,7 @@ A method is called as `method(problem, λ)` and returns a `Hypergradient`: the v
 Costs: `inner_steps` taken, `products` (Hessian-, Jacobian- and their transposed vector products,
 each about one gradient), `solves` of the inner problem to full accuracy, and wall `seconds`.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -58,8 +59,9 @@ def unrolled(steps: int = 200) -> Method:
     """Reverse mode through K inner steps from w₀: dF_K/dλ (Maclaurin et al. 2015; Franceschi et
     al. 2017, reverse-mode hypergradient)."""
     _check_positive("unrolled", steps=steps)
-    return _timed(lambda problem, lam: (
-        torch.func.grad(_unrolled_loss(problem, steps))(lam), steps, steps, 0))
+    return _timed(
+        lambda problem, lam: (torch.func.grad(_unrolled_loss(problem, steps))(lam), steps, steps, 0)
+    )
 
 
 def truncated(steps: int = 200, last: int = 10) -> Method:
@@ -81,12 +83,19 @@ def forward(steps: int = 200) -> Method:
     with w_t (Franceschi et al. 2017, forward-mode hypergradient); the same number as `unrolled`
     without storing the trajectory."""
     _check_positive("forward", steps=steps)
-    return _timed(lambda problem, lam: (
-        torch.func.jacfwd(_unrolled_loss(problem, steps))(lam), steps, steps * lam.numel(), 0))
+    return _timed(
+        lambda problem, lam: (
+            torch.func.jacfwd(_unrolled_loss(problem, steps))(lam),
+            steps,
+            steps * lam.numel(),
+            0,
+        )
+    )
 
 
 def _implicit(solve: Callable[[Callable, Tensor, BilevelProblem], tuple[Tensor, int]]) -> Method:
     """dF/dλ = ∂_λL_val − ∂²_{λw}L_train q at w*, q ≈ (∂²_ww L_train)⁻¹ ∂_wL_val from `solve`."""
+
     def compute(problem: BilevelProblem, lam: Tensor) -> tuple:
         w = problem.inner_solution(lam)
         val_w, val_lam = torch.func.grad(problem.val_loss, argnums=(0, 1))(w, lam)
@@ -101,6 +110,7 @@ def _implicit(solve: Callable[[Callable, Tensor, BilevelProblem], tuple[Tensor, 
 
 def ift_exact() -> Method:
     """Implicit function theorem with the Hessian formed (dim(w) products) and solved exactly."""
+
     def solve(hvp, b, problem):
         hessian = torch.func.vmap(hvp)(torch.eye(b.numel(), dtype=b.dtype))  # symmetric: rows = columns
         return torch.linalg.solve(hessian, b), b.numel()

@@ -16,6 +16,7 @@ F_T. L_train and L_val are that average; neither depends on λ, so its minimiser
 either, and the implicit-function hypergradient of a learning rate is zero: only methods that
 differentiate the optimisation itself see it.
 """
+
 from __future__ import annotations
 
 import math
@@ -74,7 +75,9 @@ class LrHorizon(BilevelProblem):
         """F_T(λ) = ½ Σ h(m_T² + v_T), m_T = r^T m₀, v_T = α²h²σ² (1 − r^{2T})/(1 − r²), r = 1 − αh."""
         rate = 1 - lam.exp() * self.curvature
         mean = rate**steps * self.start
-        variance = (lam.exp() * self.curvature * self.noise).square() * (1 - rate ** (2 * steps)) / (1 - rate**2)
+        variance = (
+            (lam.exp() * self.curvature * self.noise).square() * (1 - rate ** (2 * steps)) / (1 - rate**2)
+        )
         return 0.5 * (self.curvature * (mean.square() + variance)).sum()
 
     def outer_loss(self, lam: Tensor) -> Tensor:
@@ -84,9 +87,16 @@ class LrHorizon(BilevelProblem):
         return torch.func.grad(self.outer_loss)(lam)
 
 
-def lr_horizon(dim: int = 10, horizon: int = 100, chains: int = 100, noise: float = 1.0,
-               distance: float = 5.0, lr0: float = 0.05, condition: float = 100.0,
-               seed: int = 0) -> LrHorizon:
+def lr_horizon(
+    dim: int = 10,
+    horizon: int = 100,
+    chains: int = 100,
+    noise: float = 1.0,
+    distance: float = 5.0,
+    lr0: float = 0.05,
+    condition: float = 100.0,
+    seed: int = 0,
+) -> LrHorizon:
     """Curvatures log-spaced from 1 down to 1/condition; the low-curvature half of the
     coordinates starts at `distance`, the rest at 0; SGD from learning rate lr0."""
     if min(dim, horizon, chains) < 1:
@@ -97,8 +107,14 @@ def lr_horizon(dim: int = 10, horizon: int = 100, chains: int = 100, noise: floa
         raise ValueError(f"lr_horizon: noise={noise} must be > 0 and condition={condition} >= 1")
     curvature = torch.logspace(0, -math.log10(condition), dim, dtype=torch.float64)
     start = torch.where(torch.arange(dim) >= dim // 2, distance, 0.0).to(torch.float64)
-    draws = torch.randn(horizon, chains, dim, generator=torch.Generator().manual_seed(seed),
-                        dtype=torch.float64)
-    return LrHorizon(curvature, torch.full((dim,), noise, dtype=torch.float64), start, draws,
-                     torch.tensor(math.log(lr0), dtype=torch.float64),
-                     lambda_range=(math.log(min(lr0, 0.01)), math.log(1.9)))
+    draws = torch.randn(
+        horizon, chains, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
+    return LrHorizon(
+        curvature,
+        torch.full((dim,), noise, dtype=torch.float64),
+        start,
+        draws,
+        torch.tensor(math.log(lr0), dtype=torch.float64),
+        lambda_range=(math.log(min(lr0, 0.01)), math.log(1.9)),
+    )

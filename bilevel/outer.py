@@ -3,6 +3,7 @@
 λ_{s+1} = λ_s − β dF/dλ(λ_s). Plain gradient descent rather than Adam, so that on a scalar λ the
 step is a fixed multiple of the hypergradient and the path is easy to read on the plot of F(λ).
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,14 @@ class OuterResult(NamedTuple):
     last_finite: dict[str, float]  # the metrics logged at the last finite step
 
 
-def outer_descent(problem: BilevelProblem, method: Method, steps: int, lr: float,
-                  log: Log = no_log, progress: Progress = no_progress) -> OuterResult:
+def outer_descent(
+    problem: BilevelProblem,
+    method: Method,
+    steps: int,
+    lr: float,
+    log: Log = no_log,
+    progress: Progress = no_progress,
+) -> OuterResult:
     """`steps` steps of gradient descent on λ from the problem's λ₀; logs step s with F(λ_s)
     (`outer/val_loss`), λ_s and the hypergradient taken there."""
     lam = problem.lam0
@@ -49,12 +56,17 @@ def lambda_metrics(lam: Tensor) -> dict[str, float]:
     """λ itself when it is one number; its mean and range otherwise."""
     if lam.dim() == 0:
         return {"outer/lambda": lam.item()}
-    return {"outer/lambda_mean": lam.mean().item(), "outer/lambda_min": lam.min().item(),
-            "outer/lambda_max": lam.max().item()}
+    return {
+        "outer/lambda_mean": lam.mean().item(),
+        "outer/lambda_min": lam.min().item(),
+        "outer/lambda_max": lam.max().item(),
+    }
 
 
 def hypergradient_metrics(hypergradient: Hypergradient) -> dict[str, float]:
-    return {"hypergrad/norm": hypergradient.value.norm().item(),
-            "hypergrad/seconds": hypergradient.seconds,
-            "hypergrad/products": hypergradient.products,
-            "hypergrad/inner_steps": hypergradient.inner_steps}
+    return {
+        "hypergrad/norm": hypergradient.value.norm().item(),
+        "hypergrad/seconds": hypergradient.seconds,
+        "hypergrad/products": hypergradient.products,
+        "hypergrad/inner_steps": hypergradient.inner_steps,
+    }

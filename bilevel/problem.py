@@ -8,6 +8,7 @@ minimiser of L_train solved accurately, where the implicit function theorem is a
 accuracy, the reference every method is measured against. `train_grad(w, λ)` = ∇_w L_train is
 the one gradient every method differentiates.
 """
+
 from __future__ import annotations
 
 import torch
@@ -50,8 +51,9 @@ class BilevelProblem:
         raise NotImplementedError
 
 
-def unroll(problem: BilevelProblem, lam: Tensor, steps: int, w: Tensor | None = None,
-           first: int = 0) -> Tensor:
+def unroll(
+    problem: BilevelProblem, lam: Tensor, steps: int, w: Tensor | None = None, first: int = 0
+) -> Tensor:
     """w after `steps` inner steps t = first, first + 1, ... from w (default the problem's w0)."""
     w = problem.w0 if w is None else w
     for t in range(first, first + steps):

@@ -1,4 +1,5 @@
 """The registry of bilevel problems, and building one by name with checked options."""
+
 from __future__ import annotations
 
 import inspect

@@ -4,6 +4,7 @@ L_train(w, λ) = ½‖Xw − y‖² + ½e^λ‖w‖², L_val(w) = ½ mean((X_val
 w*(λ) = (XᵀX + e^λ I)⁻¹Xᵀy, dw*/dλ = −e^λ (XᵀX + e^λ I)⁻¹ w*, and dF/dλ = ∇_w L_val(w*)ᵀ dw*/dλ:
 the exact answer every hypergradient method is checked against.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,8 +68,9 @@ class Ridge(BilevelProblem):
         return val_grad @ self.best_response_slope(lam)
 
 
-def ridge(dim: int = 20, train: int = 30, val: int = 500, noise: float = 3.0, lam0: float = 0.0,
-          seed: int = 0) -> Ridge:
+def ridge(
+    dim: int = 20, train: int = 30, val: int = 500, noise: float = 3.0, lam0: float = 0.0, seed: int = 0
+) -> Ridge:
     """Gaussian features, y = x·w_true + noise·ε with w_true ~ N(0, I): the best L2 weight is
     near dim·noise²/‖w_true‖² ≈ noise², so F has an interior minimum near λ = 2 log(noise)."""
     if min(dim, train, val) < 1:
@@ -84,5 +86,11 @@ def ridge(dim: int = 20, train: int = 30, val: int = 500, noise: float = 3.0, la
 
     (x_train, y_train), (x_val, y_val) = draw(train), draw(val)
     centre = 2 * torch.tensor(noise).log().item()
-    return Ridge(x_train, y_train, x_val, y_val, torch.tensor(lam0, dtype=torch.float64),
-                 lambda_range=(min(lam0, centre) - 2.0, max(lam0, centre) + 2.0))
+    return Ridge(
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        torch.tensor(lam0, dtype=torch.float64),
+        lambda_range=(min(lam0, centre) - 2.0, max(lam0, centre) + 2.0),
+    )

@@ -4,9 +4,10 @@ Both take `matvec` (a function of a flat tensor returning H times it) and never 
 the inner step of implicit hypergradients (Pedregosa 2016; Lorraine et al. 2020) and of iMAML
 (Rajeswaran et al. 2019).
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import Tensor
 

@@ -1,4 +1,5 @@
 """Differentiable games: the game zoo, the dynamics that play them, and their analysis."""
+
 from games.adjusted import (
     cgd,
     consensus,
@@ -24,7 +25,15 @@ from games.dynamics import Dynamics, alt_gd, extragradient, momentum, optimistic
 from games.game import Game
 from games.gan import gaussian_mixture_gan
 from games.play import BatchTrajectory, Trajectory, observe, play, play_batch
-from games.registry import DYNAMICS, GAMES, dynamics_factory, game_factory, make_dynamics, make_game, option_names
+from games.registry import (
+    DYNAMICS,
+    GAMES,
+    dynamics_factory,
+    game_factory,
+    make_dynamics,
+    make_game,
+    option_names,
+)
 from games.zoo import (
     bilinear,
     dirac_gan,
@@ -37,14 +46,51 @@ from games.zoo import (
 )
 
 __all__ = [
-    "Game", "Dynamics", "Trajectory", "BatchTrajectory",
-    "Curvature", "dense_curvature", "matrix_free_curvature",
-    "GAMES", "DYNAMICS", "make_game", "make_dynamics", "game_factory", "dynamics_factory", "option_names",
-    "bilinear", "quadratic", "matching_pennies", "rock_paper_scissors", "dirac_gan", "tandem", "ipd",
-    "duopoly", "gaussian_mixture_gan",
-    "sim_gd", "alt_gd", "extragradient", "optimistic", "consensus", "hamiltonian", "momentum",
-    "sga", "lola", "sos", "cgd", "stackelberg", "stackelberg_field", "stackelberg_equilibrium",
-    "play", "play_batch", "observe",
-    "field_jacobian", "eigenvalues", "potential_hamiltonian_split", "update_jacobian",
-    "spectral_radius", "predicted_rate", "measured_rate",
+    "Game",
+    "Dynamics",
+    "Trajectory",
+    "BatchTrajectory",
+    "Curvature",
+    "dense_curvature",
+    "matrix_free_curvature",
+    "GAMES",
+    "DYNAMICS",
+    "make_game",
+    "make_dynamics",
+    "game_factory",
+    "dynamics_factory",
+    "option_names",
+    "bilinear",
+    "quadratic",
+    "matching_pennies",
+    "rock_paper_scissors",
+    "dirac_gan",
+    "tandem",
+    "ipd",
+    "duopoly",
+    "gaussian_mixture_gan",
+    "sim_gd",
+    "alt_gd",
+    "extragradient",
+    "optimistic",
+    "consensus",
+    "hamiltonian",
+    "momentum",
+    "sga",
+    "lola",
+    "sos",
+    "cgd",
+    "stackelberg",
+    "stackelberg_field",
+    "stackelberg_equilibrium",
+    "play",
+    "play_batch",
+    "observe",
+    "field_jacobian",
+    "eigenvalues",
+    "potential_hamiltonian_split",
+    "update_jacobian",
+    "spectral_radius",
+    "predicted_rate",
+    "measured_rate",
 ]

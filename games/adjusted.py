@@ -5,6 +5,7 @@ Each update reads one `Curvature` at z (dense for small games, matrix-free for l
 `torch.where`s, so the updates run under `vmap` and `jacfwd` like the first-order ones.
 Notation: ∇L the matrix of the players' full loss gradients, η the learning rate.
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,6 +21,7 @@ _ALIGN_EPS = 0.1  # ε in the sign of SGA's alignment (Balduzzi et al. 2018, Alg
 
 def consensus(lr: float, gamma: float = 1.0) -> Dynamics:
     """Consensus optimisation (Mescheder et al. 2017): z⁺ = z − η(ξ + γHᵀξ), Hᵀξ = ∇½‖ξ‖²."""
+
     def step(game: Game, z: Tensor) -> Tensor:
         curv = curvature(game, z)
         return z - lr * (curv.field + gamma * curv.h_t(curv.field))
@@ -30,6 +32,7 @@ def consensus(lr: float, gamma: float = 1.0) -> Dynamics:
 def hamiltonian(lr: float) -> Dynamics:
     """Hamiltonian gradient descent (Balduzzi et al. 2018; Abernethy et al. 2019):
     z⁺ = z − ηHᵀξ, plain descent on ½‖ξ‖²."""
+
     def step(game: Game, z: Tensor) -> Tensor:
         curv = curvature(game, z)
         return z - lr * curv.h_t(curv.field)
@@ -40,6 +43,7 @@ def hamiltonian(lr: float) -> Dynamics:
 def sga(lr: float, gamma: float = 1.0) -> Dynamics:
     """Symplectic gradient adjustment (Balduzzi et al. 2018): z⁺ = z − η(ξ + λAᵀξ), A = (H − Hᵀ)/2
     the antisymmetric part of H, λ = γ·sign(⟨ξ, Hᵀξ⟩⟨Aᵀξ, Hᵀξ⟩/d + ε), ε = 0.1."""
+
     def step(game: Game, z: Tensor) -> Tensor:
         curv = curvature(game, z)
         field = curv.field
@@ -55,8 +59,7 @@ def _lookahead_and_shaping(game: Game, curv: Curvature, alpha: float) -> tuple[T
     """(ξ − αH_oξ, χ) with χ = diag(H_oᵀ∇L): χ_i = Σ_{j≠i} (∂ξ_j/∂θ_i)ᵀ ∇_j L_i, the term by
     which player i shapes the others' next step (Letcher et al. 2019)."""
     # (H_o)_ii = 0, so block i of H_oᵀ∇L_i already sums over j ≠ i only.
-    shaping = torch.cat([curv.h_o_t(curv.loss_grads[i])[block]
-                         for i, block in enumerate(game.blocks())])
+    shaping = torch.cat([curv.h_o_t(curv.loss_grads[i])[block] for i, block in enumerate(game.blocks())])
     return curv.field - alpha * curv.h_o(curv.field), shaping
 
 
@@ -83,8 +86,11 @@ def sos(lr: float, lookahead: float | None = None, a: float = 0.5, b: float = 0.
         looked_ahead, shaping = _lookahead_and_shaping(game, curv, alpha)
         dot = -alpha * (shaping @ looked_ahead)
         safe_dot = torch.where(dot < 0, dot, -torch.ones_like(dot))  # no 0/0 in the unused branch
-        p1 = torch.where(dot >= 0, torch.ones_like(dot),
-                         torch.clamp(-a * (looked_ahead @ looked_ahead) / safe_dot, max=1.0))
+        p1 = torch.where(
+            dot >= 0,
+            torch.ones_like(dot),
+            torch.clamp(-a * (looked_ahead @ looked_ahead) / safe_dot, max=1.0),
+        )
         sq_norm = curv.field @ curv.field
         p2 = torch.where(sq_norm < b**2, sq_norm, torch.ones_like(sq_norm))
         return z - lr * (looked_ahead - torch.minimum(p1, p2) * alpha * shaping)
@@ -97,13 +103,18 @@ def cgd(lr: float, cg_iters: int = 20) -> Dynamics:
     equilibrium of the players' bilinear approximations. On xᵀAy it is the proximal point
     z⁺ = (I + ηJ)⁻¹z. Solved exactly where H_o is dense (small games), else by `cg_iters`
     conjugate-gradient steps on the normal equations."""
+
     def step(game: Game, z: Tensor) -> Tensor:
         curv = curvature(game, z)
         if curv.off_diagonal is not None:
             system = torch.eye(game.dim, dtype=z.dtype) + lr * curv.off_diagonal
             return z - lr * torch.linalg.solve(system, curv.field)
-        direction = _normal_cg(lambda v: v + lr * curv.h_o(v), lambda u: u + lr * curv.h_o_t(u),
-                               curv.field, min(cg_iters, game.dim))
+        direction = _normal_cg(
+            lambda v: v + lr * curv.h_o(v),
+            lambda u: u + lr * curv.h_o_t(u),
+            curv.field,
+            min(cg_iters, game.dim),
+        )
         return z - lr * direction
 
     return _stateless(step)
@@ -138,8 +149,10 @@ def stackelberg_field(game: Game, z: Tensor, regularization: float = 0.0) -> Ten
     ∇²_{yy}g is formed densely by d_y forward passes (a step on the ring GAN, d_y = 337, costs
     about 20 LOLA steps) and inverted; ∇²_{xy}g enters only through one vector-Jacobian product."""
     if game.n_players != 2:
-        raise ValueError(f"stackelberg needs a two-player game (leader, follower); game "
-                         f"{game.name!r} has {game.n_players} players")
+        raise ValueError(
+            f"stackelberg needs a two-player game (leader, follower); game "
+            f"{game.name!r} has {game.n_players} players"
+        )
     lead, follow = game.blocks()
     loss = lambda i: lambda w: game.losses(w)[i]
     follower_gradient = lambda w: grad(loss(1))(w)[follow]  # ∇_y g, (d_y,)
@@ -178,8 +191,9 @@ def stackelberg(lr: float, timescale: float = 1.0, regularization: float = 0.0) 
     return _stateless(step)
 
 
-def stackelberg_equilibrium(game: Game, z: Tensor, regularization: float = 0.0,
-                            steps: int = 20, tol: float = 1e-12) -> Tensor | None:
+def stackelberg_equilibrium(
+    game: Game, z: Tensor, regularization: float = 0.0, steps: int = 20, tol: float = 1e-12
+) -> Tensor | None:
     """The zero of ω_S that Newton's method z ← z − J_S⁻¹ω_S reaches from z (in one step on
     quadratic games): the fixed point of `stackelberg` near z, where its rate is predicted. None
     when J_S turns singular or ‖ω_S‖ is still above `tol` after `steps` steps."""

@@ -5,10 +5,11 @@ Near a fixed point z* a dynamics is the linear map u ↦ Mu with M the Jacobian 
 asymptotically by the spectral radius ρ(M) per step, the *predicted* rate (Mescheder et al. 2017,
 *The Numerics of GANs*, Prop. 3; Gidel et al. 2019 for momentum).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

@@ -6,10 +6,11 @@ per-loss Hessians at once: a handful of large tensor operations instead of many 
 games get matrix-free Jacobian-vector products. Both give the same `Curvature`, so the dynamics
 that use it (consensus, SGA, LOLA, SOS, CGD) have one code path.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -40,6 +41,7 @@ def curvature(game: Game, z: Tensor) -> Curvature:
 
 def dense_curvature(game: Game, z: Tensor) -> Curvature:
     """Row block i of H is player i's rows of ∇²L_i; H_o is H with its diagonal blocks zeroed."""
+
     def loss_grads(x: Tensor) -> tuple[Tensor, Tensor]:
         grads = jacrev(game.losses)(x)  # (n, d)
         return grads, grads
@@ -50,8 +52,15 @@ def dense_curvature(game: Game, z: Tensor) -> Curvature:
     jacobian = torch.cat([hessians[i, b] for i, b in enumerate(blocks)])  # (d, d)
     own = torch.block_diag(*[torch.ones(s, s, dtype=z.dtype) for s in game.sizes])
     off = jacobian * (1 - own)
-    return Curvature(field, grads, lambda v: jacobian @ v, lambda u: jacobian.T @ u,
-                     lambda v: off @ v, lambda u: off.T @ u, off)
+    return Curvature(
+        field,
+        grads,
+        lambda v: jacobian @ v,
+        lambda u: jacobian.T @ u,
+        lambda v: off @ v,
+        lambda u: off.T @ u,
+        off,
+    )
 
 
 def matrix_free_curvature(game: Game, z: Tensor) -> Curvature:
@@ -60,6 +69,11 @@ def matrix_free_curvature(game: Game, z: Tensor) -> Curvature:
     field_of_others = lambda others: grad(game.own_losses)(z, others)
     field, pull_field = vjp(game.field, z)
     _, pull_others = vjp(field_of_others, z)
-    return Curvature(field, game.loss_gradients(z),
-                     lambda v: jvp(game.field, (z,), (v,))[1], lambda u: pull_field(u)[0],
-                     lambda v: jvp(field_of_others, (z,), (v,))[1], lambda u: pull_others(u)[0])
+    return Curvature(
+        field,
+        game.loss_gradients(z),
+        lambda v: jvp(game.field, (z,), (v,))[1],
+        lambda u: pull_field(u)[0],
+        lambda v: jvp(field_of_others, (z,), (v,))[1],
+        lambda u: pull_others(u)[0],
+    )

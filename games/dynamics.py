@@ -8,9 +8,11 @@ the field wherever they need it (extragradient and consensus need more than ξ a
 data-dependent Python branches, and so run unchanged under `torch.func.vmap` and `jacfwd`.
 Notation: ξ the simultaneous gradient, H = ∂ξ/∂z, η the learning rate.
 """
+
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from torch import Tensor
 
@@ -54,6 +56,7 @@ def sim_gd(lr: float) -> Dynamics:
 def alt_gd(lr: float) -> Dynamics:
     """Alternating gradient descent: θ_i⁺ = θ_i − η∇_i L_i at the players' latest parameters;
     on xᵀAy it conserves ‖x‖² + ‖y‖² − η xᵀAy (Bailey et al. 2020)."""
+
     def step(game: Game, z: Tensor) -> Tensor:
         blocks = game.blocks()
         return _alternate(game, z, lambda i, grad: z[blocks[i]] - lr * grad)
@@ -69,6 +72,7 @@ def extragradient(lr: float) -> Dynamics:
 def optimistic(lr: float) -> Dynamics:
     """Optimistic gradient descent (Popov 1980; Daskalakis et al. 2018):
     z⁺ = z − 2ηξ(z_t) + ηξ(z_{t−1}), with ξ(z_{−1}) = ξ(z_0) so the first step is plain GD."""
+
     def update(game: Game, z: Tensor, state: PreviousField):
         field = game.field(z)
         return z - 2 * lr * field + lr * state.field, PreviousField(field)
@@ -79,6 +83,7 @@ def optimistic(lr: float) -> Dynamics:
 def momentum(lr: float, beta: float = -0.5, alternating: bool = False) -> Dynamics:
     """Heavy-ball momentum (Polyak 1964): z⁺ = z − ηξ(z) + β(z − z_{t−1}); with `alternating`,
     players move in turn (Gidel et al. 2019: negative β converges on bilinear games only then)."""
+
     def update(game: Game, z: Tensor, state: PreviousParams):
         velocity = beta * (z - state.params)
         if alternating:

@@ -11,11 +11,12 @@ player's own curvature, its off-diagonal part H_o the coupling between players.
 ξ is computed as ∇_w F(w, z) at w = z with F(w, z) = Σ_i L_i(w_i, z_{-i}): player i's block of w
 only ever enters its own loss (products with H and H_o live in `games.curvature`).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -46,13 +47,13 @@ class Game:
 
     def __post_init__(self):
         if len(self.players) != len(self.shapes) or len(self.players) < 2:
-            raise ValueError(f"a game needs >= 2 players, one shape each; got players={self.players}"
-                             f" shapes={self.shapes}")
+            raise ValueError(
+                f"a game needs >= 2 players, one shape each; got players={self.players} shapes={self.shapes}"
+            )
         object.__setattr__(self, "shapes", tuple(tuple(s) for s in self.shapes))
         object.__setattr__(self, "sizes", tuple(math.prod(s) for s in self.shapes))
         if self.equilibrium is not None and self.equilibrium.shape != (self.dim,):
-            raise ValueError(f"equilibrium has shape {tuple(self.equilibrium.shape)}; "
-                             f"expected ({self.dim},)")
+            raise ValueError(f"equilibrium has shape {tuple(self.equilibrium.shape)}; expected ({self.dim},)")
 
     @property
     def dim(self) -> int:
@@ -87,7 +88,7 @@ class Game:
     def replace_block(self, z: Tensor, i: int, value: Tensor) -> Tensor:
         """z with player i's block set to `value` (out of place, so it works under vmap)."""
         b = self.blocks()[i]
-        return torch.cat([z[: b.start], value, z[b.stop:]])
+        return torch.cat([z[: b.start], value, z[b.stop :]])
 
     def sample_init(self, generator: torch.Generator) -> Tensor:
         """A seeded initial point: init_std times a standard normal draw."""
@@ -103,5 +104,7 @@ class Game:
     def own_losses(self, own: Tensor, others: Tensor) -> Tensor:
         """F(w, z) = Σ_i L_i(w_i, z_{-i}): ∇_w F at w = z is ξ(z)."""
         mine, theirs = self.split(own), self.split(others)
-        return sum(self.loss_fn([mine[j] if j == i else theirs[j] for j in range(self.n_players)])[i]
-                   for i in range(self.n_players))
+        return sum(
+            self.loss_fn([mine[j] if j == i else theirs[j] for j in range(self.n_players)])[i]
+            for i in range(self.n_players)
+        )

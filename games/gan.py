@@ -6,6 +6,7 @@ the latent codes are drawn once from `seed`, so the game is deterministic (a fix
 its Jacobian is well defined. Losses: the discriminator's binary cross-entropy and the
 generator's non-saturating loss −log D(G(z)) (Goodfellow et al. 2014).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,9 @@ from games.game import Game
 _F64 = torch.float64
 
 
-def ring_of_gaussians(n: int, generator: torch.Generator, modes: int = 8, radius: float = 2.0,
-                      std: float = 0.02) -> Tensor:  # (n, 2)
+def ring_of_gaussians(
+    n: int, generator: torch.Generator, modes: int = 8, radius: float = 2.0, std: float = 0.02
+) -> Tensor:  # (n, 2)
     angle = 2 * math.pi * torch.randint(modes, (n,), generator=generator).to(_F64) / modes
     centres = radius * torch.stack([angle.cos(), angle.sin()], dim=1)
     return centres + std * torch.randn(n, 2, generator=generator, dtype=_F64)
@@ -35,9 +37,9 @@ def _mlp(flat: Tensor, widths: list[int], x: Tensor) -> Tensor:
     start = 0
     layers = _layer_shapes(widths)
     for k, (fan_in, fan_out) in enumerate(layers):
-        weight = flat[start: start + fan_in * fan_out].reshape(fan_in, fan_out)
+        weight = flat[start : start + fan_in * fan_out].reshape(fan_in, fan_out)
         start += fan_in * fan_out
-        bias = flat[start: start + fan_out]
+        bias = flat[start : start + fan_out]
         start += fan_out
         x = x @ weight + bias
         if k < len(layers) - 1:
@@ -49,8 +51,7 @@ def _init_std(widths: list[int]) -> Tensor:
     """1/√fan_in for weights, 0 for biases (biases start at 0)."""
     parts = []
     for fan_in, fan_out in _layer_shapes(widths):
-        parts += [torch.full((fan_in * fan_out,), fan_in**-0.5, dtype=_F64),
-                  torch.zeros(fan_out, dtype=_F64)]
+        parts += [torch.full((fan_in * fan_out,), fan_in**-0.5, dtype=_F64), torch.zeros(fan_out, dtype=_F64)]
     return torch.cat(parts)
 
 
@@ -58,8 +59,7 @@ def _size(widths: list[int]) -> int:
     return sum(i * o + o for i, o in _layer_shapes(widths))
 
 
-def gaussian_mixture_gan(seed: int = 0, hidden: int = 16, samples: int = 256,
-                         latent: int = 2) -> Game:
+def gaussian_mixture_gan(seed: int = 0, hidden: int = 16, samples: int = 256, latent: int = 2) -> Game:
     """Generator latent → hidden → hidden → 2, discriminator 2 → hidden → hidden → 1."""
     gen_widths, disc_widths = [latent, hidden, hidden, 2], [2, hidden, hidden, 1]
     rng = torch.Generator().manual_seed(seed)
@@ -72,7 +72,10 @@ def gaussian_mixture_gan(seed: int = 0, hidden: int = 16, samples: int = 256,
         disc = softplus(-d_real).mean() + softplus(d_fake).mean()
         return torch.stack([softplus(-d_fake).mean(), disc])
 
-    return Game(("generator", "discriminator"), ((_size(gen_widths),), (_size(disc_widths),)),
-                losses, init_std=torch.cat([_init_std(gen_widths), _init_std(disc_widths)]),
-                name="gaussian_mixture_gan")
-
+    return Game(
+        ("generator", "discriminator"),
+        ((_size(gen_widths),), (_size(disc_widths),)),
+        losses,
+        init_std=torch.cat([_init_std(gen_widths), _init_std(disc_widths)]),
+        name="gaussian_mixture_gan",
+    )

@@ -11,6 +11,7 @@ game, a GAN's data) wherever their factory made them, in closures we cannot reac
 batch runs, tensors are created on the device and every tensor an operation reads from elsewhere
 is first copied there (`_OnDevice`).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -26,6 +27,7 @@ from games.game import Game
 from reporting import Log, Progress, no_log, no_progress
 
 MAX_LOGGED_PARAMS = 16  # `params` is logged for games with at most this many parameters
+
 
 class Trajectory(NamedTuple):
     params: Tensor  # (T + 1, d), up to the last finite point
@@ -59,8 +61,14 @@ def _finite(metrics: dict[str, Tensor]) -> Tensor:
     return torch.stack([torch.isfinite(v).all() for v in metrics.values()]).all()
 
 
-def play(game: Game, dynamics: Dynamics, z0: Tensor, steps: int, log: Log = no_log,
-         progress: Progress = no_progress) -> Trajectory:
+def play(
+    game: Game,
+    dynamics: Dynamics,
+    z0: Tensor,
+    steps: int,
+    log: Log = no_log,
+    progress: Progress = no_progress,
+) -> Trajectory:
     """Run `steps` updates of `dynamics` from z0 (d,); log floats (and `params` as a list)."""
     z, state = z0, dynamics.init(game, z0)
     path, last = [z0], {}
@@ -77,8 +85,15 @@ def play(game: Game, dynamics: Dynamics, z0: Tensor, steps: int, log: Log = no_l
     return Trajectory(torch.stack(path), None, last)
 
 
-def play_batch(game: Game, dynamics: Dynamics, z0: Tensor, steps: int, log: Log = no_log,
-               progress: Progress = no_progress, device: torch.device | None = None) -> BatchTrajectory:
+def play_batch(
+    game: Game,
+    dynamics: Dynamics,
+    z0: Tensor,
+    steps: int,
+    log: Log = no_log,
+    progress: Progress = no_progress,
+    device: torch.device | None = None,
+) -> BatchTrajectory:
     """Run B initial points z0 (B, d) at once with `vmap`; log each metric as a (B, …) tensor.
 
     The same numbers as B calls of `play`, up to floating-point summation order. With a `device`
@@ -90,8 +105,9 @@ def play_batch(game: Game, dynamics: Dynamics, z0: Tensor, steps: int, log: Log 
         return _play_batch(game, dynamics, z0.to(device), steps, log, progress)
 
 
-def _play_batch(game: Game, dynamics: Dynamics, z0: Tensor, steps: int, log: Log,
-                progress: Progress) -> BatchTrajectory:
+def _play_batch(
+    game: Game, dynamics: Dynamics, z0: Tensor, steps: int, log: Log, progress: Progress
+) -> BatchTrajectory:
     update = vmap(lambda z, state: dynamics.update(game, z, state))
     observe_all = vmap(lambda z: observe(game, z))
     z, state = z0, vmap(lambda z: dynamics.init(game, z))(z0)

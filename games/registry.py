@@ -3,11 +3,13 @@
 Adding a game or a dynamics is one factory and one line here. An option the chosen factory does
 not take is an error naming the options it does take, never silently ignored.
 """
+
 from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from games import adjusted, dynamics, gan, zoo
 from games.dynamics import Dynamics
@@ -61,8 +63,10 @@ def game_factory(spec: str) -> Callable[..., Game]:
         raise ValueError(f"cannot load game {spec!r}: {error}") from None
     factory = getattr(module, attribute, None)
     if not inspect.isfunction(factory) or factory.__module__ != module.__name__:
-        raise ValueError(f"game {spec!r} is not a function defined in {module_name}; valid: "
-                         f"module:factory naming a Python function that returns a games.Game")
+        raise ValueError(
+            f"game {spec!r} is not a function defined in {module_name}; valid: "
+            f"module:factory naming a Python function that returns a games.Game"
+        )
     return factory
 
 
@@ -71,7 +75,9 @@ def make_game(spec: str, **options: Any) -> Game:
     factory = game_factory(spec)
     game = factory(**_checked(f"game {spec!r}", factory, options))
     if not isinstance(game, Game):
-        raise ValueError(f"game {spec!r} returned {type(game).__name__}; valid: a function returning a games.Game")
+        raise ValueError(
+            f"game {spec!r} returned {type(game).__name__}; valid: a function returning a games.Game"
+        )
     return game
 
 
@@ -95,9 +101,14 @@ def _checked(what: str, factory: Callable, options: dict[str, Any]) -> dict[str,
     for key in options:
         if key not in valid:
             raise ValueError(f"{what} takes no option {key!r}; valid: {', '.join(valid) or 'none'}")
-    missing = [name for name, p in inspect.signature(factory).parameters.items()
-               if name != "lr" and name not in options and p.default is inspect.Parameter.empty
-               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    missing = [
+        name
+        for name, p in inspect.signature(factory).parameters.items()
+        if name != "lr"
+        and name not in options
+        and p.default is inspect.Parameter.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
     if missing:
         raise ValueError(f"{what} needs option(s) {', '.join(missing)} that have no default")
     return options

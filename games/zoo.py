@@ -4,6 +4,7 @@ Conventions: in two-player zero-sum games the first player minimises f and the s
 it, so the losses are (f, −f). Mixed strategies are logits: a sigmoid for two actions, a softmax
 with the last logit pinned at 0 for three (so the uniform equilibrium is the isolated point 0).
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,8 +31,13 @@ def _coupling(dim: int, seed: int) -> Tensor:
 def bilinear(dim: int = 1, seed: int = 0) -> Game:
     """f(x, y) = xᵀAy, x minimises, y maximises; ξ = Jz with J = [[0, A], [−Aᵀ, 0]]."""
     a = _coupling(dim, seed)
-    return Game(("x", "y"), ((dim,), (dim,)), lambda p: _zero_sum(p[0] @ a @ p[1]),
-                equilibrium=torch.zeros(2 * dim, dtype=_F64), name="bilinear")
+    return Game(
+        ("x", "y"),
+        ((dim,), (dim,)),
+        lambda p: _zero_sum(p[0] @ a @ p[1]),
+        equilibrium=torch.zeros(2 * dim, dtype=_F64),
+        name="bilinear",
+    )
 
 
 def quadratic(dim: int = 1, seed: int = 0, mu: float = 1.0) -> Game:
@@ -42,18 +48,25 @@ def quadratic(dim: int = 1, seed: int = 0, mu: float = 1.0) -> Game:
         x, y = p
         return _zero_sum(0.5 * mu * (x @ x) + x @ a @ y - 0.5 * mu * (y @ y))
 
-    return Game(("x", "y"), ((dim,), (dim,)), losses,
-                equilibrium=torch.zeros(2 * dim, dtype=_F64), name="quadratic")
+    return Game(
+        ("x", "y"), ((dim,), (dim,)), losses, equilibrium=torch.zeros(2 * dim, dtype=_F64), name="quadratic"
+    )
 
 
 def matching_pennies() -> Game:
     """Player 1 wins ±1 on a match: f = −(2p − 1)(2q − 1), p = σ(θ₁), q = σ(θ₂); f ≈ −θ₁θ₂/4 at 0."""
+
     def losses(p):
         u = (2 * torch.sigmoid(p[0]) - 1) * (2 * torch.sigmoid(p[1]) - 1)
         return _zero_sum(-u.sum())
 
-    return Game(("player1", "player2"), ((1,), (1,)), losses,
-                equilibrium=torch.zeros(2, dtype=_F64), name="matching_pennies")
+    return Game(
+        ("player1", "player2"),
+        ((1,), (1,)),
+        losses,
+        equilibrium=torch.zeros(2, dtype=_F64),
+        name="matching_pennies",
+    )
 
 
 _RPS_PAYOFF = torch.tensor([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]], dtype=_F64)
@@ -61,14 +74,20 @@ _RPS_PAYOFF = torch.tensor([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]
 
 def rock_paper_scissors() -> Game:
     """f = −pᵀMq with M the ±1 payoff of rock, paper, scissors; p = softmax(θ₁, 0)."""
+
     def strategy(logits: Tensor) -> Tensor:
         return torch.softmax(torch.cat([logits, logits.new_zeros(1)]), dim=0)
 
     def losses(p):
         return _zero_sum(-(strategy(p[0]) @ _RPS_PAYOFF @ strategy(p[1])))
 
-    return Game(("player1", "player2"), ((2,), (2,)), losses,
-                equilibrium=torch.zeros(4, dtype=_F64), name="rock_paper_scissors")
+    return Game(
+        ("player1", "player2"),
+        ((2,), (2,)),
+        losses,
+        equilibrium=torch.zeros(4, dtype=_F64),
+        name="rock_paper_scissors",
+    )
 
 
 def dirac_gan(r1: float = 0.0) -> Game:
@@ -86,12 +105,18 @@ def dirac_gan(r1: float = 0.0) -> Game:
         value = f(psi * theta) + f(torch.zeros_like(theta))
         return torch.stack([value, -value + 0.5 * r1 * psi**2])
 
-    return Game(("generator", "discriminator"), ((1,), (1,)), losses,
-                equilibrium=torch.zeros(2, dtype=_F64), name="dirac_gan")
+    return Game(
+        ("generator", "discriminator"),
+        ((1,), (1,)),
+        losses,
+        equilibrium=torch.zeros(2, dtype=_F64),
+        name="dirac_gan",
+    )
 
 
 def tandem() -> Game:
     """Letcher et al. 2019: L₁ = (x + y)² − 2x, L₂ = (x + y)² − 2y; fixed points on x + y = 1."""
+
     def losses(p):
         s = (p[0] + p[1]).sum()
         return torch.stack([s**2 - 2 * p[0].sum(), s**2 - 2 * p[1].sum()])
@@ -105,12 +130,14 @@ def duopoly() -> Game:
     q = (1, 1), profits 1 and 1. With firm 1 leading (von Stackelberg 1934) firm 2 best responds
     q₂ = (3 − q₁)/2, so the leader's loss is (q₁² − 3q₁)/2: the Stackelberg point is (3/2, 3/4),
     profits 9/8 and 9/16."""
+
     def losses(p):
         q1, q2 = p[0].sum(), p[1].sum()
         return torch.stack([q1 * (q1 + q2 - 3), q2 * (q1 + q2 - 3)])
 
-    return Game(("firm1", "firm2"), ((1,), (1,)), losses, equilibrium=torch.ones(2, dtype=_F64),
-                name="duopoly")
+    return Game(
+        ("firm1", "firm2"), ((1,), (1,)), losses, equilibrium=torch.ones(2, dtype=_F64), name="duopoly"
+    )
 
 
 # Rewards of the iterated prisoner's dilemma for states CC, CD, DC, DD (player 1's move first).

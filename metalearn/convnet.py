@@ -17,6 +17,7 @@ meta-gradient of conv-4 (5-way 1-shot, meta-batch 4) is 3.5e-2 away, relative, f
 to 1e-14 (`tests/metalearn/test_batchnorm.py`). The functional engine swaps it in
 (`plain_batch_norm`) where it differentiates through the inner loop: second-order MAML, Meta-SGD.
 """
+
 from __future__ import annotations
 
 import torch
@@ -80,8 +81,10 @@ def plain_batch_norm(model: nn.Module) -> nn.Module:
         if not isinstance(module, nn.modules.batchnorm._BatchNorm):
             continue
         if module.track_running_stats or not module.affine:
-            raise ValueError(f"batch norm {name!r} has track_running_stats={module.track_running_stats}, "
-                             f"affine={module.affine}; valid: track_running_stats=False, affine=True")
+            raise ValueError(
+                f"batch norm {name!r} has track_running_stats={module.track_running_stats}, "
+                f"affine={module.affine}; valid: track_running_stats=False, affine=True"
+            )
         parent, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent), child, BatchNorm(module.weight, module.bias, module.eps))
     return model

@@ -1,4 +1,5 @@
 """Summary statistics shared by every evaluation in `metalearn`."""
+
 from __future__ import annotations
 
 import math

@@ -6,6 +6,7 @@ value, an --out that is unwritable or holds another run), with one line on stder
 its summary; 128 + the signal's number after Ctrl-C (130) or SIGTERM (143), what was logged kept.
 Heavy modules are imported inside `main`, so Ctrl-C during start-up stops cleanly too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="an HTML page comparing runs")
     report.add_argument("dirs", nargs="+", type=Path, help="run directories, or folders of them")
-    report.add_argument("--out", type=Path, default=None, help="HTML file (default: report.html in the first DIR)")
+    report.add_argument(
+        "--out", type=Path, default=None, help="HTML file (default: report.html in the first DIR)"
+    )
 
     demo = commands.add_parser("demo", help="the curated suite of every scenario, and its report")
     demo.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="only these (default: all)")
@@ -110,8 +113,15 @@ def _sweep(args, argv) -> int:
         raise BadInput(f"--workers must be at least 1, got {args.workers}")
     points = grid(scenario, [split_override(o) for o in args.overrides])
     out = args.out or _timestamped(Path("runs") / f"{scenario.name}-sweep")
-    table, statuses = run_sweep(scenario, points, out, workers=args.workers, launcher=args.launcher,
-                                address=args.address, overwrite=args.overwrite)
+    table, statuses = run_sweep(
+        scenario,
+        points,
+        out,
+        workers=args.workers,
+        launcher=args.launcher,
+        address=args.address,
+        overwrite=args.overwrite,
+    )
     counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
     print(f"sweep: {len(points)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}), table {table}")
     if "interrupted" in statuses:
@@ -150,6 +160,5 @@ def _timestamped(parent: Path) -> Path:
 def _headline(summary: dict) -> str:
     if summary.get("diverged"):
         return f"diverged at step {summary.get('diverged_step')}"
-    numbers = [f"{k}={v:.4g}" for k, v in summary.items()
-               if isinstance(v, float) and k != "wall_s"][:4]
+    numbers = [f"{k}={v:.4g}" for k, v in summary.items() if isinstance(v, float) and k != "wall_s"][:4]
     return ", ".join(numbers + [f"{summary['wall_s']:.1f}s"])

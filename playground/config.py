@@ -6,6 +6,7 @@ finite; a field's `option(..., min=, max=, choices=)` bounds are checked here, o
 scenarios. Any `ValueError` while the config is built (here, in the config's `__post_init__`, or
 in a library factory it calls) is the user's: it comes out as `BadInput`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,7 +14,8 @@ import inspect
 import math
 import types
 import typing
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from playground.devices import resolve_device
 from playground.errors import BadInput
@@ -36,7 +38,9 @@ def parse_overrides(texts: Iterable[str]) -> dict[str, str]:
     for text in texts:
         key, value = split_override(text)
         if key in overrides:
-            raise BadInput(f"option {key!r} given twice ({key}={overrides[key]}, {key}={value}); give it once")
+            raise BadInput(
+                f"option {key!r} given twice ({key}={overrides[key]}, {key}={value}); give it once"
+            )
         overrides[key] = value
     return overrides
 
@@ -46,7 +50,9 @@ def build_config(config_type: type, overrides: dict[str, str]) -> Any:
     `namespace.keyword` overrides go to the factory the namespace's field names (see `keywords`)."""
     hints = typing.get_type_hints(config_type)
     fields = {f.name: f for f in dataclasses.fields(config_type) if "namespace" not in f.metadata}
-    spaces = {f.metadata["namespace"]: f for f in dataclasses.fields(config_type) if "namespace" in f.metadata}
+    spaces = {
+        f.metadata["namespace"]: f for f in dataclasses.fields(config_type) if "namespace" in f.metadata
+    }
     values: dict[str, Any] = {}
     for key, text in overrides.items():
         if "." in key and key.partition(".")[0] in spaces:
@@ -96,8 +102,10 @@ def _parse_keyword(space: dataclasses.Field, chosen: str, keyword: str, key: str
     factory = space.metadata["lookup"](chosen)  # an unknown name raises its own ValueError
     valid = factory_keywords(factory, space.metadata["skip"])
     if keyword not in valid:
-        raise BadInput(f"{namespace} {chosen!r} takes no option {keyword!r}; valid: "
-                       f"{', '.join(f'{namespace}.{k}' for k in valid) or 'none'}")
+        raise BadInput(
+            f"{namespace} {chosen!r} takes no option {keyword!r}; valid: "
+            f"{', '.join(f'{namespace}.{k}' for k in valid) or 'none'}"
+        )
     return parse_value(key, text, valid[keyword][0])
 
 
@@ -110,8 +118,11 @@ def check_bounds(field: dataclasses.Field, value: Any) -> None:
         if "choices" in bounds and item not in bounds["choices"]:
             raise BadInput(f"unknown {field.name} {item!r}; valid: {_valid_text(bounds, item)}")
         low, above, high = bounds.get("min"), bounds.get("above"), bounds.get("max")
-        if (low is not None and item < low) or (above is not None and item <= above) or \
-                (high is not None and item > high):
+        if (
+            (low is not None and item < low)
+            or (above is not None and item <= above)
+            or (high is not None and item > high)
+        ):
             raise BadInput(f"{field.name}={format_value(item)}; valid: {_valid_text(bounds, item)}")
 
 
@@ -120,8 +131,11 @@ def _valid_text(bounds: Any, example: Any = None) -> str:
         return ", ".join(map(format_value, bounds["choices"]))
     kind = "an integer" if isinstance(example, int) else "a number"
     low, above, high = bounds.get("min"), bounds.get("above"), bounds.get("max")
-    parts = ([f">= {low}"] if low is not None else []) + ([f"> {above}"] if above is not None else []) + \
-        ([f"<= {high}"] if high is not None else [])
+    parts = (
+        ([f">= {low}"] if low is not None else [])
+        + ([f"> {above}"] if above is not None else [])
+        + ([f"<= {high}"] if high is not None else [])
+    )
     return f"{kind} {' and '.join(parts)}" if example is not None else " and ".join(parts)
 
 
@@ -191,8 +205,10 @@ def format_options(config_type: type) -> list[str]:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         bounds = any(name in f.metadata for name in ("min", "above", "max", "choices"))
         valid = f" [valid: {_valid_text(f.metadata)}]" if bounds else ""
-        lines.append(f"{f.name} ({_type_text(hints[f.name])}, default {format_value(default) or '(empty)'}): "
-                     f"{f.metadata.get('help', '')}{valid}")
+        lines.append(
+            f"{f.name} ({_type_text(hints[f.name])}, default {format_value(default) or '(empty)'}): "
+            f"{f.metadata.get('help', '')}{valid}"
+        )
     return lines
 
 
@@ -202,8 +218,10 @@ def _format_keywords(space: dataclasses.Field) -> list[str]:
     for name, factory in space.metadata["registry"].items():
         valid = factory_keywords(factory, space.metadata["skip"])
         if valid:
-            shown = ", ".join(f"{k} ({_type_text(kind)}, default {format_value(default)})"
-                              for k, (kind, default) in valid.items())
+            shown = ", ".join(
+                f"{k} ({_type_text(kind)}, default {format_value(default)})"
+                for k, (kind, default) in valid.items()
+            )
             lines.append(f"{namespace}.<keyword> with {namespace}={name}: {shown}")
     return lines
 

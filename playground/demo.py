@@ -1,4 +1,5 @@
 """`make demo`: every scenario's curated runs on small defaults, then one report of them all."""
+
 from __future__ import annotations
 
 import sys
@@ -20,6 +21,11 @@ def run_demo(out: Path, names: list[str] | None = None) -> Path:
         print(f"[{index}/{len(jobs)}] {scenario.name} {label}", file=sys.stderr, flush=True)
         texts = {k: format_value(v) for k, v in overrides.items()}
         config = build_config(scenario.config, texts)
-        execute(scenario, config, directory, overwrite=True,  # the demo replaces its own previous runs
-                argv=["playground", "demo", scenario.name, *(f"{k}={v}" for k, v in texts.items())])
+        execute(
+            scenario,
+            config,
+            directory,
+            overwrite=True,  # the demo replaces its own previous runs
+            argv=["playground", "demo", scenario.name, *(f"{k}={v}" for k, v in texts.items())],
+        )
     return write_report([Path(out)], Path(out) / "report.html")

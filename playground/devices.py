@@ -1,4 +1,5 @@
 """The torch device a run uses, from its `device=` option."""
+
 from __future__ import annotations
 
 import torch

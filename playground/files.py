@@ -1,14 +1,16 @@
 """Atomic file writes of strict JSON: a killed process leaves the old file or the new one, never
 half of one, and no file holds the NaN or Infinity tokens that strict JSON parsers reject (a
 non-finite number is written as null, and the writer lists where)."""
+
 from __future__ import annotations
 
 import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)

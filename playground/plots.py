@@ -1,4 +1,5 @@
 """Plots the runner draws itself: the curves of several runs overlaid on shared axes."""
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,12 @@ _COLOURS = matplotlib.colormaps["tab20"]
 
 def scalar_keys(rows: list[dict]) -> list[str]:
     """Metric keys with numeric scalar values, namespaced ones first."""
-    keys = dict.fromkeys(k for row in rows for k, v in row.items()
-                         if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool))
+    keys = dict.fromkeys(
+        k
+        for row in rows
+        for k, v in row.items()
+        if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)
+    )
     return sorted(keys, key=lambda k: ("/" not in k, k))
 
 
@@ -31,12 +36,21 @@ def overlay_curves(runs: dict[str, list[dict]], title: str) -> Figure | None:
         ax = fig.add_subplot(rows_n, columns, index + 1)
         values = []
         for label, rows in runs.items():
-            points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))
-                      and math.isfinite(r[key])]
+            points = [
+                (r["step"], r[key])
+                for r in rows
+                if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])
+            ]
             if points:
                 steps, ys = zip(*points)
-                ax.plot(steps, ys, label=label, linewidth=1.2, marker="o" if len(points) < 3 else None,
-                        **styles[label])
+                ax.plot(
+                    steps,
+                    ys,
+                    label=label,
+                    linewidth=1.2,
+                    marker="o" if len(points) < 3 else None,
+                    **styles[label],
+                )
                 values += ys
         if values and min(values) > 0 and max(values) / min(values) > 100:
             ax.set_yscale("log")
@@ -47,8 +61,13 @@ def overlay_curves(runs: dict[str, list[dict]], title: str) -> Figure | None:
     for ax in fig.axes:
         legend.update(zip(*reversed(ax.get_legend_handles_labels())))
     if len(legend) > 1:
-        fig.legend(list(legend.values()), list(legend), loc="outside lower center",
-                   ncol=min(4, len(legend)), fontsize=8)
+        fig.legend(
+            list(legend.values()),
+            list(legend),
+            loc="outside lower center",
+            ncol=min(4, len(legend)),
+            fontsize=8,
+        )
     return fig
 
 

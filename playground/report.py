@@ -7,6 +7,7 @@ metrics.jsonl skips that line and flags the run; a missing or unreadable summary
 config.json shows the run as unfinished or unreadable, naming the file. Text is drawn literally
 (no mathtext), whatever a run is called.
 """
+
 from __future__ import annotations
 
 import base64
@@ -50,7 +51,9 @@ def write_report(paths: list[Path], out: Path) -> Path:
     runs = find_runs([Path(p) for p in paths])
     out = Path(out)
     if out.is_dir():
-        raise BadInput(f"--out {str(out)!r} is a directory; valid: a file path such as {str(out / 'report.html')!r}")
+        raise BadInput(
+            f"--out {str(out)!r} is a directory; valid: a file path such as {str(out / 'report.html')!r}"
+        )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -66,10 +69,15 @@ def write_report(paths: list[Path], out: Path) -> Path:
 
 def render(runs: list[Path], base: Path) -> str:
     records = [_load(run, base) for run in runs]
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>playground report</title>"
-             f"<style>{_STYLE}</style></head><body><h1>playground report</h1>",
-             f"<p>{len(records)} runs.</p>", _summary_table(records)]
-    problems = [f"<li>{html.escape(r['name'])}: {html.escape(p)}</li>" for r in records for p in r["problems"]]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>playground report</title>"
+        f"<style>{_STYLE}</style></head><body><h1>playground report</h1>",
+        f"<p>{len(records)} runs.</p>",
+        _summary_table(records),
+    ]
+    problems = [
+        f"<li>{html.escape(r['name'])}: {html.escape(p)}</li>" for r in records for p in r["problems"]
+    ]
     if problems:
         parts.append(f"<h2>Damaged runs</h2><ul>{''.join(problems)}</ul>")
     for scenario in dict.fromkeys(r["scenario"] for r in records):
@@ -79,11 +87,15 @@ def render(runs: list[Path], base: Path) -> str:
         if fig is not None:
             parts.append(f"<img alt='curves' src='{_png_data(fig)}'>")
         for r in group:
-            images = "".join(f"<img alt='{html.escape(p.stem)}' title='{html.escape(p.stem)}' "
-                             f"src='data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}'>"
-                             for p in r["plots"])
-            parts.append(f"<details open><summary>{html.escape(r['name'])}</summary>"
-                         f"<div class='plots'>{images or '<em>no plots</em>'}</div></details>")
+            images = "".join(
+                f"<img alt='{html.escape(p.stem)}' title='{html.escape(p.stem)}' "
+                f"src='data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}'>"
+                for p in r["plots"]
+            )
+            parts.append(
+                f"<details open><summary>{html.escape(r['name'])}</summary>"
+                f"<div class='plots'>{images or '<em>no plots</em>'}</div></details>"
+            )
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -96,7 +108,9 @@ def _load(run: Path, base: Path) -> dict:
         name = str(run)
     problems = []
     config = _read_object(run / "config.json", problems)
-    if config is not None and not (isinstance(config.get("scenario"), str) and isinstance(config.get("config"), dict)):
+    if config is not None and not (
+        isinstance(config.get("scenario"), str) and isinstance(config.get("config"), dict)
+    ):
         problems.append("config.json: no scenario and config in it")
         config = None
     summary = _read_object(run / "summary.json", problems, missing_ok=True)
@@ -108,11 +122,16 @@ def _load(run: Path, base: Path) -> dict:
             torn, problems = 0, problems + [f"metrics.jsonl unreadable: {error}"]
         if torn:
             problems.append(f"metrics.jsonl: {torn} damaged line{'s' if torn > 1 else ''} skipped")
-    return {"name": name, "scenario": config["scenario"] if config else "(unreadable config.json)",
-            "config": config["config"] if config else {}, "summary": summary or {},
-            "status": _status(summary, config), "problems": problems,
-            "metrics": [r for r in metrics if isinstance(r.get("step"), (int, float))],
-            "plots": sorted(run.glob("*.png"))}
+    return {
+        "name": name,
+        "scenario": config["scenario"] if config else "(unreadable config.json)",
+        "config": config["config"] if config else {},
+        "summary": summary or {},
+        "status": _status(summary, config),
+        "problems": problems,
+        "metrics": [r for r in metrics if isinstance(r.get("step"), (int, float))],
+        "plots": sorted(run.glob("*.png")),
+    }
 
 
 def _read_object(path: Path, problems: list[str], missing_ok: bool = False) -> dict | None:
@@ -133,19 +152,35 @@ def _read_object(path: Path, problems: list[str], missing_ok: bool = False) -> d
 
 def _summary_table(records: list[dict]) -> str:
     differing = _differing_options(records)
-    metrics = list(dict.fromkeys(k for r in records for k, v in r["summary"].items()
-                                 if _is_number(v) and k != "wall_s"))[:14]
+    metrics = list(
+        dict.fromkeys(k for r in records for k, v in r["summary"].items() if _is_number(v) and k != "wall_s")
+    )[:14]
     header = ["run", "scenario", *differing, *metrics, "status", "wall s"]
     rows = []
     for r in records:
-        cells = [r["name"], r["scenario"], *(r["config"].get(k, "") for k in differing),
-                 *(r["summary"].get(k, "") for k in metrics),
-                 r["status"] + (" (damaged files)" if r["problems"] else ""), r["summary"].get("wall_s", "")]
-        css = (" class='diverged'" if r["summary"].get("diverged")
-               else " class='problem'" if r["problems"] or r["status"] != "finished" else "")
-        rows.append(f"<tr{css}>" + "".join(
-            f"<td{' class=name' if i == 0 else ''}>{html.escape(_fmt(c))}</td>"
-            for i, c in enumerate(cells)) + "</tr>")
+        cells = [
+            r["name"],
+            r["scenario"],
+            *(r["config"].get(k, "") for k in differing),
+            *(r["summary"].get(k, "") for k in metrics),
+            r["status"] + (" (damaged files)" if r["problems"] else ""),
+            r["summary"].get("wall_s", ""),
+        ]
+        css = (
+            " class='diverged'"
+            if r["summary"].get("diverged")
+            else " class='problem'"
+            if r["problems"] or r["status"] != "finished"
+            else ""
+        )
+        rows.append(
+            f"<tr{css}>"
+            + "".join(
+                f"<td{' class=name' if i == 0 else ''}>{html.escape(_fmt(c))}</td>"
+                for i, c in enumerate(cells)
+            )
+            + "</tr>"
+        )
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
@@ -160,9 +195,15 @@ def _status(summary: dict | None, config: dict | None) -> str:
     summary: still running, or killed), or unreadable."""
     if summary is None:
         return "unreadable" if config is None else "unfinished"
-    state = summary.get("status") or ("interrupted" if summary.get("interrupted") else
-                                      "failed" if "error" in summary else
-                                      "diverged" if summary.get("diverged") else "finished")
+    state = summary.get("status") or (
+        "interrupted"
+        if summary.get("interrupted")
+        else "failed"
+        if "error" in summary
+        else "diverged"
+        if summary.get("diverged")
+        else "finished"
+    )
     if state == "diverged":
         return f"diverged (step {summary.get('diverged_step')})"
     if state == "failed" and isinstance(summary.get("error"), dict):

@@ -6,14 +6,15 @@ however it ends), so a second writer fails at once. A directory that already hol
 refused unless the caller replaces them (`overwrite`) or continues them (`keep`, a run resumed in
 place).
 """
+
 from __future__ import annotations
 
 import fcntl
 import os
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from playground.errors import BadInput
 
@@ -21,8 +22,7 @@ LOCK = ".lock"
 
 
 @contextmanager
-def claim(directory: Path, overwrite: bool = False, keep: bool = False,
-          what: str = "run") -> Iterator[Path]:
+def claim(directory: Path, overwrite: bool = False, keep: bool = False, what: str = "run") -> Iterator[Path]:
     """Hold `directory` exclusively for the body of the `with`; see the module docstring."""
     directory = Path(directory)
     try:
@@ -34,14 +34,18 @@ def claim(directory: Path, overwrite: bool = False, keep: bool = False,
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise BadInput(f"{str(directory)!r} is in use by another playground process; "
-                           "wait for it or choose another --out") from None
+            raise BadInput(
+                f"{str(directory)!r} is in use by another playground process; "
+                "wait for it or choose another --out"
+            ) from None
         others = sorted(p.name for p in directory.iterdir() if p.name != LOCK)
         if others and not keep:
             if not overwrite:
                 shown = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
-                raise BadInput(f"{str(directory)!r} already holds another {what}'s files ({shown}); "
-                               "pass --overwrite to replace them, or choose another --out")
+                raise BadInput(
+                    f"{str(directory)!r} already holds another {what}'s files ({shown}); "
+                    "pass --overwrite to replace them, or choose another --out"
+                )
             for name in others:
                 path = directory / name
                 if path.is_dir() and not path.is_symlink():

@@ -5,6 +5,7 @@ device), `metrics.jsonl` (one JSON object per logged step), `summary.json` (writ
 the end, whatever the outcome, with its `status`) and the scenario's PNG plots. Every file is
 strict JSON: a non-finite number is written as null and listed under "nonfinite".
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -15,8 +16,9 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,8 +37,13 @@ METRICS = "metrics.jsonl"
 class Run:
     """What a scenario's `run` function gets: where to log, plot and report progress."""
 
-    def __init__(self, directory: Path, tensorboard: bool = False, progress: bool | None = None,
-                 device: torch.device | None = None):
+    def __init__(
+        self,
+        directory: Path,
+        tensorboard: bool = False,
+        progress: bool | None = None,
+        device: torch.device | None = None,
+    ):
         self.dir = Path(directory)
         self.device = device or torch.device("cpu")  # where the scenario puts its models and tensors
         path = self.dir / METRICS
@@ -81,14 +88,14 @@ class Run:
 
     def progress(self, iterable: Iterable, total: int | None = None, desc: str | None = None):
         """`iterable` with a progress bar on a terminal; silent otherwise."""
-        return tqdm(iterable, total=total, desc=desc, disable=not self._show_progress,
-                    leave=False, dynamic_ncols=True)
+        return tqdm(
+            iterable, total=total, desc=desc, disable=not self._show_progress, leave=False, dynamic_ncols=True
+        )
 
     def save_figure(self, fig, name: str) -> Path:
         """Write a matplotlib Figure to `<name>.png` in the run directory."""
         path = self.dir / f"{name}.png"
-        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"),
-                     mode="wb")
+        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"), mode="wb")
         fig.clear()
         return path
 
@@ -103,8 +110,14 @@ class Run:
             self._tensorboard.close()
 
 
-def execute(scenario: Scenario, config: Any, directory: Path, argv: list[str] | None = None,
-            progress: bool | None = None, overwrite: bool = False) -> dict:
+def execute(
+    scenario: Scenario,
+    config: Any,
+    directory: Path,
+    argv: list[str] | None = None,
+    progress: bool | None = None,
+    overwrite: bool = False,
+) -> dict:
     """Run `scenario` with `config` in `directory`; return the summary (also in summary.json).
 
     The directory must be empty, or hold this run's own files when the config resumes it in place
@@ -122,15 +135,18 @@ def execute(scenario: Scenario, config: Any, directory: Path, argv: list[str] | 
 
 def _execute(scenario, config, directory, argv, progress) -> dict:
     device = resolve_device(config.device)
-    write_json(directory / "config.json", {
-        "scenario": scenario.name,
-        "config": config_dict(config),
-        "seed": config.seed,
-        "command": list(sys.argv if argv is None else argv),
-        "versions": versions(),
-        "device": device_info(device),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    })
+    write_json(
+        directory / "config.json",
+        {
+            "scenario": scenario.name,
+            "config": config_dict(config),
+            "seed": config.seed,
+            "command": list(sys.argv if argv is None else argv),
+            "versions": versions(),
+            "device": device_info(device),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
     seed_everything(config.seed)
     run = Run(directory, tensorboard=config.tensorboard, progress=progress, device=device)
     summary: dict[str, Any] = {"scenario": scenario.name}
@@ -141,8 +157,9 @@ def _execute(scenario, config, directory, argv, progress) -> dict:
     try:
         with warnings.catch_warnings():
             # torch.func's forward mode scripts torch's own decompositions on first use
-            warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated",
-                                    category=FutureWarning)
+            warnings.filterwarnings(
+                "ignore", message="`torch.jit.script` is deprecated", category=FutureWarning
+            )
             summary.update(scenario.run(config, run) or {})
         status = "finished"
     except KeyboardInterrupt:
@@ -150,8 +167,7 @@ def _execute(scenario, config, directory, argv, progress) -> dict:
         summary["last_logged"] = run.last_row
         raise
     except BaseException as error:
-        summary.update(error={"type": type(error).__name__, "message": str(error)},
-                       last_logged=run.last_row)
+        summary.update(error={"type": type(error).__name__, "message": str(error)}, last_logged=run.last_row)
         raise
     finally:
         torch.set_num_threads(threads)
@@ -171,8 +187,7 @@ def _execute(scenario, config, directory, argv, progress) -> dict:
 def _record_divergence(summary: dict, run: Run) -> None:
     """Mark a run whose metrics turned non-finite as diverged, unless the scenario said so."""
     if run.first_nonfinite_step is not None and not summary.get("diverged"):
-        summary.update(diverged=True, diverged_step=run.first_nonfinite_step,
-                       last_finite=run.last_finite)
+        summary.update(diverged=True, diverged_step=run.first_nonfinite_step, last_finite=run.last_finite)
     summary.setdefault("diverged", False)
 
 
@@ -207,8 +222,9 @@ def versions() -> dict[str, str]:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None

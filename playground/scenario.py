@@ -10,14 +10,24 @@ A scenario adapts one library job (a game, MAML, an in-context probe, meta-RL) t
 
 Adding a scenario is one module in `playground/scenarios/` and one line in its registry.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 
-def option(default: Any, help: str, *, min: float | None = None, above: float | None = None,
-           max: float | None = None, choices: tuple | None = None, **kwargs) -> Any:
+def option(
+    default: Any,
+    help: str,
+    *,
+    min: float | None = None,
+    above: float | None = None,
+    max: float | None = None,
+    choices: tuple | None = None,
+    **kwargs,
+) -> Any:
     """A config field with its one-line help, shown by `playground list`, and the bounds the
     config parser checks for every scenario (each item of a list): `min` (inclusive), `above`
     (exclusive), `max` (inclusive), `choices`."""
@@ -28,14 +38,24 @@ def option(default: Any, help: str, *, min: float | None = None, above: float | 
     return field(default=default, metadata=metadata, **kwargs)
 
 
-def keywords(namespace: str, registry: Mapping[str, Callable], lookup: Callable[[str], Callable] | None = None,
-             skip: tuple[str, ...] = (), help: str = "") -> Any:
+def keywords(
+    namespace: str,
+    registry: Mapping[str, Callable],
+    lookup: Callable[[str], Callable] | None = None,
+    skip: tuple[str, ...] = (),
+    help: str = "",
+) -> Any:
     """A config field holding the keyword options of a factory picked by name: the field named
     `namespace` names it in `registry` (or `lookup(name)` finds it), and the user sets its keywords
     as `namespace.<keyword>=value`, typed and defaulted from the factory's signature (`skip`: the
     keywords the scenario passes itself). The value is a dict of the keywords given."""
-    metadata = {"help": help, "namespace": namespace, "registry": registry,
-                "lookup": lookup or (lambda name: registry[name]), "skip": tuple(skip)}
+    metadata = {
+        "help": help,
+        "namespace": namespace,
+        "registry": registry,
+        "lookup": lookup or (lambda name: registry[name]),
+        "skip": tuple(skip),
+    }
     return field(default_factory=dict, metadata=metadata)
 
 

@@ -7,6 +7,7 @@ the points that finished (or diverged) and redoes the failed, interrupted and mi
 clean directory. Local workers are separate processes that end when the sweep's process ends, by
 whatever signal; after Ctrl-C no queued point starts.
 """
+
 from __future__ import annotations
 
 import csv
@@ -43,7 +44,8 @@ def grid(scenario: Scenario, overrides: list[tuple[str, str]]) -> list[dict[str,
             raise BadInput(f"option {key!r} given twice; give each option once, its values comma-separated")
         seen.add(key)
         takes_list = typing.get_origin(hints.get(key)) is tuple or tuple in map(
-            typing.get_origin, typing.get_args(hints.get(key)))
+            typing.get_origin, typing.get_args(hints.get(key))
+        )
         values = [v.strip() for v in text.split(";" if takes_list else ",")]
         if not all(values):
             raise BadInput(f"empty value in sweep override {key}={text!r}")
@@ -61,15 +63,22 @@ def grid(scenario: Scenario, overrides: list[tuple[str, str]]) -> list[dict[str,
     return points
 
 
-def run_sweep(scenario: Scenario, points: list[dict[str, str]], out: Path, workers: int = 1,
-              launcher: str = "local", address: str | None = None,
-              overwrite: bool = False) -> tuple[Path, list[str]]:
+def run_sweep(
+    scenario: Scenario,
+    points: list[dict[str, str]],
+    out: Path,
+    workers: int = 1,
+    launcher: str = "local",
+    address: str | None = None,
+    overwrite: bool = False,
+) -> tuple[Path, list[str]]:
     """Run the grid `points` into `out/<point>/` and write `out/sweep.csv`; return its path and
     each point's status. The sweep directory is locked while the sweep runs."""
     out = Path(out)
     if (out / "config.json").exists() and not overwrite:
-        raise BadInput(f"--out {str(out)!r} is a run directory, not a sweep's; choose another "
-                       "--out or pass --overwrite")
+        raise BadInput(
+            f"--out {str(out)!r} is a run directory, not a sweep's; choose another --out or pass --overwrite"
+        )
     with claim(out, overwrite=overwrite, keep=not overwrite, what="sweep"):
         directories = [out / run_name(point) for point in points]
         todo = [(scenario.name, p, str(d)) for p, d in zip(points, directories) if status(d) not in DONE]
@@ -110,7 +119,9 @@ def sweep_table(points: list[dict[str, str]], directories: list[Path]) -> str:
     for point, directory in zip(points, directories):
         state = status(directory)
         summary = read_json(directory / "summary.json") if state not in ("not run", "unreadable") else {}
-        scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool)) and k != "status"}
+        scalars = {
+            k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool)) and k != "status"
+        }
         rows.append({"run": directory.name, "status": state, **point, **scalars})
     columns = list(dict.fromkeys(key for row in rows for key in row))
     buffer = io.StringIO()
@@ -151,8 +162,10 @@ def _run_local(jobs: list[tuple], workers: int) -> None:
     tasks, results = context.Queue(), context.Queue()
     for job in jobs:
         tasks.put(job)
-    processes = [context.Process(target=_worker, args=(tasks, results, os.getpid()), daemon=True)
-                 for _ in range(min(workers, len(jobs)))]
+    processes = [
+        context.Process(target=_worker, args=(tasks, results, os.getpid()), daemon=True)
+        for _ in range(min(workers, len(jobs)))
+    ]
     for process in processes:
         tasks.put(None)  # one stop sign per worker
         process.start()
@@ -215,8 +228,7 @@ def _run_ray(jobs: list[tuple], address: str | None) -> None:
         raise BadInput("--launcher ray needs Ray: pip install 'ray'") from None
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 ignore_reinit_error=True)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
         remote = ray.remote(num_cpus=1)(run_point)
         ray.get([remote.remote(*job) for job in jobs])

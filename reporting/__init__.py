@@ -4,6 +4,7 @@
 Loops return a typed result that reports divergence one way: `diverged_step` (None when every
 value stayed finite) with the last finite values. They build no summaries: the caller does.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -17,7 +18,9 @@ class Log(Protocol):
 
 
 class Progress(Protocol):
-    def __call__(self, iterable: Iterable[T], total: int | None = None, desc: str | None = None) -> Iterable[T]: ...
+    def __call__(
+        self, iterable: Iterable[T], total: int | None = None, desc: str | None = None
+    ) -> Iterable[T]: ...
 
 
 def no_log(step: int, metrics: Mapping[str, Any]) -> None:

@@ -1,4 +1,5 @@
 """The repository as a fresh clone sees it: no tracked links, and the environment kept out of git."""
+
 import subprocess
 from pathlib import Path
 
@@ -41,10 +42,18 @@ def test_venv_is_ignored_whatever_it_is(kind, tmp_path):
     assert ".venv" not in status.stdout
 
 
-@pytest.mark.parametrize("setup, kept", [
-    ("dangling", False), ("to_file", False), ("to_foreign_dir", False), ("plain_file", False),
-    ("to_venv", True), ("to_empty_dir", True), ("directory", True),
-])
+@pytest.mark.parametrize(
+    "setup, kept",
+    [
+        ("dangling", False),
+        ("to_file", False),
+        ("to_foreign_dir", False),
+        ("plain_file", False),
+        ("to_venv", True),
+        ("to_empty_dir", True),
+        ("directory", True),
+    ],
+)
 def test_make_replaces_a_dangling_or_foreign_venv(setup, kept, tmp_path):
     venv, target = tmp_path / ".venv", tmp_path / "target"
     if setup == "dangling":

@@ -24,6 +24,7 @@ precision; TF32 as torch defaults it); on a GPU each group reports its peak allo
 check that raises is a FAIL with the error, and the others still run; the report is rewritten
 after each group, so a run cut short keeps what it found.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,37 +51,65 @@ from playground.runner import execute  # noqa: E402
 from playground.scenarios import SCENARIOS  # noqa: E402
 
 TOLERANCE = 1e-5
-TINY_MAML = dict(iterations=4, eval_every=2, eval_tasks=8, eval_steps=2, log_every=2, checkpoint_every=2,
-                 meta_batch=5)
+TINY_MAML = dict(
+    iterations=4, eval_every=2, eval_tasks=8, eval_steps=2, log_every=2, checkpoint_every=2, meta_batch=5
+)
 
 
 def plumbing_runs(quick: bool) -> dict[str, tuple[str, dict]]:
     """label -> (scenario, options) of the tiny runs of check 1."""
-    runs = {"game bilinear sos batch 64": ("game", dict(game="bilinear", dim=3, dynamics="sos", batch=64,
-                                                         steps=20, plots=False)),
-            "maml maml functional": ("maml", dict(algo="maml", engine="functional", **TINY_MAML)),
-            "icl lsa": ("icl", dict(model="lsa", steps=20, batch=64, eval_tasks=256, eval_every=10,
-                                    plots=False)),
-            "metarl trpo": ("metarl", dict(iterations=2, meta_batch=3, episodes=3, eval_tasks=3, eval_steps=1,
-                                           pretrain_iterations=1))}
+    runs = {
+        "game bilinear sos batch 64": (
+            "game",
+            dict(game="bilinear", dim=3, dynamics="sos", batch=64, steps=20, plots=False),
+        ),
+        "maml maml functional": ("maml", dict(algo="maml", engine="functional", **TINY_MAML)),
+        "icl lsa": ("icl", dict(model="lsa", steps=20, batch=64, eval_tasks=256, eval_every=10, plots=False)),
+        "metarl trpo": (
+            "metarl",
+            dict(iterations=2, meta_batch=3, episodes=3, eval_tasks=3, eval_steps=1, pretrain_iterations=1),
+        ),
+    }
     if quick:
         return runs
-    runs["game gan extragradient batch 16"] = ("game", dict(game="gaussian_mixture_gan", batch=16, steps=5,
-                                                            dynamics="extragradient", plots=False))
+    runs["game gan extragradient batch 16"] = (
+        "game",
+        dict(game="gaussian_mixture_gan", batch=16, steps=5, dynamics="extragradient", plots=False),
+    )
     for algo in ALGORITHMS:
         if algo == "protonet":
             continue
         for engine in ("functional", "learn2learn") if algo in GRADIENT_ALGORITHMS else ("functional",):
             runs.setdefault(f"maml {algo} {engine}", ("maml", dict(algo=algo, engine=engine, **TINY_MAML)))
-    glyphs = dict(task="glyphs", meta_batch=4, iterations=2, eval_every=0, eval_tasks=10, eval_steps=2,
-                  log_every=1, checkpoint_every=0)
+    glyphs = dict(
+        task="glyphs",
+        meta_batch=4,
+        iterations=2,
+        eval_every=0,
+        eval_tasks=10,
+        eval_steps=2,
+        log_every=1,
+        checkpoint_every=0,
+    )
     for algo in ("maml", "metasgd", "protonet"):
         runs[f"maml glyphs {algo}"] = ("maml", dict(algo=algo, **glyphs))
     runs["icl lsa_gd"] = ("icl", dict(model="lsa_gd", layers=2, eval_tasks=256, plots=False))
-    runs["icl gpt"] = ("icl", dict(model="gpt", steps=20, batch=32, eval_tasks=128, width=16, heads=2,
-                                   layers=1, plots=False))
-    runs["metarl ppo"] = ("metarl", dict(iterations=2, meta_batch=3, episodes=3, eval_tasks=3, eval_steps=1,
-                                         pretrain_iterations=1, outer="ppo"))
+    runs["icl gpt"] = (
+        "icl",
+        dict(model="gpt", steps=20, batch=32, eval_tasks=128, width=16, heads=2, layers=1, plots=False),
+    )
+    runs["metarl ppo"] = (
+        "metarl",
+        dict(
+            iterations=2,
+            meta_batch=3,
+            episodes=3,
+            eval_tasks=3,
+            eval_steps=1,
+            pretrain_iterations=1,
+            outer="ppo",
+        ),
+    )
     return runs
 
 
@@ -144,10 +173,15 @@ def check_plumbing(device: torch.device, quick: bool, scratch: Path) -> list[Che
         resumed = run_scenario("maml", on_cpu, scratch / "resumed_on_cpu")
         return resumed["status"] == "finished", f"status {resumed['status']}"
 
-    results = [attempt(f"plumbing: {label}",
-                       lambda name=name, options=options, label=label:
-                       tiny_run(name, options, scratch / label.replace(" ", "_")))
-               for label, (name, options) in plumbing_runs(quick).items()]
+    results = [
+        attempt(
+            f"plumbing: {label}",
+            lambda name=name, options=options, label=label: tiny_run(
+                name, options, scratch / label.replace(" ", "_")
+            ),
+        )
+        for label, (name, options) in plumbing_runs(quick).items()
+    ]
     return results + [attempt("plumbing: maml checkpoint from the device resumed on the CPU", resume_on_cpu)]
 
 
@@ -167,61 +201,90 @@ def check_engines(device: torch.device, quick: bool) -> list[Check]:
         model, tasks = conv_tasks(device, hidden)
         grads = {}
         for engine in ("functional", "learn2learn"):
-            learner = make_learner(algo, copy.deepcopy(model), "classification", engine=engine, inner_lr=0.4,
-                                   inner_steps=2)
+            learner = make_learner(
+                algo, copy.deepcopy(model), "classification", engine=engine, inner_lr=0.4, inner_steps=2
+            )
             learner.meta_loss(tasks).backward()
             grads[engine] = torch.cat([p.grad.flatten() for p in learner.meta_parameters()])
         error = float((grads["functional"] - grads["learn2learn"]).norm() / grads["learn2learn"].norm())
         return error <= TOLERANCE, f"relative error {error:.2g} (norm over all parameters)"
 
-    return [attempt(f"engines: {algo} conv-4 ({hidden} filters) float64, functional vs learn2learn",
-                    lambda algo=algo: compare(algo)) for algo in GRADIENT_ALGORITHMS]
+    return [
+        attempt(
+            f"engines: {algo} conv-4 ({hidden} filters) float64, functional vs learn2learn",
+            lambda algo=algo: compare(algo),
+        )
+        for algo in GRADIENT_ALGORITHMS
+    ]
 
 
 def training_curve(capture: str, device: torch.device, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     family = Sine(10, 10)
     g = torch.Generator().manual_seed(0)
     learner = make_learner("maml", family.make_model(g).to(device), "regression", capture=capture)
-    losses = [learner.meta_step(Tasks(*(t.to(device) for t in family.sample("train", 25, g))))
-              for _ in range(steps)]
+    losses = [
+        learner.meta_step(Tasks(*(t.to(device) for t in family.sample("train", 25, g)))) for _ in range(steps)
+    ]
     return torch.tensor(losses), torch.cat([p.detach().flatten().cpu() for p in learner.model.parameters()])
 
 
 def check_capture(device: torch.device, quick: bool) -> list[Check]:
     captures = (["compile"] if not quick else []) + (["cuda_graph"] if device.type == "cuda" else [])
     if not captures:
-        return [("capture: nothing to compare on the CPU with --quick", True,
-                 "compile is checked without --quick")]
+        return [
+            (
+                "capture: nothing to compare on the CPU with --quick",
+                True,
+                "compile is checked without --quick",
+            )
+        ]
     eager_losses, eager_weights = training_curve("none", device, 100)
 
     def compare(capture: str) -> tuple[bool, str]:
         losses, weights = training_curve(capture, device, 100)
         loss_gap = float((losses - eager_losses).abs().max())
         weight_gap = float((weights - eager_weights).abs().max())
-        return (loss_gap <= TOLERANCE and weight_gap <= TOLERANCE,
-                f"largest loss difference {loss_gap:.2g}, weight difference {weight_gap:.2g}")
+        return (
+            loss_gap <= TOLERANCE and weight_gap <= TOLERANCE,
+            f"largest loss difference {loss_gap:.2g}, weight difference {weight_gap:.2g}",
+        )
 
-    return [attempt(f"capture: {capture} vs eager, 100 sine MAML steps",
-                    lambda capture=capture: compare(capture)) for capture in captures]
+    return [
+        attempt(f"capture: {capture} vs eager, 100 sine MAML steps", lambda capture=capture: compare(capture))
+        for capture in captures
+    ]
 
 
 def check_training(device: torch.device, quick: bool, scratch: Path) -> list[Check]:
     iterations = 50 if quick else 2000
 
     def train(capture: str) -> tuple[bool, str]:
-        options = dict(iterations=iterations, eval_every=0, checkpoint_every=0,
-                       eval_tasks=20 if quick else 500, device=str(device), capture=capture)
+        options = dict(
+            iterations=iterations,
+            eval_every=0,
+            checkpoint_every=0,
+            eval_tasks=20 if quick else 500,
+            device=str(device),
+            capture=capture,
+        )
         summary = run_scenario("maml", options, scratch / f"train_{capture}")
         per_iteration = summary["wall_s"] / iterations
         mse = summary.get("eval/post_eval_steps_mse", summary.get("eval/post_adapt_mse"))
-        return (summary["status"] == "finished" and math.isfinite(mse),
-                f"{summary['wall_s']:.1f} s with evaluation, {1e3 * per_iteration:.2f} ms per iteration, "
-                f"70,000 iterations ≈ {70000 * per_iteration / 60:.1f} min; test MSE after "
-                f"{len(summary['eval/mse_by_step']) - 1} steps {mse:.3f}")
+        return (
+            summary["status"] == "finished" and math.isfinite(mse),
+            f"{summary['wall_s']:.1f} s with evaluation, {1e3 * per_iteration:.2f} ms per iteration, "
+            f"70,000 iterations ≈ {70000 * per_iteration / 60:.1f} min; test MSE after "
+            f"{len(summary['eval/mse_by_step']) - 1} steps {mse:.3f}",
+        )
 
     captures = ["none"] + (["cuda_graph"] if device.type == "cuda" else [])
-    return [attempt(f"training: sine MAML, {iterations} iterations, capture={capture}",
-                    lambda capture=capture: train(capture)) for capture in captures]
+    return [
+        attempt(
+            f"training: sine MAML, {iterations} iterations, capture={capture}",
+            lambda capture=capture: train(capture),
+        )
+        for capture in captures
+    ]
 
 
 def timed(check: Callable[[], list[Check]], device: torch.device) -> list[Check]:
@@ -241,10 +304,12 @@ def report(device: torch.device, results: list[Check], quick: bool, complete: bo
     rows = "\n".join(f"| {name} | {'PASS' if ok else 'FAIL'} | {note} |" for name, ok, note in results)
     passed = sum(ok for _, ok, _ in results)
     title = f"{passed} of {len(results)} passed" + ("" if complete else " so far (still running)")
-    return (f"# GPU check{' (quick)' if quick else ''}: {title}\n\n"
-            f"Written by `make gpu-check` (tools/gpu_check.py) on {time.strftime('%Y-%m-%d %H:%M')}, device "
-            f"{device}: {machine(device)}. Float32 throughout (no mixed precision) except the float64 engine "
-            f"check.\n\n| check | result | numbers |\n|---|---|---|\n{rows}\n")
+    return (
+        f"# GPU check{' (quick)' if quick else ''}: {title}\n\n"
+        f"Written by `make gpu-check` (tools/gpu_check.py) on {time.strftime('%Y-%m-%d %H:%M')}, device "
+        f"{device}: {machine(device)}. Float32 throughout (no mixed precision) except the float64 engine "
+        f"check.\n\n| check | result | numbers |\n|---|---|---|\n{rows}\n"
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -260,10 +325,12 @@ def main(argv: list[str]) -> int:
         return 2
     if device.type == "cpu":
         torch.set_num_threads(1)  # the checks' models are small: more threads only wait on each other
-    groups = [lambda scratch: check_plumbing(device, args.quick, scratch),
-              lambda scratch: check_engines(device, args.quick),
-              lambda scratch: check_capture(device, args.quick),
-              lambda scratch: check_training(device, args.quick, scratch)]
+    groups = [
+        lambda scratch: check_plumbing(device, args.quick, scratch),
+        lambda scratch: check_engines(device, args.quick),
+        lambda scratch: check_capture(device, args.quick),
+        lambda scratch: check_training(device, args.quick, scratch),
+    ]
     results: list[Check] = []
     with tempfile.TemporaryDirectory() as scratch:
         for k, group in enumerate(groups):

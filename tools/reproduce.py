@@ -8,6 +8,7 @@ regeneration that was stopped continues where it stopped; `--print-only` prints 
 there, "—" where a run is missing. Tables: sine, glyphs, icl, metarl, bilevel, bench; none named means all
 of them (hours). tests/tools/test_reproduce.py checks each row against the README (`make test-slow`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,9 +16,10 @@ import json
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 DASH = "—"
@@ -73,50 +75,84 @@ def _const(text: str) -> Callable[[dict], str]:
 def _sine_row(shots: int, published: str) -> Row:
     label = f"k{shots}"
     s = lambda r: r[label]
-    return Row((label,), (
-        _const(str(shots)),
-        _cell(lambda r: f"**{_with_ci(s(r), 'eval/post_adapt_mse', 3)}**"),
-        _cell(lambda r: _with_ci(s(r), "baseline/post_adapt_mse", 3)),
-        _cell(lambda r: _with_ci(s(r), "eval/post_eval_steps_mse", 3)),
-        _cell(lambda r: _with_ci(s(r), "eval/pre_adapt_mse", 3)),
-        _const(published)))
+    return Row(
+        (label,),
+        (
+            _const(str(shots)),
+            _cell(lambda r: f"**{_with_ci(s(r), 'eval/post_adapt_mse', 3)}**"),
+            _cell(lambda r: _with_ci(s(r), "baseline/post_adapt_mse", 3)),
+            _cell(lambda r: _with_ci(s(r), "eval/post_eval_steps_mse", 3)),
+            _cell(lambda r: _with_ci(s(r), "eval/pre_adapt_mse", 3)),
+            _const(published),
+        ),
+    )
 
 
 SINE = Table(
-    header=("K", "MAML, 1 step", "pretrained, 1 step", "MAML, 10 steps", "MAML before adaptation",
-            "Meta-SGD paper, MAML 1 step"),
+    header=(
+        "K",
+        "MAML, 1 step",
+        "pretrained, 1 step",
+        "MAML, 10 steps",
+        "MAML before adaptation",
+        "Meta-SGD paper, MAML 1 step",
+    ),
     runs={f"k{k}": f"maml task=sine shots={k} iterations=70000 baseline=true" for k in (5, 10, 20)},
     rows=tuple(_sine_row(k, published) for k, published in ((5, "1.13"), (10, "0.77"), (20, "0.48"))),
-    tolerance=(0.0, 0.0), minutes=60)
+    tolerance=(0.0, 0.0),
+    minutes=60,
+)
 
 
 # ---------------------------------------------------------------- maml: glyphs
 
-_GLYPH_ALGOS = (("maml", "MAML"), ("fomaml", "FOMAML"), ("anil", "ANIL"), ("reptile", "Reptile (3 inner steps)"),
-                ("protonet", "ProtoNets"), ("pretrain", "pretrained, fine-tuned"))
+_GLYPH_ALGOS = (
+    ("maml", "MAML"),
+    ("fomaml", "FOMAML"),
+    ("anil", "ANIL"),
+    ("reptile", "Reptile (3 inner steps)"),
+    ("protonet", "ProtoNets"),
+    ("pretrain", "pretrained, fine-tuned"),
+)
 
 
 def _glyphs_command(algo: str, shots: int) -> str:
-    command = (f"maml task=glyphs algo={algo} shots={shots} meta_batch={16 if shots == 1 else 4} "
-               "iterations=1000 eval_steps=3 eval_every=0 threads=1")
+    command = (
+        f"maml task=glyphs algo={algo} shots={shots} meta_batch={16 if shots == 1 else 4} "
+        "iterations=1000 eval_steps=3 eval_every=0 threads=1"
+    )
     return command + " inner_steps=3" if algo == "reptile" else command
 
 
 def _glyphs_row(algo: str, name: str) -> Row:
     one, five = f"{algo}-1shot", f"{algo}-5shot"
     before = lambda label: _cell(lambda r: _number(100 * r[label]["eval/pre_adapt_acc"], 1))
-    after = lambda label: _cell(lambda r: f"{_number(100 * r[label]['eval/post_adapt_acc'], 1)} / "
-                                          f"**{_with_ci(r[label], 'eval/post_eval_steps_acc', 2, 100)}**")
+    after = lambda label: _cell(
+        lambda r: (
+            f"{_number(100 * r[label]['eval/post_adapt_acc'], 1)} / "
+            f"**{_with_ci(r[label], 'eval/post_eval_steps_acc', 2, 100)}**"
+        )
+    )
     wall = _cell(lambda r: f"{r[one]['wall_s']:.0f} s / {r[five]['wall_s']:.0f} s")
     return Row((one, five), (_const(name), before(one), after(one), before(five), after(five), wall))
 
 
 GLYPHS = Table(
-    header=("algorithm", "1-shot, before", "1-shot, after 1 / 3 steps", "5-shot, before", "5-shot, after 1 / 3 steps",
-            "wall 1-shot / 5-shot"),
-    runs={f"{algo}-{shots}shot": _glyphs_command(algo, shots) for algo, _ in _GLYPH_ALGOS for shots in (1, 5)},
+    header=(
+        "algorithm",
+        "1-shot, before",
+        "1-shot, after 1 / 3 steps",
+        "5-shot, before",
+        "5-shot, after 1 / 3 steps",
+        "wall 1-shot / 5-shot",
+    ),
+    runs={
+        f"{algo}-{shots}shot": _glyphs_command(algo, shots) for algo, _ in _GLYPH_ALGOS for shots in (1, 5)
+    },
     rows=tuple(_glyphs_row(algo, name) for algo, name in _GLYPH_ALGOS),
-    tolerance=(0.0, 1.5), minutes=60)
+    tolerance=(0.0, 1.5),
+    minutes=60,
+)
 
 
 # ---------------------------------------------------------------- icl
@@ -126,7 +162,8 @@ _ICL_RUNS = {
     "lsa2": "icl layers=2 steps=3000 batch=1024 lr=3e-3",
     "lsa3": "icl layers=3 steps=10000 batch=1024",
     "lsa3-lr3e-3": "icl layers=3 steps=10000 batch=1024 lr=3e-3",
-    "gpt": "icl model=gpt dim=3 x_dist=gaussian layers=3 heads=4 width=32 batch=256 steps=12000 eval_tasks=2048",
+    "gpt": "icl model=gpt dim=3 x_dist=gaussian layers=3 heads=4 width=32 batch=256 steps=12000 "
+    "eval_tasks=2048",
 }
 
 
@@ -140,25 +177,35 @@ def _closest(s: dict) -> str:
 
 def _lsa1(r: dict) -> str:
     s = r["lsa1"]
-    return (f"loss {s['eval/loss']:.4f} vs line-searched one-step GD {s['gd/loss']:.4f}, η = {s['gd/lr']:.3f}; "
-            f"model cos {s['probe/model_cos']:.4f}, preds diff {s['probe/preds_diff']:.3f}")
+    return (
+        f"loss {s['eval/loss']:.4f} vs line-searched one-step GD {s['gd/loss']:.4f}, η = {s['gd/lr']:.3f}; "
+        f"model cos {s['probe/model_cos']:.4f}, preds diff {s['probe/preds_diff']:.3f}"
+    )
 
 
 def _lsa2(r: dict) -> str:
     s = r["lsa2"]
     loss, gd = s["eval/loss"], s["gd/steps_loss"][-1]
-    return (f"loss {loss:.3f}, {_beats(loss, gd)} 2-step GD ({gd:.3f}), {_closest(s)} "
-            f"({s['gdpp/loss'][-1]:.3f}; SPD {s['spd/gdpp']:.3f} vs {s['spd/gd']:.3f} to GD)")
+    return (
+        f"loss {loss:.3f}, {_beats(loss, gd)} 2-step GD ({gd:.3f}), {_closest(s)} "
+        f"({s['gdpp/loss'][-1]:.3f}; SPD {s['spd/gdpp']:.3f} vs {s['spd/gd']:.3f} to GD)"
+    )
 
 
 def _lsa3(r: dict) -> str:
     s, fast = r["lsa3"], r["lsa3-lr3e-3"]
     loss, gd = s["eval/loss"], s["gd/steps_loss"][-1]
-    fast_end = (f"{fast['eval/loss']:.2f}" if not fast.get("diverged") else f"diverged at step {fast['diverged_step']}")
-    return (f"loss {loss:.3f}, {_beats(loss, gd)} 3-step GD ({gd:.3f}); {_closest(s)} (3 steps "
-            f"{s['gdpp/loss'][-1]:.3f}): SPD {s['spd/gdpp']:.3f} vs {s['spd/gd']:.3f} to GD, ILWD "
-            f"{s['ilwd/gdpp']:.3f} vs {s['ilwd/gd']:.3f}, cos with GD++ {s['gdpp/model_cos']:.2f} "
-            f"(lr 3e-3 is unstable at 3 layers: {fast_end})")
+    fast_end = (
+        f"{fast['eval/loss']:.2f}"
+        if not fast.get("diverged")
+        else f"diverged at step {fast['diverged_step']}"
+    )
+    return (
+        f"loss {loss:.3f}, {_beats(loss, gd)} 3-step GD ({gd:.3f}); {_closest(s)} (3 steps "
+        f"{s['gdpp/loss'][-1]:.3f}): SPD {s['spd/gdpp']:.3f} vs {s['spd/gd']:.3f} to GD, ILWD "
+        f"{s['ilwd/gdpp']:.3f} vs {s['ilwd/gd']:.3f}, cos with GD++ {s['gdpp/model_cos']:.2f} "
+        f"(lr 3e-3 is unstable at 3 layers: {fast_end})"
+    )
 
 
 def _curve(values: list[float], head: int, last_digits: int) -> str:
@@ -171,24 +218,35 @@ def _curve(values: list[float], head: int, last_digits: int) -> str:
 
 def _gpt(r: dict) -> str:
     s = r["gpt"]
-    return (f"error vs context length {_curve(s['context/model'], 9, 3)} (N = 1..{len(s['context/model'])}) "
-            f"against least squares {_curve(s['context/ols'], 4, 3)} and ridge {_curve(s['context/ridge'], 5, 3)}; "
-            f"one-step GD {_curve(s['context/gd'], 1, 2)}. SPD / ILWD to least squares {s['spd/ols']:.3f} / "
-            f"{s['ilwd/ols']:.3f} and to ridge {s['spd/ridge']:.3f} / {s['ilwd/ridge']:.3f}, against "
-            f"{s['spd/gd']:.2f} / {s['ilwd/gd']:.2f} to GD")
+    return (
+        f"error vs context length {_curve(s['context/model'], 9, 3)} (N = 1..{len(s['context/model'])}) "
+        f"against least squares {_curve(s['context/ols'], 4, 3)} and ridge "
+        f"{_curve(s['context/ridge'], 5, 3)}; "
+        f"one-step GD {_curve(s['context/gd'], 1, 2)}. SPD / ILWD to least squares {s['spd/ols']:.3f} / "
+        f"{s['ilwd/ols']:.3f} and to ridge {s['spd/ridge']:.3f} / {s['ilwd/ridge']:.3f}, against "
+        f"{s['spd/gd']:.2f} / {s['ilwd/gd']:.2f} to GD"
+    )
 
 
 def _icl_row(label: str, note: str, text: Callable[[dict], str], extra: tuple[str, ...] = ()) -> Row:
     command = f"`playground run {_ICL_RUNS[label]}`{note}"
-    return Row((label, *extra), (_const(command), _cell(text), _cell(lambda r: f"{r[label]['wall_s']:.0f} s")))
+    return Row(
+        (label, *extra), (_const(command), _cell(text), _cell(lambda r: f"{r[label]['wall_s']:.0f} s"))
+    )
 
 
 ICL = Table(
     header=("run (d = N = 10 unless said)", "result", "wall"),
     runs=_ICL_RUNS,
-    rows=(_icl_row("lsa1", " (1-layer LSA, 2000 steps, batch 2048)", _lsa1), _icl_row("lsa2", "", _lsa2),
-          _icl_row("lsa3", "", _lsa3, extra=("lsa3-lr3e-3",)), _icl_row("gpt", "", _gpt)),
-    tolerance=(0.03, 0.01), minutes=40)
+    rows=(
+        _icl_row("lsa1", " (1-layer LSA, 2000 steps, batch 2048)", _lsa1),
+        _icl_row("lsa2", "", _lsa2),
+        _icl_row("lsa3", "", _lsa3, extra=("lsa3-lr3e-3",)),
+        _icl_row("gpt", "", _gpt),
+    ),
+    tolerance=(0.03, 0.01),
+    minutes=40,
+)
 
 
 # ---------------------------------------------------------------- metarl
@@ -200,10 +258,13 @@ def _metarl_row(policy: str, name: str, bold: bool) -> Row:
 
     def at(step: int, ci: bool) -> Callable[[dict], str]:
         def text(r: dict) -> str:
-            parts = [_number(r[s][key][step], 1) + (f" ± {_number(r[s][key + '_ci95'][step], 1)}" if ci else "")
-                     for s in seeds]
+            parts = [
+                _number(r[s][key][step], 1) + (f" ± {_number(r[s][key + '_ci95'][step], 1)}" if ci else "")
+                for s in seeds
+            ]
             joined = " / ".join(parts)
             return f"**{joined}**" if bold and ci else joined
+
         return _cell(text)
 
     return Row(seeds, (_const(name), at(0, False), at(1, True), at(3, False)))
@@ -212,53 +273,82 @@ def _metarl_row(policy: str, name: str, bold: bool) -> Row:
 METARL = Table(
     header=("policy", "before adaptation", "after 1 step", "after 3 steps"),
     runs={f"seed{seed}": f"metarl env=Navigation2D iterations=80 seed={seed}" for seed in (0, 1)},
-    rows=(_metarl_row("maml", "MAML", True), _metarl_row("pretrained", 'multi-task ("pretrained")', False),
-          _metarl_row("random", "random initialisation", False)),
-    tolerance=(0.0, 5.0), minutes=40)
+    rows=(
+        _metarl_row("maml", "MAML", True),
+        _metarl_row("pretrained", 'multi-task ("pretrained")', False),
+        _metarl_row("random", "random initialisation", False),
+    ),
+    tolerance=(0.0, 5.0),
+    minutes=40,
+)
 
 
 # ---------------------------------------------------------------- bilevel
 
-_BILEVEL_RUNS = {name: f"bilevel problem={name}" for name in ("ridge", "lr_horizon", "hypercleaning", "best_response")}
+_BILEVEL_RUNS = {
+    name: f"bilevel problem={name}" for name in ("ridge", "lr_horizon", "hypercleaning", "best_response")
+}
 
 
 def _bilevel_ridge(r: dict) -> str:
     s = r["ridge"]
-    return (f"λ {s['outer/lambda']:.4f} vs grid minimiser {s['reference/lambda']:.4f}; F {s['outer/val_loss_start']:.2f} "
-            f"→ {s['outer/val_loss']:.3f}; ift_cg error at the start {s['hypergrad/rel_error']:.1e}")
+    return (
+        f"λ {s['outer/lambda']:.4f} vs grid minimiser {s['reference/lambda']:.4f}; "
+        f"F {s['outer/val_loss_start']:.2f} "
+        f"→ {s['outer/val_loss']:.3f}; ift_cg error at the start {s['hypergrad/rel_error']:.1e}"
+    )
 
 
 def _bilevel_horizon(r: dict) -> str:
     s = r["lr_horizon"]
-    return (f"learning rate {s['outer/lr']:.3f} vs long-horizon optimum {s['reference/lr']:.3f}; greedy (T = 1) "
-            f"optimum {s['reference/greedy_lr']:.3f}; F {s['outer/val_loss_start']:.3f} → {s['outer/val_loss']:.4f} "
-            f"(optimum {s['reference/val_loss']:.4f})")
+    return (
+        f"learning rate {s['outer/lr']:.3f} vs long-horizon optimum {s['reference/lr']:.3f}; greedy (T = 1) "
+        f"optimum {s['reference/greedy_lr']:.3f}; "
+        f"F {s['outer/val_loss_start']:.3f} → {s['outer/val_loss']:.4f} "
+        f"(optimum {s['reference/val_loss']:.4f})"
+    )
 
 
 def _bilevel_cleaning(r: dict) -> str:
     s = r["hypercleaning"]
-    return (f"AUC {s['clean/auc']:.3f} (mean weight {s['clean/weight_mean_clean']:.2f} clean, "
-            f"{s['clean/weight_mean_flipped']:.2f} flipped); test accuracy {100 * s['test/accuracy']:.1f}% vs "
-            f"{100 * s['test/accuracy_all_data']:.1f}% on all data")
+    return (
+        f"AUC {s['clean/auc']:.3f} (mean weight {s['clean/weight_mean_clean']:.2f} clean, "
+        f"{s['clean/weight_mean_flipped']:.2f} flipped); test accuracy {100 * s['test/accuracy']:.1f}% vs "
+        f"{100 * s['test/accuracy_all_data']:.1f}% on all data"
+    )
 
 
 def _bilevel_response(r: dict) -> str:
     s = r["best_response"]
-    return (f"λ {s['outer/lambda']:.4f} vs {s['reference/lambda']:.4f}; learned response off by "
-            f"{s['best_response/w_rel_error']:.1e}, its slope by {100 * s['best_response/slope_rel_error']:.1f}%")
+    return (
+        f"λ {s['outer/lambda']:.4f} vs {s['reference/lambda']:.4f}; learned response off by "
+        f"{s['best_response/w_rel_error']:.1e}, its slope by {100 * s['best_response/slope_rel_error']:.1f}%"
+    )
 
 
 def _bilevel_row(label: str, text: Callable[[dict], str]) -> Row:
-    return Row((label,), (_const(f"`playground run {_BILEVEL_RUNS[label]}`"), _cell(text),
-                          _cell(lambda r: f"{r[label]['wall_s']:.0f} s")))
+    return Row(
+        (label,),
+        (
+            _const(f"`playground run {_BILEVEL_RUNS[label]}`"),
+            _cell(text),
+            _cell(lambda r: f"{r[label]['wall_s']:.0f} s"),
+        ),
+    )
 
 
 BILEVEL = Table(
     header=("bilevel run (defaults)", "result", "wall"),
     runs=_BILEVEL_RUNS,
-    rows=(_bilevel_row("ridge", _bilevel_ridge), _bilevel_row("lr_horizon", _bilevel_horizon),
-          _bilevel_row("hypercleaning", _bilevel_cleaning), _bilevel_row("best_response", _bilevel_response)),
-    tolerance=(0.03, 0.01), minutes=2)
+    rows=(
+        _bilevel_row("ridge", _bilevel_ridge),
+        _bilevel_row("lr_horizon", _bilevel_horizon),
+        _bilevel_row("hypercleaning", _bilevel_cleaning),
+        _bilevel_row("best_response", _bilevel_response),
+    ),
+    tolerance=(0.03, 0.01),
+    minutes=2,
+)
 
 
 # ---------------------------------------------------------------- bench
@@ -280,15 +370,20 @@ def markdown_rows(text: str) -> list[dict[str, str]]:
 
 
 def _maml(r: dict, *words: str) -> float:
-    matches = [row for row in r["maml"] if row.get("engine") == "functional" and all(w in row["case"] for w in words)]
+    matches = [
+        row for row in r["maml"] if row.get("engine") == "functional" and all(w in row["case"] for w in words)
+    ]
     if len(matches) != 1:
         raise KeyError(f"{len(matches)} maml benchmark rows contain {words}")
     return float(matches[0]["speed-up"])
 
 
 def _icl_ratio(r: dict, layers: str, batch: str, implementation: str) -> float:
-    matches = [row for row in r["icl"] if (row["layers"], row["batch"], row["implementation"])
-               == (layers, batch, implementation)]
+    matches = [
+        row
+        for row in r["icl"]
+        if (row["layers"], row["batch"], row["implementation"]) == (layers, batch, implementation)
+    ]
     if len(matches) != 1:
         raise KeyError(f"{len(matches)} icl benchmark rows for {layers}, {batch}, {implementation}")
     return float(matches[0]["time / ours"])
@@ -305,24 +400,73 @@ BENCH = Table(
     header=("case", "speed-up"),
     runs={name: f"benchmarks.{name}" for name in ("maml", "games", "icl")},
     rows=(
-        Row(("maml",), (_const("MAML on sine (K = 10, meta-batch 25, 1 inner step): `engine=functional` vs "
-                               "`engine=learn2learn`"), _cell(lambda r: f"{_maml(r, 'sine', '1 step'):.1f}×"))),
-        Row(("maml",), (_const("same, 5 inner steps"), _cell(lambda r: f"{_maml(r, 'sine', '5 steps'):.1f}×"))),
-        Row(("maml",), (_const("FOMAML on glyphs (conv-4, 5-way 1-shot, meta-batch 32, 1 query per class): "
-                               "functional vs learn2learn, 1 / 2 threads"),
-                        _cell(lambda r: f"{_maml(r, 'glyphs', '1 query', '1 thread'):.2f}× / "
-                                        f"{_maml(r, 'glyphs', '1 query', '2 threads'):.2f}×"))),
-        Row(("maml",), (_const("same, 15 queries per class, 1 thread"),
-                        _cell(lambda r: f"{_maml(r, 'glyphs', '15 queries', '1 thread'):.2f}×"))),
-        Row(("games",), (_const("games, `batch=1024` vs 1024 separate runs (dirac_gan / extragradient; bilinear / sos)"),
-                         _cell(lambda r: f"{_games_ratio(r, 'dirac_gan / extragradient')}; "
-                                         f"{_games_ratio(r, 'bilinear / sos')}"))),
-        Row(("icl",), (_const("LSA training step (batch 2048) vs explicit attention scores; vs a per-prompt loop "
-                              "(batch 128)"),
-                       _cell(lambda r: f"{_icl_ratio(r, '1', '2048', 'explicit scores'):.1f}×; "
-                                       f"{_icl_ratio(r, '1', '128', 'per-task loop'):.0f}×"))),
+        Row(
+            ("maml",),
+            (
+                _const(
+                    "MAML on sine (K = 10, meta-batch 25, 1 inner step): `engine=functional` vs "
+                    "`engine=learn2learn`"
+                ),
+                _cell(lambda r: f"{_maml(r, 'sine', '1 step'):.1f}×"),
+            ),
+        ),
+        Row(
+            ("maml",), (_const("same, 5 inner steps"), _cell(lambda r: f"{_maml(r, 'sine', '5 steps'):.1f}×"))
+        ),
+        Row(
+            ("maml",),
+            (
+                _const(
+                    "FOMAML on glyphs (conv-4, 5-way 1-shot, meta-batch 32, 1 query per class): "
+                    "functional vs learn2learn, 1 / 2 threads"
+                ),
+                _cell(
+                    lambda r: (
+                        f"{_maml(r, 'glyphs', '1 query', '1 thread'):.2f}× / "
+                        f"{_maml(r, 'glyphs', '1 query', '2 threads'):.2f}×"
+                    )
+                ),
+            ),
+        ),
+        Row(
+            ("maml",),
+            (
+                _const("same, 15 queries per class, 1 thread"),
+                _cell(lambda r: f"{_maml(r, 'glyphs', '15 queries', '1 thread'):.2f}×"),
+            ),
+        ),
+        Row(
+            ("games",),
+            (
+                _const(
+                    "games, `batch=1024` vs 1024 separate runs (dirac_gan / extragradient; bilinear / sos)"
+                ),
+                _cell(
+                    lambda r: (
+                        f"{_games_ratio(r, 'dirac_gan / extragradient')}; {_games_ratio(r, 'bilinear / sos')}"
+                    )
+                ),
+            ),
+        ),
+        Row(
+            ("icl",),
+            (
+                _const(
+                    "LSA training step (batch 2048) vs explicit attention scores; vs a per-prompt loop "
+                    "(batch 128)"
+                ),
+                _cell(
+                    lambda r: (
+                        f"{_icl_ratio(r, '1', '2048', 'explicit scores'):.1f}×; "
+                        f"{_icl_ratio(r, '1', '128', 'per-task loop'):.0f}×"
+                    )
+                ),
+            ),
+        ),
     ),
-    tolerance=(0.5, 0.0), minutes=40)
+    tolerance=(0.5, 0.0),
+    minutes=40,
+)
 
 TABLES = {"sine": SINE, "glyphs": GLYPHS, "icl": ICL, "metarl": METARL, "bilevel": BILEVEL, "bench": BENCH}
 
@@ -349,8 +493,9 @@ def command(table: Table, label: str, out: Path) -> list[str]:
     if spec.startswith("benchmarks."):
         return [sys.executable, "-c", f"import {spec} as bench; print(bench.main())"]
     where = out / label
-    return ([sys.executable, "-m", "playground", "run", *shlex.split(spec), "--out", str(where)]
-            + (["--overwrite"] if where.exists() else []))
+    return [sys.executable, "-m", "playground", "run", *shlex.split(spec), "--out", str(where)] + (
+        ["--overwrite"] if where.exists() else []
+    )
 
 
 def make_run(table: Table, label: str, out: Path) -> bool:
@@ -375,8 +520,9 @@ def render(table: Table, results: dict) -> str:
     return "\n".join(lines)
 
 
-def regenerate(name: str, out: Path, workers: int = 1, run: bool = True,
-               labels: tuple[str, ...] | None = None) -> tuple[str, list[str]]:
+def regenerate(
+    name: str, out: Path, workers: int = 1, run: bool = True, labels: tuple[str, ...] | None = None
+) -> tuple[str, list[str]]:
     """Make the runs of table `name` (or only `labels`) under out/name; its text and the failed runs."""
     table, where = TABLES[name], out / name
     wanted = tuple(table.runs) if labels is None else labels
@@ -391,15 +537,22 @@ def regenerate(name: str, out: Path, workers: int = 1, run: bool = True,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("tables", nargs="*", metavar="TABLE", help=f"any of {', '.join(TABLES)} (default: all)")
+    parser.add_argument(
+        "tables", nargs="*", metavar="TABLE", help=f"any of {', '.join(TABLES)} (default: all)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "reproduce", help="where the runs go")
-    parser.add_argument("--workers", type=int, default=1, help="runs at once (each uses the threads its command sets)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="runs at once (each uses the threads its command sets)"
+    )
     parser.add_argument("--print-only", action="store_true", help="run nothing; print from the runs in --out")
     args = parser.parse_args(argv)
     unknown = [name for name in args.tables if name not in TABLES]
     if unknown or args.workers < 1:
-        parser.error(f"unknown table {', '.join(unknown)}; valid: {', '.join(TABLES)}" if unknown
-                     else f"--workers {args.workers}; valid: >= 1")
+        parser.error(
+            f"unknown table {', '.join(unknown)}; valid: {', '.join(TABLES)}"
+            if unknown
+            else f"--workers {args.workers}; valid: >= 1"
+        )
     failed = []
     for name in args.tables or list(TABLES):
         text, failures = regenerate(name, args.out, args.workers, run=not args.print_only)

@@ -1,4 +1,5 @@
 """Few-shot task families: each samples meta-batches of `Tasks` and builds its paper's network."""
+
 from metalearn.fewshot.glyphs import glyphs
 from metalearn.fewshot.images import ImageTasks
 from metalearn.fewshot.omniglot import omniglot
@@ -20,7 +21,19 @@ from metalearn.fewshot.tasks import (
 )
 
 __all__ = [
-    "KINDS", "SPLITS", "TASK_FAMILIES", "HeadedNetwork", "ImageTasks", "Sine", "TaskFamily", "Tasks",
-    "check_split", "glyphs", "make_task_family", "omniglot", "seeded_module", "task_family_factory",
+    "KINDS",
+    "SPLITS",
+    "TASK_FAMILIES",
+    "HeadedNetwork",
+    "ImageTasks",
+    "Sine",
+    "TaskFamily",
+    "Tasks",
+    "check_split",
+    "glyphs",
+    "make_task_family",
+    "omniglot",
+    "seeded_module",
+    "task_family_factory",
     "task_family_options",
 ]

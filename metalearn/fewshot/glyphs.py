@@ -20,6 +20,7 @@ Same seed, same tensors. The data set is generated once (the README gives the ti
 cached as `<cache_dir>/v<VERSION>-seed<seed>-<key>.pt`, the key hashing the options and the versions
 of matplotlib (its fonts) and Pillow (its renderer).
 """
+
 from __future__ import annotations
 
 import functools
@@ -63,20 +64,44 @@ SCRIPTS: dict[str, tuple[tuple[int, int], ...]] = {
 # Text faces of matplotlib's mpl-data/fonts/ttf; left out: its symbol and math-extension fonts
 # (cmsy10, cmex10, STIXNonUni*, STIXSiz*) and LastResortHE, which draws every character as a box.
 FACES = (
-    "DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSans-BoldOblique",
-    "DejaVuSerif", "DejaVuSerif-Bold", "DejaVuSerif-Italic", "DejaVuSerif-BoldItalic",
-    "DejaVuSansMono", "DejaVuSansMono-Bold", "DejaVuSansMono-Oblique", "DejaVuSansMono-BoldOblique",
-    "STIXGeneral", "STIXGeneralBol", "STIXGeneralItalic", "STIXGeneralBolIta",
-    "cmr10", "cmb10", "cmti10", "cmmi10", "cmss10", "cmtt10",
+    "DejaVuSans",
+    "DejaVuSans-Bold",
+    "DejaVuSans-Oblique",
+    "DejaVuSans-BoldOblique",
+    "DejaVuSerif",
+    "DejaVuSerif-Bold",
+    "DejaVuSerif-Italic",
+    "DejaVuSerif-BoldItalic",
+    "DejaVuSansMono",
+    "DejaVuSansMono-Bold",
+    "DejaVuSansMono-Oblique",
+    "DejaVuSansMono-BoldOblique",
+    "STIXGeneral",
+    "STIXGeneralBol",
+    "STIXGeneralItalic",
+    "STIXGeneralBolIta",
+    "cmr10",
+    "cmb10",
+    "cmti10",
+    "cmmi10",
+    "cmss10",
+    "cmtt10",
 )
 # Font size; each glyph is scaled to fit a _BOX px square centred on a _CANVAS px canvas.
 _FONT_SIZE, _CANVAS, _BOX = 64, 56, 40
 _SAME_SHAPE = 0.95  # cosine similarity of two reference renders above which letters are one class
 
 
-def glyphs(ways: int = 5, shots: int = 1, queries: int = 15, rotations: bool = False, seed: int = 0,
-           cache_dir: str | Path = DEFAULT_CACHE_DIR, scripts: tuple[str, ...] = tuple(SCRIPTS),
-           per_class: int = 20) -> ImageTasks:
+def glyphs(
+    ways: int = 5,
+    shots: int = 1,
+    queries: int = 15,
+    rotations: bool = False,
+    seed: int = 0,
+    cache_dir: str | Path = DEFAULT_CACHE_DIR,
+    scripts: tuple[str, ...] = tuple(SCRIPTS),
+    per_class: int = 20,
+) -> ImageTasks:
     """The glyphs family: N-way K-shot tasks on rendered letters, generated once and cached."""
     unknown = [s for s in scripts if s not in SCRIPTS]
     if unknown or not scripts:
@@ -100,8 +125,10 @@ def generate(seed: int, scripts: tuple[str, ...], per_class: int) -> dict[str, t
     for split, letters in split_letters(distinct(script_letters(scripts)), generator).items():
         upright = torch.stack([upright_instances(c, per_class, generator) for c in letters])  # (C, M, 56, 56)
         # Distorted in large chunks: a few big tensor operations beat a thousand small ones.
-        small = [F.avg_pool2d(distort(chunk[:, None].float() / 255, generator), 2)
-                 for chunk in upright.flatten(0, 1).split(4096)]  # (chunk, 1, 28, 28)
+        small = [
+            F.avg_pool2d(distort(chunk[:, None].float() / 255, generator), 2)
+            for chunk in upright.flatten(0, 1).split(4096)
+        ]  # (chunk, 1, 28, 28)
         images[split] = (torch.cat(small) * 255).round().to(torch.uint8).unflatten(0, upright.shape[:2])
     return images
 
@@ -125,8 +152,14 @@ def upright_instances(char: str, per_class: int, generator: torch.Generator) -> 
     return torch.stack([renders[order[i % len(faces)]] for i in range(per_class)])
 
 
-def distort(x: torch.Tensor, generator: torch.Generator, rotation: float = math.radians(12),
-            shear: float = 0.2, log_scale: float = 0.12, shift: float = 0.08) -> torch.Tensor:
+def distort(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    rotation: float = math.radians(12),
+    shear: float = 0.2,
+    log_scale: float = 0.12,
+    shift: float = 0.08,
+) -> torch.Tensor:
     """x (N, 1, H, W) resampled through random affine maps, each parameter uniform in [-bound, bound].
 
     The map (output -> input coordinates, in [-1, 1]) is rotation @ shear @ diag(scale_x, scale_y)
@@ -136,10 +169,13 @@ def distort(x: torch.Tensor, generator: torch.Generator, rotation: float = math.
     draws = (2 * torch.rand(6, x.shape[0], generator=generator) - 1) * bounds  # (6, N)
     angle, shear_, log_sx, log_sy, shift_x, shift_y = draws
     cos, sin, scale_x, scale_y = angle.cos(), angle.sin(), log_sx.exp(), log_sy.exp()
-    theta = torch.stack([
-        torch.stack([cos * scale_x, (cos * shear_ - sin) * scale_y, shift_x], dim=-1),
-        torch.stack([sin * scale_x, (sin * shear_ + cos) * scale_y, shift_y], dim=-1),
-    ], dim=1)  # (N, 2, 3)
+    theta = torch.stack(
+        [
+            torch.stack([cos * scale_x, (cos * shear_ - sin) * scale_y, shift_x], dim=-1),
+            torch.stack([sin * scale_x, (sin * shear_ + cos) * scale_y, shift_y], dim=-1),
+        ],
+        dim=1,
+    )  # (N, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -147,8 +183,13 @@ def distort(x: torch.Tensor, generator: torch.Generator, rotation: float = math.
 def script_letters(scripts: tuple[str, ...]) -> list[str]:
     """The letters of `scripts`, in SCRIPTS order, without decomposition, covered by two faces or more."""
     chars = (chr(c) for s in SCRIPTS if s in scripts for lo, hi in SCRIPTS[s] for c in range(lo, hi + 1))
-    return [c for c in chars if unicodedata.category(c) in ("Lu", "Ll", "Lo")
-            and not unicodedata.decomposition(c) and len(covering_faces(c)) >= 2]
+    return [
+        c
+        for c in chars
+        if unicodedata.category(c) in ("Lu", "Ll", "Lo")
+        and not unicodedata.decomposition(c)
+        and len(covering_faces(c)) >= 2
+    ]
 
 
 def distinct(letters: list[str]) -> list[str]:

@@ -10,6 +10,7 @@ A whole meta-batch is drawn in a few tensor operations, with no Python loop over
 The rotated copies are made once, up front: four times the memory, in exchange for sampling as
 fast with rotations as without.
 """
+
 from __future__ import annotations
 
 import copy
@@ -32,14 +33,15 @@ class ImageTasks:
 
     kind = "classification"
 
-    def __init__(self, images: dict[str, torch.Tensor], ways: int, shots: int, queries: int,
-                 rotations: bool):
+    def __init__(self, images: dict[str, torch.Tensor], ways: int, shots: int, queries: int, rotations: bool):
         if sorted(images) != sorted(SPLITS):
             raise ValueError(f"images has splits {sorted(images)}; expected exactly {list(SPLITS)}")
         for split, x in images.items():
             if x.dim() != 5 or tuple(x.shape[2:]) != IMAGE_SHAPE or not x.is_floating_point():
-                raise ValueError(f"images[{split!r}] is {x.dtype} of shape {tuple(x.shape)}; "
-                                 f"expected float (classes, per_class, {', '.join(map(str, IMAGE_SHAPE))})")
+                raise ValueError(
+                    f"images[{split!r}] is {x.dtype} of shape {tuple(x.shape)}; "
+                    f"expected float (classes, per_class, {', '.join(map(str, IMAGE_SHAPE))})"
+                )
         for name, value in (("ways", ways), ("shots", shots)):
             if value < 1:
                 raise ValueError(f"{name}={value}; valid: an integer >= 1")
@@ -48,8 +50,9 @@ class ImageTasks:
         for split in SPLITS:
             classes = images[split].shape[0]
             if ways > classes:
-                raise ValueError(f"ways={ways} exceeds the {classes} classes of the {split} split; "
-                                 f"valid: 1..{classes}")
+                raise ValueError(
+                    f"ways={ways} exceeds the {classes} classes of the {split} split; valid: 1..{classes}"
+                )
         self.images = images
         self.ways, self.shots, self.rotations = ways, shots, rotations
         self.queries = self._checked_queries(queries)
@@ -65,8 +68,10 @@ class ImageTasks:
             raise ValueError(f"queries={queries}; valid: an integer >= 1")
         per_class = min(x.shape[1] for x in self.images.values())
         if self.shots + queries > per_class:
-            raise ValueError(f"shots + queries = {self.shots} + {queries} exceeds the {per_class} images "
-                             f"per class; valid: shots + queries <= {per_class}")
+            raise ValueError(
+                f"shots + queries = {self.shots} + {queries} exceeds the {per_class} images "
+                f"per class; valid: shots + queries <= {per_class}"
+            )
         return queries
 
     def n_classes(self, split: str) -> int:

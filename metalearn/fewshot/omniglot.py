@@ -11,6 +11,7 @@ Split as in Finn et al.'s code: the characters of both halves are pooled, shuffl
 proportions. With `rotations` (the default, as in the paper) each character turned by 0, 90,
 180 and 270 degrees makes four classes (Santoro et al. 2016): 4400 / 400 / 1692.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,15 @@ HALVES = ("images_background", "images_evaluation")
 PAPER_SPLIT = {"train": 1100, "validation": 100, "test": 423}  # characters
 
 
-def omniglot(data_dir: str | Path = DEFAULT_DATA_DIR, download: bool = False, ways: int = 5,
-             shots: int = 1, queries: int = 15, rotations: bool = True, split_seed: int = 1) -> ImageTasks:
+def omniglot(
+    data_dir: str | Path = DEFAULT_DATA_DIR,
+    download: bool = False,
+    ways: int = 5,
+    shots: int = 1,
+    queries: int = 15,
+    rotations: bool = True,
+    split_seed: int = 1,
+) -> ImageTasks:
     """The omniglot family; `download=True` fetches the data with torchvision first."""
     root = Path(data_dir).expanduser() / "omniglot-py"
     if download:
@@ -36,9 +44,11 @@ def omniglot(data_dir: str | Path = DEFAULT_DATA_DIR, download: bool = False, wa
             Omniglot(str(root.parent), background=background, download=True)
     missing = [half for half in HALVES if not (root / half).is_dir()]
     if missing:
-        raise ValueError(f"no Omniglot under data_dir={str(data_dir)!r}: {root / missing[0]} is missing; "
-                         f"pass download=true, or unzip images_background.zip and images_evaluation.zip "
-                         f"of github.com/brendenlake/omniglot into {root}")
+        raise ValueError(
+            f"no Omniglot under data_dir={str(data_dir)!r}: {root / missing[0]} is missing; "
+            f"pass download=true, or unzip images_background.zip and images_evaluation.zip "
+            f"of github.com/brendenlake/omniglot into {root}"
+        )
     characters = sorted(c for half in HALVES for c in (root / half).glob("*/*") if c.is_dir())
     order = torch.randperm(len(characters), generator=torch.Generator().manual_seed(split_seed)).tolist()
     images, start = {}, 0
@@ -46,11 +56,15 @@ def omniglot(data_dir: str | Path = DEFAULT_DATA_DIR, download: bool = False, wa
         drawings = [_drawings(characters[i]) for i in order[start:stop]]
         counts = sorted({x.shape[0] for x in drawings})
         if not drawings:
-            raise ValueError(f"{root} holds {len(characters)} character folders, too few for a {split} "
-                             "split; Omniglot has 1623")
+            raise ValueError(
+                f"{root} holds {len(characters)} character folders, too few for a {split} "
+                "split; Omniglot has 1623"
+            )
         if len(counts) > 1:
-            raise ValueError(f"character folders under {root} hold {counts[0]} to {counts[-1]} drawings; "
-                             "expected the same number in each (Omniglot has 20)")
+            raise ValueError(
+                f"character folders under {root} hold {counts[0]} to {counts[-1]} drawings; "
+                "expected the same number in each (Omniglot has 20)"
+            )
         images[split] = torch.stack(drawings)
         start = stop
     return ImageTasks(images, ways, shots, queries, rotations)

@@ -5,6 +5,7 @@ the learner sees K support points and is scored by MSE on query points of the sa
 network is the paper's 1-40-40-1 ReLU MLP. Every split draws from the same distribution: held-out
 tasks are fresh draws, as in the paper.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace

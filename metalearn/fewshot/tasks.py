@@ -9,9 +9,11 @@ batch feeds a per-task loop (learn2learn) or one vectorised computation (torch.f
 Regression: x float (T, K, 1), y float (T, K, 1). Classification: x float (T, ways*shots, 1, 28, 28),
 y int64 (T, ways*shots) with labels 0..ways-1.
 """
+
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import nn
@@ -46,7 +48,8 @@ class TaskFamily(Protocol):
 
     def make_model(self, generator: torch.Generator) -> nn.Module:
         """The paper's network, with submodules `features` (the body) and `head` (the last linear
-        layer), forward(x) = head(features(x).flatten(1)): ANIL adapts `head`, ProtoNets embed with `features`."""
+        layer), forward(x) = head(features(x).flatten(1)): ANIL adapts `head`, ProtoNets embed with
+        `features`."""
         ...
 
 
@@ -65,7 +68,8 @@ def seeded_module(build: Callable[[], nn.Module], generator: torch.Generator) ->
 
 
 class HeadedNetwork(nn.Module):
-    """forward(x) = head(features(x).flatten(1)): the split ANIL (head only) and ProtoNets (features) rely on."""
+    """forward(x) = head(features(x).flatten(1)): the split ANIL (head only) and ProtoNets
+    (features) rely on."""
 
     def __init__(self, features: nn.Module, head: nn.Module):
         super().__init__()

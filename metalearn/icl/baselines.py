@@ -5,6 +5,7 @@ w₀ = 0, so one step is w₁ = (η/N) Xᵀy and ŷ = (η/N) Σ_i y_i x_iᵀx_q.
 plain mean squared error E(ŷ − y_q)² (no ½). Each algorithm maps (xs (B, N, d), ys (B, N),
 xq (B, d)) to predictions (B,).
 """
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,9 @@ def gd_weights(xs: torch.Tensor, ys: torch.Tensor, lr: float, steps: int = 1) ->
     return w
 
 
-def gd_plus_plus(xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, lr: float, gamma: float,
-                 steps: int) -> torch.Tensor:
+def gd_plus_plus(
+    xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, lr: float, gamma: float, steps: int
+) -> torch.Tensor:
     """GD++ (von Oswald et al., 2023): GD on inputs preconditioned as x ← (I − γXᵀX)x each step.
 
     Written in the token picture of the LSA construction: every step updates all tokens at once,
@@ -82,8 +84,9 @@ def ols() -> Predictor:
     return linear(ols_weights)
 
 
-def line_search(loss: Callable[[float], float], lo: float, hi: float, grid: int = 41,
-                tol: float = 1e-7, log: bool = True) -> tuple[float, float]:
+def line_search(
+    loss: Callable[[float], float], lo: float, hi: float, grid: int = 41, tol: float = 1e-7, log: bool = True
+) -> tuple[float, float]:
     """Minimise a scalar `loss` on [lo, hi]: a grid (log-spaced if `log`), then golden section.
 
     The grid finds the basin (losses of several GD steps are polynomials in η with a steep wall
@@ -119,8 +122,11 @@ def _finite(value: float) -> float:
 def fit_gd(prompts: Prompts, steps: int = 1) -> tuple[float, float]:
     """Line-search the learning rate of `steps` GD steps on held-out `prompts`: (η, MSE)."""
     _, scale = _scales(prompts)
-    return line_search(lambda lr: mse(gd(lr, steps)(prompts.xs, prompts.ys, prompts.xq), prompts.yq),
-                       1e-3 / scale, 10 / scale)
+    return line_search(
+        lambda lr: mse(gd(lr, steps)(prompts.xs, prompts.ys, prompts.xq), prompts.yq),
+        1e-3 / scale,
+        10 / scale,
+    )
 
 
 def fit_gd_plus_plus(prompts: Prompts, steps: int, iterations: int = 100) -> tuple[float, float, float]:
@@ -134,8 +140,9 @@ def fit_gd_plus_plus(prompts: Prompts, steps: int, iterations: int = 100) -> tup
     if steps == 1:  # the input update only shows from the second step on
         return lr0, 0.0, loss0
     xs, ys, xq, yq = (t.double() for t in prompts[:4])
-    params = torch.tensor([math.log(lr0 * scale), 0.0], dtype=torch.float64, device=xs.device,
-                          requires_grad=True)
+    params = torch.tensor(
+        [math.log(lr0 * scale), 0.0], dtype=torch.float64, device=xs.device, requires_grad=True
+    )
     optimizer = torch.optim.LBFGS([params], max_iter=iterations, line_search_fn="strong_wolfe")
 
     def closure():

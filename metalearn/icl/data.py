@@ -5,6 +5,7 @@ y = wᵀx + ε, ε ~ N(0, noise²). A prompt holds `context` examples (x_i, y_i)
 target y_q the learner must predict. Tasks are fresh on every draw unless a finite pool of
 `num_tasks` weight vectors is given (task diversity, Raventós et al., 2023).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -58,8 +59,7 @@ class Prompts(NamedTuple):
         Noise is scaled with the targets, so a noiseless prompt stays noiseless.
         """
         s = x_scale * w_scale
-        return Prompts(self.xs * x_scale, self.ys * s, self.xq * x_scale, self.yq * s,
-                       self.w * w_scale)
+        return Prompts(self.xs * x_scale, self.ys * s, self.xq * x_scale, self.yq * s, self.w * w_scale)
 
     def to(self, device: torch.device) -> Prompts:
         """The same prompts on `device` (drawn on the CPU, so a seed gives the same prompts anywhere)."""

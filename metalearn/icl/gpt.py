@@ -5,6 +5,7 @@ by one linear map, plus learned positions. Pre-LayerNorm GPT blocks (Radford et 
 causal softmax attention and a 4×-wide GELU MLP; a linear head reads ŷ from every x-token, so one
 pass predicts y_{k+1} from the first k examples for every k = 0..N (y_q at k = N).
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,8 +37,15 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """`layers` blocks of `heads` heads, `width` wide, for prompts of up to `context` examples."""
 
-    def __init__(self, dim: int, context: int, layers: int = 3, heads: int = 4, width: int = 64,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        dim: int,
+        context: int,
+        layers: int = 3,
+        heads: int = 4,
+        width: int = 64,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         if width % heads:
             raise ValueError(f"width={width} is not a multiple of heads={heads}")

@@ -7,6 +7,7 @@ attends to the context tokens only, with no softmax and no 1/N. The prediction i
 y-entry), their sign convention, under which the GD construction reads W_V = [[0, 0], [0, −1]].
 Only the products W_KQ = W_Kᵀ W_Q and W_PV = P W_V are identifiable.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,13 +25,20 @@ class LinearSelfAttention(nn.Module):
     (`benchmarks/icl.py` times both; the README gives the speed-up).
     """
 
-    def __init__(self, dim: int, layers: int = 1, heads: int = 1, init_scale: float = 0.1,
-                 generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        dim: int,
+        layers: int = 1,
+        heads: int = 1,
+        init_scale: float = 0.1,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+    ):
         super().__init__()
         size = (layers, heads, dim + 1, dim + 1)
         self.w_q, self.w_k, self.w_v, self.p = (
-            nn.Parameter(init_scale * torch.randn(size, generator=generator, dtype=dtype))
-            for _ in range(4))
+            nn.Parameter(init_scale * torch.randn(size, generator=generator, dtype=dtype)) for _ in range(4)
+        )
 
     @property
     def w_kq(self) -> torch.Tensor:
@@ -65,8 +73,9 @@ class LinearSelfAttention(nn.Module):
         return ((self(prompts.xs, prompts.ys, prompts.xq) - prompts.yq) ** 2).mean()
 
 
-def lsa_gd(dim: int, layers: int, lr: float, context: int, gamma: float = 0.0,
-           dtype: torch.dtype = torch.float32) -> LinearSelfAttention:
+def lsa_gd(
+    dim: int, layers: int, lr: float, context: int, gamma: float = 0.0, dtype: torch.dtype = torch.float32
+) -> LinearSelfAttention:
     """An LSA whose layer t is step t of GD (or of GD++ when γ > 0) with learning rate η.
 
     Construction (von Oswald et al., 2023): W_KQ = [[I, 0], [0, 0]], W_PV = [[−γI, 0], [0, −η/N]],

@@ -3,6 +3,7 @@
 Adding a model is one factory (a class or function returning an `nn.Module` with `.loss(Prompts)`,
 `forward(xs, ys, xq)` and `query_states(xs, ys, xq)`) and one line in `MODELS`.
 """
+
 from __future__ import annotations
 
 import inspect

@@ -6,6 +6,7 @@ dimension d: Akyürek et al. (2022) define both as plain expectations (their Sec
 them divided by d ("dimension normalized", their figures 1–3), so these numbers compare with their
 figures (REFERENCES.md, In-context learning).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -35,8 +36,11 @@ def alignment(model: Predictor, reference: Predictor, prompts: Prompts) -> dict[
         preds_diff = model(*prompts[:3]) - reference(*prompts[:3])
     g, h = sensitivity(model, prompts), sensitivity(reference, prompts)  # (B, d) each
     cos = (g * h).sum(-1) / ((g * g).sum(-1) * (h * h).sum(-1)).sqrt()
-    return {"preds_diff": float(preds_diff.abs().mean()), "model_cos": float(cos.mean()),
-            "model_diff": float((g - h).norm(dim=-1).mean())}
+    return {
+        "preds_diff": float(preds_diff.abs().mean()),
+        "model_cos": float(cos.mean()),
+        "model_diff": float((g - h).norm(dim=-1).mean()),
+    }
 
 
 def spd(a: Predictor, b: Predictor, prompts: Prompts) -> float:
@@ -54,8 +58,11 @@ def implied_weights(predict: Predictor, prompts: Prompts, probe_inputs: torch.Te
     """
     b, m, d = probe_inputs.shape
     with torch.no_grad():
-        preds = predict(prompts.xs.repeat_interleave(m, 0), prompts.ys.repeat_interleave(m, 0),
-                        probe_inputs.reshape(b * m, d)).reshape(b, m)
+        preds = predict(
+            prompts.xs.repeat_interleave(m, 0),
+            prompts.ys.repeat_interleave(m, 0),
+            probe_inputs.reshape(b * m, d),
+        ).reshape(b, m)
     return ols_weights(probe_inputs, preds)
 
 
@@ -64,8 +71,9 @@ def ilwd(weights_a: torch.Tensor, weights_b: torch.Tensor) -> float:
     return float(((weights_a - weights_b) ** 2).sum(-1).mean()) / weights_a.shape[-1]
 
 
-def probe_r2(states: torch.Tensor, targets: torch.Tensor, train_fraction: float = 0.5,
-             ridge: float = 1e-6) -> float:
+def probe_r2(
+    states: torch.Tensor, targets: torch.Tensor, train_fraction: float = 0.5, ridge: float = 1e-6
+) -> float:
     """R² of a linear probe (with bias) reading `targets` (B, m) from hidden `states` (B, k).
 
     Fit by ridge-regularised least squares on the first `train_fraction` of the prompts, scored
@@ -75,8 +83,9 @@ def probe_r2(states: torch.Tensor, targets: torch.Tensor, train_fraction: float 
     targets = targets.double()
     split = int(len(states) * train_fraction)
     f_train, t_train = features[:split], targets[:split]
-    gram = f_train.T @ f_train + ridge * split * torch.eye(features.shape[1], dtype=torch.float64,
-                                                        device=features.device)
+    gram = f_train.T @ f_train + ridge * split * torch.eye(
+        features.shape[1], dtype=torch.float64, device=features.device
+    )
     coef = torch.linalg.solve(gram, f_train.T @ t_train)  # (k+1, m)
     residual = targets[split:] - features[split:] @ coef
     total = targets[split:] - targets[split:].mean(0)

@@ -3,6 +3,7 @@
 Each step draws `batch` new prompts (or prompts from the finite task pool), as in von Oswald et
 al. (2023) and Garg et al. (2022). A non-finite loss stops training and is reported, not raised.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,10 +23,18 @@ class TrainResult(NamedTuple):
     last_finite: dict[str, float]  # the last finite value of each metric (loss/train from every step)
 
 
-def train(model: nn.Module, tasks: TaskDistribution, steps: int, batch: int, lr: float,
-          generator: torch.Generator, log: Log = no_log, every: int = 100,
-          evaluate: Callable[[], dict[str, float]] | None = None,
-          progress: Progress = no_progress) -> TrainResult:
+def train(
+    model: nn.Module,
+    tasks: TaskDistribution,
+    steps: int,
+    batch: int,
+    lr: float,
+    generator: torch.Generator,
+    log: Log = no_log,
+    every: int = 100,
+    evaluate: Callable[[], dict[str, float]] | None = None,
+    progress: Progress = no_progress,
+) -> TrainResult:
     """Train `model` (which has `.loss(Prompts)`) with Adam(lr) for `steps` steps.
 
     Every `every` steps (and at the last one) `log(step, {"loss/train": ..., **evaluate()})`; the

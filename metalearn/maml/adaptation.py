@@ -4,9 +4,10 @@ One inner step on a task's support set (Finn et al. 2017, eq. 1; Li et al. 2017 
 rates α):  θ_A ← θ_A − α ⊙ ∇_{θ_A} L_support(θ),  where A is the set of adapted parameters (all of
 them for MAML, the head only for ANIL, Raghu et al. 2020). Parameters outside A stay shared.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -77,6 +78,7 @@ def adaptation_curve(
 
     An inner step is one `fine_tune` step with `rates` unless `inner_step` is given (iMAML's)."""
     if inner_step is None:
+
         def inner_step(params: Params, x: torch.Tensor, y: torch.Tensor) -> Params:
             return fine_tune(model, params, rates, x, y, 1, loss_fn)
 

@@ -14,6 +14,7 @@ to launching them, not running them. Two ways to pay that cost once (`CAPTURES`)
 with eager ones to float32 rounding (tests/metalearn/test_capture.py for `compile` on the CPU;
 `make gpu-check` for both on a GPU).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -57,8 +58,10 @@ class CudaGraphStep:
         else:
             shapes = [tuple(t.shape) for t in tasks]
             if shapes != [tuple(t.shape) for t in self.inputs]:
-                raise ValueError(f"capture='cuda_graph' replays meta-batches of shapes "
-                                 f"{[tuple(t.shape) for t in self.inputs]}; got {shapes}")
+                raise ValueError(
+                    f"capture='cuda_graph' replays meta-batches of shapes "
+                    f"{[tuple(t.shape) for t in self.inputs]}; got {shapes}"
+                )
             for buffer, t in zip(self.inputs, tasks):
                 buffer.copy_(t)
         self.graph.replay()

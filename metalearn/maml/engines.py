@@ -16,9 +16,10 @@ on the sine MLP and loses on conv-4, where `vmap` turns the convolutions into gr
 GPU, where the per-task loop pays a kernel launch per operation per task, the functional engine
 was 9-157x faster in every case measured on an NVIDIA H200 with torch 2.11 (issue 12).
 """
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -68,7 +69,9 @@ def learn2learn_meta_loss(
     if algo == "metasgd":
         wrapper = l2l.algorithms.MetaSGD(model, lr=inner_lr, first_order=first_order, lrs=lrs)
     else:
-        wrapper = l2l.algorithms.MAML(model.head if algo == "anil" else model, lr=inner_lr, first_order=first_order)
+        wrapper = l2l.algorithms.MAML(
+            model.head if algo == "anil" else model, lr=inner_lr, first_order=first_order
+        )
     body = (lambda x: model.features(x).flatten(1)) if algo == "anil" else nn.Identity()
     total = 0.0
     for sx, sy, qx, qy in zip(*tasks):

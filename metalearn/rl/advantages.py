@@ -3,6 +3,7 @@
 All tensors are (..., E, H): E episodes of horizon H for each task in the leading axes, with a
 mask that is 1 on steps that happened. Rewards are 0 after an episode ends.
 """
+
 from __future__ import annotations
 
 import torch

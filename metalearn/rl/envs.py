@@ -13,6 +13,7 @@ Each environment exposes the task interface MAML-RL needs: `sample_tasks(n)` dra
 
 `ENVIRONMENTS` maps each short name to its registration (`EnvSpec`); `make_env(name)` builds one.
 """
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple
@@ -175,9 +176,12 @@ def register_environments() -> None:
     """Register each environment with gymnasium (idempotent)."""
     for spec in ENVIRONMENTS.values():
         if spec.id not in gymnasium.registry:
-            gymnasium.register(spec.id, entry_point=spec.entry_point,
-                               vector_entry_point=spec.vector_entry_point,
-                               max_episode_steps=spec.max_episode_steps)
+            gymnasium.register(
+                spec.id,
+                entry_point=spec.entry_point,
+                vector_entry_point=spec.vector_entry_point,
+                max_episode_steps=spec.max_episode_steps,
+            )
 
 
 def env_spec(name: str) -> EnvSpec:

@@ -5,6 +5,7 @@ episodes of the current (adapted) policy; a step's return is the mean over its e
 are (steps + 1, tasks), steps first; their spread over tasks is
 `metalearn.stats.mean_ci95(returns, dim=1)`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -16,9 +17,16 @@ from metalearn.rl.policy import GaussianMLPPolicy, stack
 from metalearn.rl.rollouts import Episodes, Sampler
 
 
-def adaptation_curve(policy: GaussianMLPPolicy, sampler: Sampler, tasks: list[dict], steps: int,
-                     inner_lr: float, gamma: float, gae_lambda: float,
-                     generator: torch.Generator) -> tuple[Tensor, list[Episodes]]:
+def adaptation_curve(
+    policy: GaussianMLPPolicy,
+    sampler: Sampler,
+    tasks: list[dict],
+    steps: int,
+    inner_lr: float,
+    gamma: float,
+    gae_lambda: float,
+    generator: torch.Generator,
+) -> tuple[Tensor, list[Episodes]]:
     """Per-task mean return after 0..`steps` adaptation steps, (steps + 1, n_tasks), and the
     episodes collected at each step."""
     params = stack({n: p.detach() for n, p in policy.named_parameters()}, len(tasks))

@@ -13,6 +13,7 @@ fixed, on a fifth of the outer episodes (`fisher_subsample`); the meta-gradient 
 line search's KL check go through the inner step exactly. The exact product differentiates three
 times through the inner step and was most of an iteration's time.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,12 +26,20 @@ import torch
 from torch import Tensor
 from torch.func import grad, vmap
 
-from reporting import Log, Progress, no_log, no_progress
 from metalearn.rl.advantages import advantages
-from metalearn.rl.policy import (GaussianMLPPolicy, Params, gaussian_log_prob, log_prob, params_of, stack,
-                                task_action_distribution, task_log_prob)
+from metalearn.rl.policy import (
+    GaussianMLPPolicy,
+    Params,
+    gaussian_log_prob,
+    log_prob,
+    params_of,
+    stack,
+    task_action_distribution,
+    task_log_prob,
+)
 from metalearn.rl.rollouts import Episodes, Sampler
 from metalearn.rl.trpo import trpo_step
+from reporting import Log, Progress, no_log, no_progress
 
 
 @dataclass(frozen=True)
@@ -52,14 +61,21 @@ class MAMLRLSettings:
     ppo_lr: float = 3e-4
 
 
-def reinforce_loss(policy: GaussianMLPPolicy, params: Params, obs: Tensor, actions: Tensor,
-                   adv: Tensor, mask: Tensor) -> Tensor:
+def reinforce_loss(
+    policy: GaussianMLPPolicy, params: Params, obs: Tensor, actions: Tensor, adv: Tensor, mask: Tensor
+) -> Tensor:
     """L(theta) = -sum m log pi_theta(a|s) A / sum m over one task's steps (Williams 1992)."""
     return -(log_prob(policy, params, obs, actions) * adv * mask).sum() / mask.sum()
 
 
-def adapt(policy: GaussianMLPPolicy, params: Params, episodes: Episodes, adv: Tensor,
-          inner_lr: float, first_order: bool = False) -> Params:
+def adapt(
+    policy: GaussianMLPPolicy,
+    params: Params,
+    episodes: Episodes,
+    adv: Tensor,
+    inner_lr: float,
+    first_order: bool = False,
+) -> Params:
     """One policy-gradient step per task, all tasks at once: params with a leading task axis.
 
     The result stays differentiable with respect to `params` (second order) unless `first_order`.
@@ -85,8 +101,14 @@ def _gaussian_kl(mean_p: Tensor, std_p: Tensor, mean_q: Tensor, std_q: Tensor) -
 class MetaBatch:
     """One iteration's data: tasks, inner episodes per adaptation step, and outer episodes."""
 
-    def __init__(self, policy: GaussianMLPPolicy, sampler: Sampler, tasks: list[dict],
-                 settings: MAMLRLSettings, generator: torch.Generator):
+    def __init__(
+        self,
+        policy: GaussianMLPPolicy,
+        sampler: Sampler,
+        tasks: list[dict],
+        settings: MAMLRLSettings,
+        generator: torch.Generator,
+    ):
         self.policy, self.settings = policy, settings
         self.inner: list[tuple[Episodes, Tensor]] = []
         params = stack({n: p.detach() for n, p in params_of(policy).items()}, len(tasks))
@@ -148,10 +170,14 @@ def trpo_outer(policy: GaussianMLPPolicy, settings: MAMLRLSettings) -> OuterStep
     params = list(policy.parameters())
 
     def step(batch: MetaBatch) -> dict[str, float]:
-        stats = trpo_step(params, batch.objective, batch.fisher_kl, settings.max_kl, settings.cg_iters,
-                          settings.cg_damping)
-        return {"loss/surrogate": stats.surrogate_after, "loss/kl": stats.kl,
-                "loss/line_search_steps": stats.line_search_steps}
+        stats = trpo_step(
+            params, batch.objective, batch.fisher_kl, settings.max_kl, settings.cg_iters, settings.cg_damping
+        )
+        return {
+            "loss/surrogate": stats.surrogate_after,
+            "loss/kl": stats.kl,
+            "loss/line_search_steps": stats.line_search_steps,
+        }
 
     return step
 
@@ -198,9 +224,16 @@ class MetaTrainResult(NamedTuple):
     last_finite: dict[str, float]  # the metrics of the last completed iteration (all finite)
 
 
-def meta_train(policy: GaussianMLPPolicy, sampler: Sampler, sample_tasks: Callable[[int], list[dict]],
-               iterations: int, settings: MAMLRLSettings, generator: torch.Generator,
-               log: Log = no_log, progress: Progress = no_progress) -> MetaTrainResult:
+def meta_train(
+    policy: GaussianMLPPolicy,
+    sampler: Sampler,
+    sample_tasks: Callable[[int], list[dict]],
+    iterations: int,
+    settings: MAMLRLSettings,
+    generator: torch.Generator,
+    log: Log = no_log,
+    progress: Progress = no_progress,
+) -> MetaTrainResult:
     """Meta-train `policy` in place for `iterations` meta-batches of `sampler.n_tasks` tasks.
 
     Logs per iteration the outer step's diagnostics and the mean return before and after

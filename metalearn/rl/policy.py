@@ -3,6 +3,7 @@
 pi_theta(a | s) = N(a; mu_theta(s), diag(exp(log_std))^2), mu an MLP with ReLU hidden layers
 (100-100 in Finn et al. 2017) and a state-independent log standard deviation, initially 0.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,9 @@ Params = dict[str, Tensor]
 class GaussianMLPPolicy(nn.Module):
     """mu(s) = MLP(s), std = exp(log_std); `forward` returns (mean, std)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (100, 100),
-                 init_std: float = 1.0):
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (100, 100), init_std: float = 1.0
+    ):
         super().__init__()
         layers, width = [], obs_dim
         for size in hidden:

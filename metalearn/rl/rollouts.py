@@ -7,6 +7,7 @@ observations there, and its actions come back with noise drawn on the CPU (so a 
 same episodes on any device, up to the policy's rounding). Episodes are returned on the policy's
 device.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -49,8 +50,9 @@ class Sampler:
     def close(self) -> None:
         self.env.close()
 
-    def sample(self, policy: GaussianMLPPolicy, params: Params, tasks: list[dict],
-               generator: torch.Generator) -> Episodes:
+    def sample(
+        self, policy: GaussianMLPPolicy, params: Params, tasks: list[dict], generator: torch.Generator
+    ) -> Episodes:
         """Run each task's policy (params with a leading task axis) for one episode per sub-env.
 
         Environment seeds and action noise both come from `generator` (a CPU generator).

@@ -4,6 +4,7 @@ maximise L(theta) s.t. KL(theta_old, theta) <= delta: x = F^(-1) g by conjugate 
 F v = grad(grad KL . v) + damping v, step sqrt(2 delta / x^T F x) x, then a backtracking line search
 that accepts the first step improving L with KL <= delta.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -20,8 +21,9 @@ class TRPOStats(NamedTuple):
     line_search_steps: int  # backtracks taken; = max steps + 1 when no step was accepted
 
 
-def conjugate_gradient(matvec: Callable[[Tensor], Tensor], b: Tensor, iters: int,
-                       tol: float = 1e-10) -> Tensor:
+def conjugate_gradient(
+    matvec: Callable[[Tensor], Tensor], b: Tensor, iters: int, tol: float = 1e-10
+) -> Tensor:
     """Approximate solution of A x = b for symmetric positive definite A given by `matvec`."""
     x = torch.zeros_like(b)
     r, p = b.clone(), b.clone()
@@ -43,9 +45,16 @@ def _flat(tensors) -> Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
-def trpo_step(params: list[Tensor], objective: Callable[[], tuple[Tensor, Tensor]],
-              fisher_kl: Callable[[], Tensor], max_kl: float, cg_iters: int = 10,
-              damping: float = 1e-5, backtrack: float = 0.8, max_backtracks: int = 15) -> TRPOStats:
+def trpo_step(
+    params: list[Tensor],
+    objective: Callable[[], tuple[Tensor, Tensor]],
+    fisher_kl: Callable[[], Tensor],
+    max_kl: float,
+    cg_iters: int = 10,
+    damping: float = 1e-5,
+    backtrack: float = 0.8,
+    max_backtracks: int = 15,
+) -> TRPOStats:
     """Update `params` in place by one TRPO step.
 
     `objective()` recomputes (surrogate L, KL to the old policy) from `params`; `fisher_kl()` a
@@ -77,5 +86,5 @@ def _assign(params: list[Tensor], old: list[Tensor], step: Tensor) -> None:
     offset = 0
     with torch.no_grad():
         for p, p0 in zip(params, old):
-            p.copy_(p0 + step[offset: offset + p.numel()].view_as(p))
+            p.copy_(p0 + step[offset : offset + p.numel()].view_as(p))
             offset += p.numel()

@@ -3,6 +3,7 @@
 Users add their own without editing this package: `PLAYGROUND_SCENARIOS=pkg.mod,other.mod` names
 extra modules (importable from the current directory or the Python path) that define `SCENARIO`.
 """
+
 from __future__ import annotations
 
 import importlib

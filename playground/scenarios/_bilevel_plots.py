@@ -1,5 +1,6 @@
 """The `bilevel` scenario's figures, drawn from numbers the scenario computed: hypergradient error
 against cost, the outer path on F(λ), and exact against learned best responses."""
+
 from __future__ import annotations
 
 import torch
@@ -18,17 +19,27 @@ def error_vs_cost(rows: list[dict], problem: str) -> Figure:
     for k, method in enumerate(methods):
         mine = [row for row in rows if row["method"] == method]
         errors = [max(row["rel_error"], _FLOOR) for row in mine]
-        style = dict(color=f"C{k}", marker=_MARKERS[k % len(_MARKERS)], ms=7 - k % 3, mfc="none", lw=1,
-                     label=method)
-        counted = [(row["inner_steps"] + row["products"], e) for row, e in zip(mine, errors)
-                   if row["inner_steps"] + row["products"] > 0]
+        style = dict(
+            color=f"C{k}", marker=_MARKERS[k % len(_MARKERS)], ms=7 - k % 3, mfc="none", lw=1, label=method
+        )
+        counted = [
+            (row["inner_steps"] + row["products"], e)
+            for row, e in zip(mine, errors)
+            if row["inner_steps"] + row["products"] > 0
+        ]
         if counted:
             by_products.plot(*zip(*counted), **style)
         by_seconds.plot([row["seconds"] for row in mine], errors, **style)
-    by_products.set(xscale="log", yscale="log", xlabel="inner steps + Hessian/Jacobian-vector products",
-                    ylabel="relative error of dF/dλ", title=f"{problem}: error against operations")
-    by_seconds.set(xscale="log", yscale="log", xlabel="seconds",
-                   title="against time (finite_diff: exact inner solves)")
+    by_products.set(
+        xscale="log",
+        yscale="log",
+        xlabel="inner steps + Hessian/Jacobian-vector products",
+        ylabel="relative error of dF/dλ",
+        title=f"{problem}: error against operations",
+    )
+    by_seconds.set(
+        xscale="log", yscale="log", xlabel="seconds", title="against time (finite_diff: exact inner solves)"
+    )
     by_seconds.legend(fontsize=8)
     return fig
 
@@ -59,8 +70,9 @@ def outer_path(curves: dict, lambdas: list[float], losses: list[float], title: s
     return fig
 
 
-def outer_losses_and_weights(losses: list[float], clean: torch.Tensor, flipped: torch.Tensor,
-                             title: str) -> Figure:
+def outer_losses_and_weights(
+    losses: list[float], clean: torch.Tensor, flipped: torch.Tensor, title: str
+) -> Figure:
     """F against outer step, and the final weights σ(λ_i) of clean and of flipped examples."""
     fig = Figure(figsize=(10, 3.8), layout="constrained")
     loss_ax, weight_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
@@ -74,8 +86,9 @@ def outer_losses_and_weights(losses: list[float], clean: torch.Tensor, flipped: 
     return fig
 
 
-def best_responses(grid: torch.Tensor, exact: torch.Tensor, responses: dict, radius: float,
-                   coordinates: int = 4) -> Figure:
+def best_responses(
+    grid: torch.Tensor, exact: torch.Tensor, responses: dict, radius: float, coordinates: int = 4
+) -> Figure:
     """A few coordinates of w*(λ) and of the fitted ŵ(λ) = w₀ + B(λ − λ₀), each response drawn
     within max(3r, 1) of its centre λ₀, where λ₀ ± r is shaded."""
     fig = Figure(figsize=(6.5, 4.2), layout="constrained")
@@ -84,11 +97,20 @@ def best_responses(grid: torch.Tensor, exact: torch.Tensor, responses: dict, rad
         ax.plot(grid, exact[:, j], color=f"C{j}", lw=1.5, label=f"w*_{j}(λ)" if j == 0 else None)
         for (label, (centre, values)), style in zip(responses.items(), ("--", "-.")):
             near = (grid - centre).abs() <= max(3 * radius, 1.0)
-            ax.plot(grid[near], values[near, j], color="black", ls=style, lw=1,
-                    label=f"ŵ(λ), {label} fit" if j == 0 else None)
+            ax.plot(
+                grid[near],
+                values[near, j],
+                color="black",
+                ls=style,
+                lw=1,
+                label=f"ŵ(λ), {label} fit" if j == 0 else None,
+            )
     for centre, _ in responses.values():
         ax.axvspan(centre - radius, centre + radius, color="grey", alpha=0.15)
-    ax.set(xlabel="λ", ylabel="weights (first coordinates)",
-           title="exact best response w*(λ) and learned linear ones")
+    ax.set(
+        xlabel="λ",
+        ylabel="weights (first coordinates)",
+        title="exact best response w*(λ) and learned linear ones",
+    )
     ax.legend(fontsize=8)
     return fig

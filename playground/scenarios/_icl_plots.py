@@ -3,6 +3,7 @@
 They draw what the scenario hands them (its summary, its logged rows, the attention weights) and
 compute nothing.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,9 @@ from matplotlib.figure import Figure
 _BASELINES = (("gd/loss", "GD, 1 step"), ("ridge/loss", "ridge"), ("ols/loss", "least squares"))
 
 
-def save_all(run, summary: dict, history: list[dict],
-             attention: list[tuple[str, np.ndarray, np.ndarray]] | None) -> None:
+def save_all(
+    run, summary: dict, history: list[dict], attention: list[tuple[str, np.ndarray, np.ndarray]] | None
+) -> None:
     """Every figure; `attention` holds (title, W_KQ, W_PV) per column of the weights figure, or
     None for a model without them."""
     if len(history) > 1:
@@ -61,11 +63,24 @@ def context_and_ood(summary: dict) -> Figure:
     ax_n.legend(fontsize=8)
     for kind, style in (("x", "-"), ("w", "--")):
         for name, color in (("model", "C0"), ("gd", "C1")):
-            ax_ood.plot(summary["ood/scale"], summary[f"ood/{kind}/{name}"], style, color=color,
-                        marker="o", ms=3, label=f"{name}, {kind} -> α{kind}")
-    ax_ood.set(xlabel="α", ylabel="MSE", xscale="log", yscale="log", xticks=summary["ood/scale"],
-               xticklabels=[f"{a:g}" for a in summary["ood/scale"]],
-               title="out of distribution")
+            ax_ood.plot(
+                summary["ood/scale"],
+                summary[f"ood/{kind}/{name}"],
+                style,
+                color=color,
+                marker="o",
+                ms=3,
+                label=f"{name}, {kind} -> α{kind}",
+            )
+    ax_ood.set(
+        xlabel="α",
+        ylabel="MSE",
+        xscale="log",
+        yscale="log",
+        xticks=summary["ood/scale"],
+        xticklabels=[f"{a:g}" for a in summary["ood/scale"]],
+        title="out of distribution",
+    )
     ax_ood.minorticks_off()
     ax_ood.legend(fontsize=7)
     return fig

@@ -3,6 +3,7 @@
 They draw what the scenario hands them (curves with their confidence intervals, the logged rows,
 the paths of adapted policies) and compute nothing.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,15 @@ from matplotlib.figure import Figure
 Curve = tuple[list[float], list[float]]  # mean return over tasks after 0..K steps, and its 95% CI
 
 
-def save_all(run, env: str, curves: dict[str, Curve], maml_rows: list[dict], pretrain_rows: list[dict],
-             paths: list[np.ndarray] | None, goals: list[tuple[float, float]] | None) -> None:
+def save_all(
+    run,
+    env: str,
+    curves: dict[str, Curve],
+    maml_rows: list[dict],
+    pretrain_rows: list[dict],
+    paths: list[np.ndarray] | None,
+    goals: list[tuple[float, float]] | None,
+) -> None:
     """Every figure; `paths` and `goals` (Navigation2D only, else None) for the trajectories."""
     run.save_figure(adaptation(env, curves), "adaptation")
     run.save_figure(training(env, maml_rows, pretrain_rows), "training")
@@ -27,8 +35,12 @@ def adaptation(env: str, curves: dict[str, Curve]) -> Figure:
     for name, (means, cis) in curves.items():
         ax.errorbar(range(len(means)), means, yerr=cis, marker="o", capsize=3, label=name)
     steps = max(len(means) for means, _ in curves.values())
-    ax.set(xlabel="adaptation steps", ylabel="average return", title=f"{env}: fresh tasks, 95% CI",
-           xticks=range(steps))
+    ax.set(
+        xlabel="adaptation steps",
+        ylabel="average return",
+        title=f"{env}: fresh tasks, 95% CI",
+        xticks=range(steps),
+    )
     ax.legend()
     return fig
 
@@ -38,9 +50,11 @@ def training(env: str, maml_rows: list[dict], pretrain_rows: list[dict]) -> Figu
     Rows are `{"step": iteration, **metrics}`, each training counting its own iterations."""
     fig = Figure(figsize=(5, 3.5))
     ax = fig.add_subplot()
-    for rows, key, label in ((maml_rows, "train/pre_adapt_return", "MAML before adaptation"),
-                             (maml_rows, "train/post_adapt_return", "MAML after adaptation"),
-                             (pretrain_rows, "pretrain/return", "multi-task policy")):
+    for rows, key, label in (
+        (maml_rows, "train/pre_adapt_return", "MAML before adaptation"),
+        (maml_rows, "train/post_adapt_return", "MAML after adaptation"),
+        (pretrain_rows, "pretrain/return", "multi-task policy"),
+    ):
         if rows:
             ax.plot([row["step"] for row in rows], [row[key] for row in rows], label=label)
     ax.set(xlabel="iteration", ylabel="average return", title=f"{env}: meta-training")
@@ -53,9 +67,10 @@ def trajectories(paths: list[np.ndarray], goals: list[tuple[float, float]]) -> F
     fig = Figure(figsize=(4.5, 4.5))
     ax = fig.add_subplot()
     for path, goal in zip(paths, goals):
-        line, = ax.plot(path[:, 0], path[:, 1], lw=1)
+        (line,) = ax.plot(path[:, 0], path[:, 1], lw=1)
         ax.plot(*goal, marker="*", ms=12, color=line.get_color())
     ax.plot(0, 0, "ko", ms=4)
-    ax.set(xlim=(-0.6, 0.6), ylim=(-0.6, 0.6), aspect="equal",
-           title="after one adaptation step (stars: goals)")
+    ax.set(
+        xlim=(-0.6, 0.6), ylim=(-0.6, 0.6), aspect="equal", title="after one adaptation step (stars: goals)"
+    )
     return fig

@@ -19,6 +19,7 @@ the error of the last fitted best response. With `compare=true` (default) every 
 start point over a range of budgets (`hypergradients.json` and the error-vs-cost figure). Runs
 on the CPU in float64 whatever `device` says: the problems have tens to a thousand parameters.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,21 +47,40 @@ _COSTS = ("inner_steps", "products", "solves", "seconds")
 @dataclass(frozen=True)
 class BilevelConfig(RunConfig):
     problem: str = option("ridge", "the bilevel problem", choices=tuple(bilevel.PROBLEMS))
-    method: str | None = option(None, "hypergradient method of the outer steps, default ift_cg, unrolled on "
-                                "lr_horizon (best_response steps through its learned best response)",
-                                choices=tuple(bilevel.METHODS))
-    outer_steps: int | None = option(None, "outer gradient steps on λ, default 40 (ridge, best_response), "
-                                     "30 (lr_horizon), 100 (hypercleaning)", min=1)
-    outer_lr: float | None = option(None, "outer step size β, default 0.5 (ridge, best_response), 1 (lr_horizon), "
-                                    "30 (hypercleaning)", min=0)
-    inner_steps: int | None = option(None, "T, inner steps of unrolled, truncated and forward, default 1000 "
-                                     "(ridge), 300 (hypercleaning), horizon (lr_horizon)", min=1)
-    k: int | None = option(None, "truncated: steps back-propagated (default 10); ift_cg: iterations "
-                           "(default dim w); ift_neumann: series terms (default inner_steps)", min=1)
+    method: str | None = option(
+        None,
+        "hypergradient method of the outer steps, default ift_cg, unrolled on "
+        "lr_horizon (best_response steps through its learned best response)",
+        choices=tuple(bilevel.METHODS),
+    )
+    outer_steps: int | None = option(
+        None,
+        "outer gradient steps on λ, default 40 (ridge, best_response), 30 (lr_horizon), 100 (hypercleaning)",
+        min=1,
+    )
+    outer_lr: float | None = option(
+        None,
+        "outer step size β, default 0.5 (ridge, best_response), 1 (lr_horizon), 30 (hypercleaning)",
+        min=0,
+    )
+    inner_steps: int | None = option(
+        None,
+        "T, inner steps of unrolled, truncated and forward, default 1000 "
+        "(ridge), 300 (hypercleaning), horizon (lr_horizon)",
+        min=1,
+    )
+    k: int | None = option(
+        None,
+        "truncated: steps back-propagated (default 10); ift_cg: iterations "
+        "(default dim w); ift_neumann: series terms (default inner_steps)",
+        min=1,
+    )
     dim: int | None = option(None, "size of x (ridge 20, hypercleaning 10) or of w (lr_horizon 10)", min=1)
     train: int | None = option(None, "ridge, hypercleaning: training examples (30, 200)", min=1)
     noise: float | None = option(None, "ridge: label noise std (3); lr_horizon: gradient noise σ (1)", min=0)
-    horizon: int | None = option(None, "lr_horizon: T, the SGD steps the learning rate is tuned for (100)", min=1)
+    horizon: int | None = option(
+        None, "lr_horizon: T, the SGD steps the learning rate is tuned for (100)", min=1
+    )
     chains: int | None = option(None, "lr_horizon: sampled SGD runs averaged in L_val (100)", min=1)
     flip_fraction: float | None = option(None, "hypercleaning: fraction of training labels flipped (0.3)")
     radius: float | None = option(None, "best_response: std of the λ perturbations fitted on (0.1)", min=0)
@@ -78,23 +98,30 @@ class BilevelConfig(RunConfig):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, defaults[name])
         if self.problem == "best_response" and self.method is not None:
-            raise ValueError(f"method={self.method} does not apply to problem=best_response, which steps "
-                             "through its learned best response; methods apply to: ridge, lr_horizon, hypercleaning")
+            raise ValueError(
+                f"method={self.method} does not apply to problem=best_response, which steps "
+                "through its learned best response; methods apply to: ridge, lr_horizon, hypercleaning"
+            )
         for name in _SELF_TUNING_OPTIONS:
             if getattr(self, name) is not None and self.problem != "best_response":
                 raise ValueError(f"{name}={getattr(self, name)} applies to problem=best_response only")
         if self.k is not None and self.method not in _K_METHODS:
-            raise ValueError(f"k={self.k} does not apply to method={self.method}; it applies to: "
-                             f"{', '.join(_K_METHODS)}")
+            raise ValueError(
+                f"k={self.k} does not apply to method={self.method}; it applies to: {', '.join(_K_METHODS)}"
+            )
         problem = make_problem(self)
         if self.inner_steps is None:
             object.__setattr__(self, "inner_steps", defaults["inner_steps"] or problem.horizon)
         if isinstance(problem, bilevel.LrHorizon) and self.inner_steps > problem.horizon:
-            raise ValueError(f"inner_steps={self.inner_steps} exceeds horizon={problem.horizon}: "
-                             "lr_horizon's SGD noise is drawn for `horizon` steps")
+            raise ValueError(
+                f"inner_steps={self.inner_steps} exceeds horizon={problem.horizon}: "
+                "lr_horizon's SGD noise is drawn for `horizon` steps"
+            )
         if self.method == "truncated" and self.k is not None and self.k > self.inner_steps:
-            raise ValueError(f"k={self.k} exceeds inner_steps={self.inner_steps}: truncated "
-                             "back-propagates through at most all of them")
+            raise ValueError(
+                f"k={self.k} exceeds inner_steps={self.inner_steps}: truncated "
+                "back-propagates through at most all of them"
+            )
         make_method(self, problem)
 
 
@@ -109,10 +136,13 @@ def make_method(config: BilevelConfig, problem: bilevel.BilevelProblem) -> bilev
         options = {k: getattr(config, k) for k in _SELF_TUNING_OPTIONS if getattr(config, k) is not None}
         return bilevel.SelfTuning(seed=config.seed, **options)
     steps, k = config.inner_steps, config.k
-    budget = {"unrolled": {"steps": steps}, "forward": {"steps": steps},
-              "truncated": {"steps": steps, "last": k or min(10, steps)},
-              "ift_cg": {"iters": k or problem.w0.numel()},
-              "ift_neumann": {"terms": k or steps}}.get(config.method, {})
+    budget = {
+        "unrolled": {"steps": steps},
+        "forward": {"steps": steps},
+        "truncated": {"steps": steps, "last": k or min(10, steps)},
+        "ift_cg": {"iters": k or problem.w0.numel()},
+        "ift_neumann": {"terms": k or steps},
+    }.get(config.method, {})
     return bilevel.make_method(config.method, **budget)
 
 
@@ -121,19 +151,29 @@ def run(config: BilevelConfig, run) -> dict:
     reference = problem.hypergradient(problem.lam0)
     comparison = compare_methods(problem, config, reference) if config.compare else []
     method = make_method(config, problem)
-    result = bilevel.outer_descent(problem, method, config.outer_steps, config.outer_lr, log=run.log,
-                                   progress=run.progress)
+    result = bilevel.outer_descent(
+        problem, method, config.outer_steps, config.outer_lr, log=run.log, progress=run.progress
+    )
     final = result.lambdas[-1]
-    summary = {"outer/lambda": final.tolist(), "outer/val_loss": result.losses[-1],
-               "outer/val_loss_start": result.losses[0], "steps_run": len(result.losses) - 1,
-               "hypergrad/method": config.method or "best_response"}
+    summary = {
+        "outer/lambda": final.tolist(),
+        "outer/val_loss": result.losses[-1],
+        "outer/val_loss_start": result.losses[0],
+        "steps_run": len(result.losses) - 1,
+        "hypergrad/method": config.method or "best_response",
+    }
     if result.hypergradients:
         first = result.hypergradients[0]
         summary["hypergrad/rel_error"] = bilevel.relative_error(first.value, reference)
         summary["hypergrad/seconds"] = statistics.median(h.seconds for h in result.hypergradients)
         if comparison and isinstance(method, bilevel.SelfTuning):  # its first fit, at λ₀, beside the others
-            comparison.append({"method": "best_response", "rel_error": summary["hypergrad/rel_error"],
-                               **{k: getattr(first, k) for k in _COSTS}})
+            comparison.append(
+                {
+                    "method": "best_response",
+                    "rel_error": summary["hypergrad/rel_error"],
+                    **{k: getattr(first, k) for k in _COSTS},
+                }
+            )
     if result.diverged_step is not None:
         summary.update(diverged=True, diverged_step=result.diverged_step, last_finite=result.last_finite)
     curves = _curves(problem, config) if problem.lambda_range is not None else {}
@@ -145,25 +185,34 @@ def run(config: BilevelConfig, run) -> dict:
     return summary
 
 
-def compare_methods(problem: bilevel.BilevelProblem, config: BilevelConfig, reference: torch.Tensor) -> list[dict]:
+def compare_methods(
+    problem: bilevel.BilevelProblem, config: BilevelConfig, reference: torch.Tensor
+) -> list[dict]:
     """Every method at λ₀ over a range of budgets: relative error and costs, one row per call.
     Each method runs once first on its smallest budget so that one-time setup is not timed."""
     steps, dim = config.inner_steps, problem.w0.numel()
-    sweeps = {"unrolled": [{"steps": s} for s in _geometric(steps)],
-              "truncated": [{"steps": steps, "last": s} for s in _geometric(steps)],
-              "forward": [{"steps": s} for s in _geometric(steps)],
-              "ift_exact": [{}],
-              "ift_cg": [{"iters": s} for s in _geometric(dim)],
-              "ift_neumann": [{"terms": s} for s in _geometric(steps)],
-              "finite_diff": [{}]}
+    sweeps = {
+        "unrolled": [{"steps": s} for s in _geometric(steps)],
+        "truncated": [{"steps": steps, "last": s} for s in _geometric(steps)],
+        "forward": [{"steps": s} for s in _geometric(steps)],
+        "ift_exact": [{}],
+        "ift_cg": [{"iters": s} for s in _geometric(dim)],
+        "ift_neumann": [{"terms": s} for s in _geometric(steps)],
+        "finite_diff": [{}],
+    }
     rows = []
     for name, budgets in sweeps.items():
         bilevel.make_method(name, **budgets[0])(problem, problem.lam0)
         for options in budgets:
             hypergradient = bilevel.make_method(name, **options)(problem, problem.lam0)
-            rows.append({"method": name, **options,
-                         "rel_error": bilevel.relative_error(hypergradient.value, reference),
-                         **{k: getattr(hypergradient, k) for k in _COSTS}})
+            rows.append(
+                {
+                    "method": name,
+                    **options,
+                    "rel_error": bilevel.relative_error(hypergradient.value, reference),
+                    **{k: getattr(hypergradient, k) for k in _COSTS},
+                }
+            )
     return rows
 
 
@@ -187,24 +236,45 @@ def _problem_summary(problem, config: BilevelConfig, final: torch.Tensor, curves
     summary = {}
     if curves:
         best = curves["grid"][curves["losses"].argmin()].item()
-        summary.update({"reference/lambda": best, "reference/val_loss": curves["losses"].min().item(),
-                        "outer/lambda_rel_error": abs(final.item() - best) / abs(best)})
+        summary.update(
+            {
+                "reference/lambda": best,
+                "reference/val_loss": curves["losses"].min().item(),
+                "outer/lambda_rel_error": abs(final.item() - best) / abs(best),
+            }
+        )
     if isinstance(problem, bilevel.LrHorizon):
         greedy = curves["grid"][curves["greedy_losses"].argmin()].item()
-        summary.update({"outer/lr": math.exp(final.item()), "reference/lr": math.exp(summary["reference/lambda"]),
-                        "reference/greedy_lambda": greedy, "reference/greedy_lr": math.exp(greedy)})
+        summary.update(
+            {
+                "outer/lr": math.exp(final.item()),
+                "reference/lr": math.exp(summary["reference/lambda"]),
+                "reference/greedy_lambda": greedy,
+                "reference/greedy_lr": math.exp(greedy),
+            }
+        )
     if isinstance(problem, bilevel.HyperCleaning):
         weights = torch.sigmoid(final)
-        summary.update({"clean/auc": problem.clean_auc(final),
-                        "clean/weight_mean_clean": weights[~problem.flipped].mean().item(),
-                        "clean/weight_mean_flipped": weights[problem.flipped].mean().item(),
-                        "test/accuracy": problem.accuracy(problem.inner_solution(final)),
-                        "test/accuracy_all_data": problem.accuracy(problem.inner_solution(problem.lam0))})
+        summary.update(
+            {
+                "clean/auc": problem.clean_auc(final),
+                "clean/weight_mean_clean": weights[~problem.flipped].mean().item(),
+                "clean/weight_mean_flipped": weights[problem.flipped].mean().item(),
+                "test/accuracy": problem.accuracy(problem.inner_solution(final)),
+                "test/accuracy_all_data": problem.accuracy(problem.inner_solution(problem.lam0)),
+            }
+        )
     if isinstance(method, bilevel.SelfTuning) and method.responses:
         response = method.responses[-1]
         w_star, slope = problem.inner_solution(response.centre), problem.best_response_slope(response.centre)
-        summary.update({"best_response/w_rel_error": ((response.w - w_star).norm() / w_star.norm()).item(),
-                        "best_response/slope_rel_error": ((response.slope[:, 0] - slope).norm() / slope.norm()).item()})
+        summary.update(
+            {
+                "best_response/w_rel_error": ((response.w - w_star).norm() / w_star.norm()).item(),
+                "best_response/slope_rel_error": (
+                    (response.slope[:, 0] - slope).norm() / slope.norm()
+                ).item(),
+            }
+        )
     return summary
 
 
@@ -217,19 +287,30 @@ def _plot(run, problem, config: BilevelConfig, result, comparison: list[dict], c
         run.save_figure(plots.outer_path(curves, lambdas, result.losses, title), "outer_path")
     elif isinstance(problem, bilevel.HyperCleaning):
         weights = torch.sigmoid(result.lambdas[-1])
-        run.save_figure(plots.outer_losses_and_weights(result.losses, weights[~problem.flipped],
-                                                       weights[problem.flipped], title), "outer_path")
+        run.save_figure(
+            plots.outer_losses_and_weights(
+                result.losses, weights[~problem.flipped], weights[problem.flipped], title
+            ),
+            "outer_path",
+        )
     if isinstance(method, bilevel.SelfTuning):
         low, high = problem.lambda_range
         grid = torch.linspace(low, high, 201, dtype=torch.float64)
         exact = torch.func.vmap(problem.inner_solution)(grid)  # (201, d)
-        responses = {label: (r.centre.item(), torch.func.vmap(r)(grid))
-                     for label, r in (("start", method.responses[0]), ("final", method.responses[-1]))}
+        responses = {
+            label: (r.centre.item(), torch.func.vmap(r)(grid))
+            for label, r in (("start", method.responses[0]), ("final", method.responses[-1]))
+        }
         run.save_figure(plots.best_responses(grid, exact, responses, method.radius), "best_response")
 
 
 SCENARIO = Scenario(
-    name="bilevel", help="tune λ through a hypergradient; every method's error vs cost",
-    config=BilevelConfig, run=run,
-    demo=({"label": "ridge-ift_cg", "problem": "ridge", "method": "ift_cg"},
-          {"label": "hypercleaning", "problem": "hypercleaning", "outer_steps": 50}))
+    name="bilevel",
+    help="tune λ through a hypergradient; every method's error vs cost",
+    config=BilevelConfig,
+    run=run,
+    demo=(
+        {"label": "ridge-ift_cg", "problem": "ridge", "method": "ift_cg"},
+        {"label": "hypercleaning", "problem": "hypercleaning", "outer_steps": 50},
+    ),
+)

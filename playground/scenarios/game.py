@@ -9,6 +9,7 @@ eigenvalues of the field's Jacobian. Plots: trajectories over the vector field (
 `dist` on a log scale, and the eigenvalues in the complex plane. A batch (`batch` > 1) runs on
 `device`; a single run stays on the CPU, where a game of a few parameters is fastest.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,9 +23,15 @@ from games.play import MAX_LOGGED_PARAMS
 from playground.scenario import RunConfig, Scenario, keywords, option
 
 # Flat names of factory keywords, kept for one release beside `game.<kw>=` and `dynamics.<kw>=`.
-_FLAT = {"dim": ("game", "dim"), "game_seed": ("game", "seed"), "r1": ("game", "r1"),
-         "gamma": ("dynamics", "gamma"), "beta": ("dynamics", "beta"),
-         "alternating": ("dynamics", "alternating"), "lookahead": ("dynamics", "lookahead")}
+_FLAT = {
+    "dim": ("game", "dim"),
+    "game_seed": ("game", "seed"),
+    "r1": ("game", "r1"),
+    "gamma": ("dynamics", "gamma"),
+    "beta": ("dynamics", "beta"),
+    "alternating": ("dynamics", "alternating"),
+    "lookahead": ("dynamics", "lookahead"),
+}
 _DEPRECATED = "deprecated, to be removed in the next release: use"
 
 
@@ -54,7 +61,9 @@ class GameConfig(RunConfig):
                 continue
             given = getattr(self, f"{namespace}_options")
             if keyword in given:
-                raise ValueError(f"{flat}= and {namespace}.{keyword}= both given; give {namespace}.{keyword} only")
+                raise ValueError(
+                    f"{flat}= and {namespace}.{keyword}= both given; give {namespace}.{keyword} only"
+                )
             object.__setattr__(self, f"{namespace}_options", {**given, keyword: value})
             object.__setattr__(self, flat, None)
         make_dynamics(self)  # unknown name, lr <= 0, an option it does not take
@@ -76,8 +85,9 @@ def make_dynamics(config: GameConfig) -> games.Dynamics:
 def initial_points(config: GameConfig, game: games.Game) -> torch.Tensor:  # (batch, d)
     if config.init:
         return torch.tensor(config.init, dtype=game.dtype)[None]
-    return torch.stack([game.sample_init(torch.Generator().manual_seed(config.seed + k))
-                        for k in range(config.batch)])
+    return torch.stack(
+        [game.sample_init(torch.Generator().manual_seed(config.seed + k)) for k in range(config.batch)]
+    )
 
 
 def run(config: GameConfig, run) -> dict:
@@ -85,8 +95,9 @@ def run(config: GameConfig, run) -> dict:
     if config.dynamics == "stackelberg" and game.equilibrium is not None:
         # a Stackelberg run converges to the leader's optimum along the follower's best response,
         # not to the Nash point: distances and rates are measured to it (None if Newton fails)
-        point = games.stackelberg_equilibrium(game, game.equilibrium,
-                                              config.dynamics_options.get("regularization", 0.0))
+        point = games.stackelberg_equilibrium(
+            game, game.equilibrium, config.dynamics_options.get("regularization", 0.0)
+        )
         game = dataclasses.replace(game, equilibrium=point)
     z0 = initial_points(config, game)
     progress = lambda steps, total=None, desc=None: run.progress(steps, total=total, desc=config.dynamics)
@@ -96,13 +107,16 @@ def run(config: GameConfig, run) -> dict:
         path, summary = _play_many(game, dynamics, z0, config.steps, run, progress, run.device)
     at = game.equilibrium if game.equilibrium is not None else path[-1].reshape(-1, game.dim)[0]
     field_eigs = games.eigenvalues(games.field_jacobian(game, at))
-    summary.update({"eig/at": "equilibrium" if game.equilibrium is not None else "final point",
-                    "eig/field": _pairs(field_eigs)})
+    summary.update(
+        {
+            "eig/at": "equilibrium" if game.equilibrium is not None else "final point",
+            "eig/field": _pairs(field_eigs),
+        }
+    )
     update_eigs = None
     if game.equilibrium is not None:
         update_eigs = games.eigenvalues(games.update_jacobian(game, dynamics, game.equilibrium))
-        summary.update({"rate/predicted": update_eigs.abs().max().item(),
-                        "eig/update": _pairs(update_eigs)})
+        summary.update({"rate/predicted": update_eigs.abs().max().item(), "eig/update": _pairs(update_eigs)})
     if config.plots:
         _plot(run, game, config, path, field_eigs, update_eigs)
     return summary
@@ -114,13 +128,15 @@ def _play_one(game, dynamics, z0, steps, run, progress):
     if game.equilibrium is not None:
         summary["rate/measured"] = games.measured_rate(game.distance(trajectory.params).tolist())
     if trajectory.diverged_step is not None:
-        summary.update(diverged=True, diverged_step=trajectory.diverged_step,
-                       last_finite=trajectory.last_finite)
+        summary.update(
+            diverged=True, diverged_step=trajectory.diverged_step, last_finite=trajectory.last_finite
+        )
     return trajectory.params, summary
 
 
 def _play_many(game, dynamics, z0, steps, run, progress, device):
     """The batch runs on `device`; its results come back to the CPU for the summary and plots."""
+
     def log(step, metrics):
         if "params" in metrics and metrics["params"].numel() > MAX_LOGGED_PARAMS:
             metrics = {k: v for k, v in metrics.items() if k != "params"}
@@ -129,8 +145,11 @@ def _play_many(game, dynamics, z0, steps, run, progress, device):
     trajectory = games.play_batch(game, dynamics, z0, steps, log=log, progress=progress, device=device)
     params = trajectory.params.cpu()  # (T + 1, B, d)
     finite = torch.tensor([step is None for step in trajectory.diverged_step])
-    summary = {"batch": z0.shape[0], "diverged_count": int((~finite).sum()),
-               "diverged": bool((~finite).all())}
+    summary = {
+        "batch": z0.shape[0],
+        "diverged_count": int((~finite).sum()),
+        "diverged": bool((~finite).all()),
+    }
     per_run = {"diverged_step": trajectory.diverged_step}  # null for a run that stayed finite
     if game.equilibrium is not None:
         dist = game.distance(params)  # (T + 1, B)
@@ -175,8 +194,14 @@ def _plot(run, game, config, path, field_eigs, update_eigs) -> None:
             circle = torch.linspace(0, 2 * torch.pi, 200)
             ax.plot(circle.cos().numpy(), circle.sin().numpy(), "k--", lw=0.5)
         lim = 1.1 * max(values.abs().max().item(), 1.0)
-        ax.set(xlabel="Re", ylabel="Im", title=f"eigenvalues: {title}", aspect="equal",
-               xlim=(-lim, lim), ylim=(-lim, lim))
+        ax.set(
+            xlabel="Re",
+            ylabel="Im",
+            title=f"eigenvalues: {title}",
+            aspect="equal",
+            xlim=(-lim, lim),
+            ylim=(-lim, lim),
+        )
     run.save_figure(fig, "eigenvalues")
 
 
@@ -196,8 +221,14 @@ def _vector_field(game, runs, config) -> Figure | None:
     field = -torch.func.vmap(game.field)(grid.reshape(-1, 2)).reshape(grid.shape)
     fig = Figure(figsize=(5, 5))
     ax = fig.add_subplot()
-    ax.quiver(grid[..., 0].numpy(), grid[..., 1].numpy(), field[..., 0].numpy(), field[..., 1].numpy(),
-              color="grey", alpha=0.6)
+    ax.quiver(
+        grid[..., 0].numpy(),
+        grid[..., 1].numpy(),
+        field[..., 0].numpy(),
+        field[..., 1].numpy(),
+        color="grey",
+        alpha=0.6,
+    )
     for k in range(runs.shape[1]):
         ax.plot(runs[:, k, 0].numpy(), runs[:, k, 1].numpy(), lw=1, alpha=1.0 if runs.shape[1] == 1 else 0.3)
     ax.set(xlabel=game.players[0], ylabel=game.players[1], title=f"{config.game}: {config.dynamics}")
@@ -205,11 +236,21 @@ def _vector_field(game, runs, config) -> Figure | None:
 
 
 def _demo() -> tuple[dict, ...]:
-    settings = {"bilinear": {"lr": 0.2, "steps": 120, "init": (1.0, 1.0)},
-                "dirac_gan": {"lr": 0.2, "steps": 120, "init": (1.0, 1.0)}}
-    return tuple({"label": f"{name}-{dynamics}", "game": name, "dynamics": dynamics, **options}
-                 for name, options in settings.items() for dynamics in games.DYNAMICS)
+    settings = {
+        "bilinear": {"lr": 0.2, "steps": 120, "init": (1.0, 1.0)},
+        "dirac_gan": {"lr": 0.2, "steps": 120, "init": (1.0, 1.0)},
+    }
+    return tuple(
+        {"label": f"{name}-{dynamics}", "game": name, "dynamics": dynamics, **options}
+        for name, options in settings.items()
+        for dynamics in games.DYNAMICS
+    )
 
 
-SCENARIO = Scenario(name="game", help="play a differentiable game; measured vs predicted rate",
-                    config=GameConfig, run=run, demo=_demo())
+SCENARIO = Scenario(
+    name="game",
+    help="play a differentiable game; measured vs predicted rate",
+    config=GameConfig,
+    run=run,
+    demo=_demo(),
+)

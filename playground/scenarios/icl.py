@@ -15,6 +15,7 @@ against every algorithm, linear-probe R² per layer, error vs context length (`c
 out-of-distribution scaling (`ood/...`). On a GPU (`device`) the model, its training and every
 baseline run there; prompts are drawn on the CPU from the seed and moved, the same on any device.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -64,9 +65,11 @@ class IclConfig(RunConfig):
             raise ValueError(f"heads={self.heads} with model=lsa_gd; valid: heads=1 (one GD step per layer)")
         features = (self.width if self.model == "gpt" else self.dim + 1) + 1  # a probe's, with its bias
         if self.eval_tasks < 2 * features:
-            raise ValueError(f"eval_tasks={self.eval_tasks}; valid: >= {2 * features} for "
-                             f"model={self.model}: the linear probes fit {features} coefficients on half "
-                             f"the prompts, score the rest")
+            raise ValueError(
+                f"eval_tasks={self.eval_tasks}; valid: >= {2 * features} for "
+                f"model={self.model}: the linear probes fit {features} coefficients on half "
+                f"the prompts, score the rest"
+            )
         if self.model == "gpt" and self.width % self.heads:
             raise ValueError(f"width={self.width} with heads={self.heads}; valid: width a multiple of heads")
 
@@ -99,11 +102,25 @@ def run(config: IclConfig, run) -> dict:
         history.append({"step": step, **metrics})
 
     if config.model != "lsa_gd" and config.steps:
-        result = icl.train(model, train_tasks, config.steps, config.batch, config.lr, generator, log=log,
-                           every=config.eval_every, evaluate=evaluate, progress=run.progress)
+        result = icl.train(
+            model,
+            train_tasks,
+            config.steps,
+            config.batch,
+            config.lr,
+            generator,
+            log=log,
+            every=config.eval_every,
+            evaluate=evaluate,
+            progress=run.progress,
+        )
         if result.diverged_step is not None:
-            return {**summary, "diverged": True, "diverged_step": result.diverged_step,
-                    "last_finite": result.last_finite}
+            return {
+                **summary,
+                "diverged": True,
+                "diverged_step": result.diverged_step,
+                "last_finite": result.last_finite,
+            }
     else:
         log(0, evaluate())
     model.eval()
@@ -111,8 +128,11 @@ def run(config: IclConfig, run) -> dict:
     summary.update(_compare(config, model, algorithms, fresh, evals, generator))
     if config.plots:
         model.cpu()  # figures are drawn on the CPU
-        attention = (_attention_weights(config, model, summary["gd/steps_lr"][-1])
-                     if isinstance(model, icl.LinearSelfAttention) else None)
+        attention = (
+            _attention_weights(config, model, summary["gd/steps_lr"][-1])
+            if isinstance(model, icl.LinearSelfAttention)
+            else None
+        )
         plots.save_all(run, summary, history, attention)
     return summary
 
@@ -123,21 +143,31 @@ def _fit_baselines(config: IclConfig, tune: icl.Prompts, evals: icl.Prompts, gd_
     Returns the summary losses and the predictors compared with the model: K-step GD and GD++,
     ridge and least squares.
     """
-    summary: dict = {key: [] for key in ("gd/steps_lr", "gd/steps_loss", "gdpp/lr", "gdpp/gamma",
-                                         "gdpp/loss")}
+    summary: dict = {
+        key: [] for key in ("gd/steps_lr", "gd/steps_loss", "gdpp/lr", "gdpp/gamma", "gdpp/loss")
+    }
     for k in range(1, gd_steps + 1):
         lr, _ = icl.fit_gd(tune, k)
         pp_lr, gamma, _ = icl.fit_gd_plus_plus(tune, k)
         algorithms = {"gd": icl.gd(lr, k), "gdpp": _gd_plus_plus(pp_lr, gamma, k)}
-        for key, value in (("gd/steps_lr", lr), ("gdpp/lr", pp_lr), ("gdpp/gamma", gamma),
-                           ("gd/steps_loss", icl.mse(algorithms["gd"](*evals[:3]), evals.yq)),
-                           ("gdpp/loss", icl.mse(algorithms["gdpp"](*evals[:3]), evals.yq))):
+        for key, value in (
+            ("gd/steps_lr", lr),
+            ("gdpp/lr", pp_lr),
+            ("gdpp/gamma", gamma),
+            ("gd/steps_loss", icl.mse(algorithms["gd"](*evals[:3]), evals.yq)),
+            ("gdpp/loss", icl.mse(algorithms["gdpp"](*evals[:3]), evals.yq)),
+        ):
             summary[key].append(value)
     algorithms.update(ridge=icl.ridge(config.ridge), ols=icl.ols())
-    summary.update({"gd/lr": summary["gd/steps_lr"][0], "gd/loss": summary["gd/steps_loss"][0],
-                    "ridge/loss": icl.mse(algorithms["ridge"](*evals[:3]), evals.yq),
-                    "ols/loss": icl.mse(algorithms["ols"](*evals[:3]), evals.yq),
-                    "zero/loss": icl.mse(torch.zeros_like(evals.yq), evals.yq)})
+    summary.update(
+        {
+            "gd/lr": summary["gd/steps_lr"][0],
+            "gd/loss": summary["gd/steps_loss"][0],
+            "ridge/loss": icl.mse(algorithms["ridge"](*evals[:3]), evals.yq),
+            "ols/loss": icl.mse(algorithms["ols"](*evals[:3]), evals.yq),
+            "zero/loss": icl.mse(torch.zeros_like(evals.yq), evals.yq),
+        }
+    )
     return summary, algorithms
 
 
@@ -150,13 +180,17 @@ def _build_model(config: IclConfig, generator: torch.Generator, gd_lr: float) ->
     field of that name, but for the run's own: the seed's `generator`, and lsa_gd's `lr`, which is
     GD's line-searched η (not Adam's `lr`)."""
     own = {"generator": generator, "lr": gd_lr}
-    options = {name: own[name] if name in own else getattr(config, name)
-               for name in icl.model_options(config.model) if name not in _FACTORY_DEFAULTS}
+    options = {
+        name: own[name] if name in own else getattr(config, name)
+        for name in icl.model_options(config.model)
+        if name not in _FACTORY_DEFAULTS
+    }
     return icl.make_model(config.model, **options)
 
 
-def _attention_weights(config: IclConfig, model: icl.LinearSelfAttention,
-                       gd_lr: float) -> list[tuple[str, np.ndarray, np.ndarray]]:
+def _attention_weights(
+    config: IclConfig, model: icl.LinearSelfAttention, gd_lr: float
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(title, W_KQ, W_PV) summed over heads, (D, D) each: the one-step GD construction with
     η = `gd_lr`, then each layer of the (CPU) `model`."""
     construction = icl.lsa_gd(config.dim, 1, gd_lr, config.context)
@@ -165,8 +199,14 @@ def _attention_weights(config: IclConfig, model: icl.LinearSelfAttention,
     return [(title, kq.detach().sum(0).numpy(), pv.detach().sum(0).numpy()) for title, kq, pv in layers]
 
 
-def _compare(config: IclConfig, model, algorithms: dict, fresh: icl.TaskDistribution,
-             evals: icl.Prompts, generator: torch.Generator) -> dict:
+def _compare(
+    config: IclConfig,
+    model,
+    algorithms: dict,
+    fresh: icl.TaskDistribution,
+    evals: icl.Prompts,
+    generator: torch.Generator,
+) -> dict:
     """Alignment with GD++, SPD / ILWD against each algorithm, probe R² per layer, error vs
     context length (GD's η line-searched per N), and OOD scaling."""
     out = _prefixed("gdpp/", icl.alignment(model, algorithms["gdpp"], evals))
@@ -189,13 +229,24 @@ def _compare(config: IclConfig, model, algorithms: dict, fresh: icl.TaskDistribu
 
     contexts = list(range(1, config.context + 1))
     batches = [fresh.sample(config.eval_tasks, generator, context=n).to(device) for n in contexts]
-    curves = icl.sweep({"model": loss_of(model), "gd": lambda prompts: icl.fit_gd(prompts)[1],
-                        "ridge": loss_of(algorithms["ridge"]), "ols": loss_of(algorithms["ols"])}, batches)
+    curves = icl.sweep(
+        {
+            "model": loss_of(model),
+            "gd": lambda prompts: icl.fit_gd(prompts)[1],
+            "ridge": loss_of(algorithms["ridge"]),
+            "ols": loss_of(algorithms["ols"]),
+        },
+        batches,
+    )
     out["context/n"] = contexts
     out.update(_prefixed("context/", curves))
     reference = algorithms["gd"]
-    metrics = {"model": loss_of(model), "gd": loss_of(reference), "ols": loss_of(algorithms["ols"]),
-               "model_cos": lambda prompts: icl.alignment(model, reference, prompts)["model_cos"]}
+    metrics = {
+        "model": loss_of(model),
+        "gd": loss_of(reference),
+        "ols": loss_of(algorithms["ols"]),
+        "model_cos": lambda prompts: icl.alignment(model, reference, prompts)["model_cos"],
+    }
     out["ood/scale"] = list(config.ood_scales)
     for kind in ("x", "w"):
         scaled = [evals.scaled(**{f"{kind}_scale": a}) for a in config.ood_scales]
@@ -212,6 +263,14 @@ SCENARIO = Scenario(
     help="in-context linear regression: LSA / GPT vs gradient descent, ridge, least squares",
     config=IclConfig,
     run=run,
-    demo=({"label": "lsa-1-vs-gd", "model": "lsa", "steps": 600, "batch": 1024, "eval_tasks": 2048,
-           "eval_every": 100},),
+    demo=(
+        {
+            "label": "lsa-1-vs-gd",
+            "model": "lsa",
+            "steps": 600,
+            "batch": 1024,
+            "eval_tasks": 2048,
+            "eval_every": 100,
+        },
+    ),
 )

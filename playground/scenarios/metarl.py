@@ -17,6 +17,7 @@ measured recipe and its numbers are in the README (`metarl`); `tools/reproduce.p
 On a GPU (`device`) the policies, the advantages and the meta-gradient (TRPO or PPO) run there;
 the environments stay on the CPU, which sees each step's actions (`metalearn.rl.rollouts`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,14 +49,19 @@ class MetaRLConfig(RunConfig):
     max_kl: float = option(_SETTINGS.max_kl, "trpo: trust-region size delta (> 0)")
     cg_iters: int = option(_SETTINGS.cg_iters, "trpo: conjugate-gradient steps for F⁻¹g", min=1)
     cg_damping: float = option(_SETTINGS.cg_damping, "trpo: damping of the Fisher-vector products", min=0)
-    fisher_subsample: float = option(_SETTINGS.fisher_subsample, "trpo: fraction of the outer episodes "
-                                     "(at least one) in the Fisher-vector products", min=0, max=1)
+    fisher_subsample: float = option(
+        _SETTINGS.fisher_subsample,
+        "trpo: fraction of the outer episodes (at least one) in the Fisher-vector products",
+        min=0,
+        max=1,
+    )
     ppo_epochs: int = option(_SETTINGS.ppo_epochs, "ppo: epochs per meta-batch", min=1)
     ppo_clip: float = option(_SETTINGS.ppo_clip, "ppo: ratio clip epsilon (> 0)")
     ppo_lr: float = option(_SETTINGS.ppo_lr, "ppo: Adam learning rate (> 0)")
     hidden: tuple[int, ...] = option((100, 100), "policy MLP hidden sizes")
-    pretrain_iterations: int | None = option(None, "multi-task policy iterations (default: iterations; "
-                                             "0 skips)", min=0)
+    pretrain_iterations: int | None = option(
+        None, "multi-task policy iterations (default: iterations; 0 skips)", min=0
+    )
     eval_tasks: int = option(40, "fresh tasks for evaluation", min=2)
     eval_steps: int = option(3, "adaptation steps evaluated", min=1)
     threads: int = option(1, "torch CPU threads (1 is fastest on shared cores)", min=1)
@@ -70,8 +76,9 @@ class MetaRLConfig(RunConfig):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be > 0")
         if not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
-            raise ValueError(f"gamma={self.gamma}, gae_lambda={self.gae_lambda}: "
-                             "need 0 < gamma <= 1, 0 <= gae_lambda <= 1")
+            raise ValueError(
+                f"gamma={self.gamma}, gae_lambda={self.gae_lambda}: need 0 < gamma <= 1, 0 <= gae_lambda <= 1"
+            )
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"hidden={self.hidden} must be one or more sizes >= 1")
 
@@ -104,13 +111,29 @@ def run(config: MetaRLConfig, run) -> dict:
         pretrain_rows.append({"step": step, **row})
         run.log(config.iterations + step, row)  # logged after meta-training's iterations
 
-    result = rl.meta_train(maml_policy, sampler, task_source.sample_tasks, config.iterations,
-                           config.settings(config.inner_steps), generator, log, run.progress)
+    result = rl.meta_train(
+        maml_policy,
+        sampler,
+        task_source.sample_tasks,
+        config.iterations,
+        config.settings(config.inner_steps),
+        generator,
+        log,
+        run.progress,
+    )
     if result.diverged_step is not None:
         return {"diverged": True, "diverged_step": result.diverged_step, "last_finite": result.last_finite}
     pre_iterations = config.iterations if config.pretrain_iterations is None else config.pretrain_iterations
-    pre_result = rl.meta_train(pretrained, sampler, task_source.sample_tasks, pre_iterations,
-                               config.settings(0), generator, log_pretrain, run.progress)
+    pre_result = rl.meta_train(
+        pretrained,
+        sampler,
+        task_source.sample_tasks,
+        pre_iterations,
+        config.settings(0),
+        generator,
+        log_pretrain,
+        run.progress,
+    )
     torch.save({k: v.cpu() for k, v in maml_policy.state_dict().items()}, run.dir / "policy.pt")
 
     tasks = task_source.sample_tasks(config.eval_tasks)
@@ -120,25 +143,40 @@ def run(config: MetaRLConfig, run) -> dict:
     goals = None if paths is None else [tasks[i]["goal"] for i in range(len(paths))]
     plots.save_all(run, config.env, curves, maml_rows, pretrain_rows, paths, goals)
     means, cis = curves["maml"]
-    summary = {**result.last_finite, "pretrain/diverged": pre_result.diverged_step is not None,
-               "eval/pre_adapt_return": means[0], "eval/pre_adapt_return_ci95": cis[0],
-               "eval/post_adapt_return": means[1], "eval/post_adapt_return_ci95": cis[1],
-               "eval/post_eval_steps_return": means[-1], "eval/post_eval_steps_return_ci95": cis[-1]}
+    summary = {
+        **result.last_finite,
+        "pretrain/diverged": pre_result.diverged_step is not None,
+        "eval/pre_adapt_return": means[0],
+        "eval/pre_adapt_return_ci95": cis[0],
+        "eval/post_adapt_return": means[1],
+        "eval/post_adapt_return_ci95": cis[1],
+        "eval/post_eval_steps_return": means[-1],
+        "eval/post_eval_steps_return_ci95": cis[-1],
+    }
     for name, (means, cis) in curves.items():
         summary[f"eval/{name}_returns"] = means
         summary[f"eval/{name}_returns_ci95"] = cis
     return summary
 
 
-def _evaluate(config: MetaRLConfig, env_id: str, policies: dict, tasks: list[dict],
-              generator: torch.Generator) -> tuple[dict[str, plots.Curve], rl.Episodes]:
+def _evaluate(
+    config: MetaRLConfig, env_id: str, policies: dict, tasks: list[dict], generator: torch.Generator
+) -> tuple[dict[str, plots.Curve], rl.Episodes]:
     """Each policy's mean return over `tasks` and its 95% CI after 0..eval_steps steps, and the
     episodes of the first policy after one step."""
     sampler = rl.Sampler(env_id, config.eval_tasks, config.episodes)
     curves, adapted_episodes = {}, None
     for name, policy in policies.items():
-        returns, episodes = rl.adaptation_curve(policy, sampler, tasks, config.eval_steps, config.inner_lr,
-                                                config.gamma, config.gae_lambda, generator)
+        returns, episodes = rl.adaptation_curve(
+            policy,
+            sampler,
+            tasks,
+            config.eval_steps,
+            config.inner_lr,
+            config.gamma,
+            config.gae_lambda,
+            generator,
+        )
         mean, ci = mean_ci95(returns, dim=1)  # over the tasks of (steps + 1, tasks)
         curves[name] = (mean.tolist(), ci.tolist())
         if adapted_episodes is None:
@@ -157,6 +195,14 @@ SCENARIO = Scenario(
     help="MAML-RL on gymnasium task families: adapt a policy in one policy-gradient step",
     config=MetaRLConfig,
     run=run,
-    demo=({"label": "nav2d", "env": "Navigation2D", "iterations": 10, "meta_batch": 10, "episodes": 10,
-           "eval_tasks": 10},),
+    demo=(
+        {
+            "label": "nav2d",
+            "env": "Navigation2D",
+            "iterations": 10,
+            "meta_batch": 10,
+            "episodes": 10,
+            "eval_tasks": 10,
+        },
+    ),
 )

@@ -1,4 +1,5 @@
 """The games benchmark times its two sides like the others: interleaved, round by round."""
+
 import benchmarks.games as bench
 
 

@@ -1,4 +1,5 @@
 """The hypergradient methods against the closed forms (float64): the bars of the bilevel issue."""
+
 import itertools
 
 import pytest
@@ -19,8 +20,9 @@ def cleaning():
 
 def _error(problem, name, lam=None, **options):
     lam = problem.lam0 if lam is None else lam
-    return bilevel.relative_error(bilevel.make_method(name, **options)(problem, lam).value,
-                                  problem.hypergradient(lam))
+    return bilevel.relative_error(
+        bilevel.make_method(name, **options)(problem, lam).value, problem.hypergradient(lam)
+    )
 
 
 def test_ift_exact_matches_the_ridge_closed_form(ridge):

@@ -1,5 +1,6 @@
 """The outer loop and the learned best response on ridge, against the grid minimiser and the
 closed-form best response."""
+
 import math
 
 import pytest
@@ -20,8 +21,13 @@ def _grid_minimiser(problem):
 
 def test_outer_descent_reaches_the_grid_minimiser_and_logs_every_step(ridge):
     rows = []
-    result = bilevel.outer_descent(ridge, bilevel.make_method("ift_exact"), 40, 0.5,
-                                   log=lambda step, metrics: rows.append((step, metrics)))
+    result = bilevel.outer_descent(
+        ridge,
+        bilevel.make_method("ift_exact"),
+        40,
+        0.5,
+        log=lambda step, metrics: rows.append((step, metrics)),
+    )
     assert result.lambdas[-1].item() == pytest.approx(_grid_minimiser(ridge), abs=2e-3)
     assert result.diverged_step is None and len(result.lambdas) == 41 == len(result.losses)
     assert [step for step, _ in rows] == list(range(41))
@@ -40,8 +46,9 @@ def test_outer_descent_stops_at_divergence(ridge):
 def test_vector_lambda_logs_its_summary():
     problem = bilevel.make_problem("hypercleaning", train=30)
     rows = []
-    bilevel.outer_descent(problem, bilevel.make_method("ift_exact"), 2, 10.0,
-                          log=lambda step, metrics: rows.append(metrics))
+    bilevel.outer_descent(
+        problem, bilevel.make_method("ift_exact"), 2, 10.0, log=lambda step, metrics: rows.append(metrics)
+    )
     assert {"outer/lambda_mean", "outer/lambda_min", "outer/lambda_max"} <= set(rows[1])
     assert rows[0]["outer/lambda_mean"] == 0.0
 

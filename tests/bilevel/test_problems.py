@@ -1,5 +1,6 @@
 """The problems against their closed forms: best responses, expected losses, the short-horizon
 bias, the hyper-cleaning data, and the registry's errors."""
+
 import math
 
 import pytest
@@ -38,8 +39,10 @@ def test_ridge_closed_forms_against_a_direct_solve_and_differences():
     problem = bilevel.make_problem("ridge")
     lam = torch.tensor(0.7, dtype=torch.float64)
     x, y = problem.x_train, problem.y_train
-    w = torch.linalg.lstsq(torch.cat([x, math.exp(0.35) * torch.eye(x.shape[1], dtype=x.dtype)]),
-                           torch.cat([y, torch.zeros(x.shape[1], dtype=y.dtype)])).solution
+    w = torch.linalg.lstsq(
+        torch.cat([x, math.exp(0.35) * torch.eye(x.shape[1], dtype=x.dtype)]),
+        torch.cat([y, torch.zeros(x.shape[1], dtype=y.dtype)]),
+    ).solution
     torch.testing.assert_close(problem.inner_solution(lam), w, rtol=1e-12, atol=0)
     eps = 1e-5
     slope = (problem.inner_solution(lam + eps) - problem.inner_solution(lam - eps)) / (2 * eps)
@@ -95,8 +98,9 @@ def test_hypercleaning_data():
     assert problem.flipped.sum().item() == 25
     assert problem.x_train.shape == (100, 11) and (problem.x_train[:, -1] == 1).all()
     w, lam = _random_point(problem, 3)
-    torch.testing.assert_close(problem.train_hessian(w, lam),
-                               torch.func.hessian(problem.train_loss)(w, lam), rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(
+        problem.train_hessian(w, lam), torch.func.hessian(problem.train_loss)(w, lam), rtol=1e-12, atol=1e-15
+    )
 
 
 def test_auc_counts_pairs_and_half_ties():
@@ -108,7 +112,9 @@ def test_auc_counts_pairs_and_half_ties():
 
 
 def test_registry_errors_name_the_valid_choices():
-    with pytest.raises(ValueError, match="unknown problem 'lasso'; valid: ridge, lr_horizon, hypercleaning, best_response"):
+    with pytest.raises(
+        ValueError, match="unknown problem 'lasso'; valid: ridge, lr_horizon, hypercleaning, best_response"
+    ):
         bilevel.make_problem("lasso")
     with pytest.raises(ValueError, match="problem 'ridge' takes no option 'horizon'; valid: dim, train"):
         bilevel.make_problem("ridge", horizon=3)

@@ -30,4 +30,4 @@ def test_neumann_error_shrinks_at_the_spectral_rate():
     b = torch.linalg.eigh(h).eigenvectors[:, 0]  # the slowest direction: error exactly rate^J
     exact = torch.linalg.solve(h, b)
     errors = [(neumann_series(lambda v: h @ v, b, alpha, j) - exact).norm().item() for j in (10, 20)]
-    assert abs(errors[1] / errors[0] - rate ** 10) < 1e-10
+    assert abs(errors[1] / errors[0] - rate**10) < 1e-10

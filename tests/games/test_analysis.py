@@ -1,4 +1,5 @@
 """Predicted rates (spectral radius of the update map) against closed forms and measured runs."""
+
 import math
 
 import pytest
@@ -12,8 +13,12 @@ F64 = torch.float64
 def test_update_jacobian_of_sim_gd_is_identity_minus_eta_h():
     game = games.bilinear(dim=2, seed=0)
     h = games.field_jacobian(game, game.equilibrium)
-    torch.testing.assert_close(games.update_jacobian(game, games.sim_gd(0.3), game.equilibrium),
-                               torch.eye(4, dtype=F64) - 0.3 * h, rtol=0, atol=1e-15)
+    torch.testing.assert_close(
+        games.update_jacobian(game, games.sim_gd(0.3), game.equilibrium),
+        torch.eye(4, dtype=F64) - 0.3 * h,
+        rtol=0,
+        atol=1e-15,
+    )
 
 
 def test_update_jacobian_of_a_method_with_memory_is_augmented():
@@ -39,11 +44,20 @@ def test_measured_rate_of_a_geometric_sequence():
     assert games.measured_rate([1.0]) is None
 
 
-@pytest.mark.parametrize("game_name,dynamics_name,lr", [
-    ("bilinear", "optimistic", 0.3), ("bilinear", "momentum", 0.5),
-    ("bilinear", "lola", 0.3), ("dirac_gan", "extragradient", 0.5), ("dirac_gan", "consensus", 0.5),
-    ("quadratic", "cgd", 0.3), ("quadratic", "alt_gd", 0.3), ("matching_pennies", "sga", 1.0),
-    ("rock_paper_scissors", "sos", 0.5)])
+@pytest.mark.parametrize(
+    "game_name,dynamics_name,lr",
+    [
+        ("bilinear", "optimistic", 0.3),
+        ("bilinear", "momentum", 0.5),
+        ("bilinear", "lola", 0.3),
+        ("dirac_gan", "extragradient", 0.5),
+        ("dirac_gan", "consensus", 0.5),
+        ("quadratic", "cgd", 0.3),
+        ("quadratic", "alt_gd", 0.3),
+        ("matching_pennies", "sga", 1.0),
+        ("rock_paper_scissors", "sos", 0.5),
+    ],
+)
 def test_predicted_and_measured_rates_agree(game_name, dynamics_name, lr):
     """Started close to the equilibrium, a run contracts (or expands) by ρ per step."""
     game = games.make_game(game_name)

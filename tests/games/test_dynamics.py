@@ -4,6 +4,7 @@ There ξ(z) = Jz with J = [[0, 1], [−1, 0]], JᵀJ = I and J² = −I, so each
 z⁺ = Mz with M = aI + bJ, and ‖Mz‖ = √(a² + b²)‖z‖ for every z (aI + bJ is √(a² + b²) times a
 rotation). The docstrings give a and b.
 """
+
 import math
 
 import pytest
@@ -22,8 +23,7 @@ def ratios(dynamics, steps=20, game=None, z0=Z0):
 
 
 def assert_every_ratio(dynamics, factor):
-    torch.testing.assert_close(ratios(dynamics), torch.full((20,), factor, dtype=F64),
-                               rtol=1e-13, atol=0)
+    torch.testing.assert_close(ratios(dynamics), torch.full((20,), factor, dtype=F64), rtol=1e-13, atol=0)
 
 
 @pytest.mark.parametrize("lr", [0.1, 1.3])
@@ -102,8 +102,10 @@ def test_optimistic_rate_formula(lr):
     assert games.predicted_rate(games.bilinear(), games.optimistic(lr)) == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.parametrize("alternating,beta,expected", [
-    (True, -0.5, 0.9625), (True, 0.0, 1.0), (True, 0.5, 1.269), (False, -0.5, 1.02)])
+@pytest.mark.parametrize(
+    "alternating,beta,expected",
+    [(True, -0.5, 0.9625), (True, 0.0, 1.0), (True, 0.5, 1.269), (False, -0.5, 1.02)],
+)
 def test_momentum_rates_of_gidel_et_al(alternating, beta, expected):
     """η = 0.5, σ = 1 (Gidel et al. 2019): negative momentum converges only when alternating."""
     dynamics = games.momentum(0.5, beta=beta, alternating=alternating)
@@ -144,4 +146,5 @@ def test_sos_near_the_fixed_point_is_lookahead():
     game = games.bilinear()
     for lr in (0.2, 0.6):
         assert games.predicted_rate(game, games.sos(lr)) == pytest.approx(
-            math.sqrt(1 - lr**2 + lr**4), rel=1e-12)
+            math.sqrt(1 - lr**2 + lr**4), rel=1e-12
+        )

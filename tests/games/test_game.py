@@ -1,4 +1,5 @@
 """The gradient field and its Jacobian products, checked against hand-derived formulas."""
+
 import pytest
 import torch
 from torch.func import jacfwd
@@ -14,9 +15,13 @@ def three_player_game() -> games.Game:
 
     def losses(p):
         x, y, w = p[0], p[1].reshape(-1), p[2]
-        return torch.stack([x @ weight @ y + 0.5 * x @ x,
-                            (y * torch.arange(4.0, dtype=F64)).sum() * x[0] - (y @ y) * w[0],
-                            w[0] * y[0] * x[1] + w[0] ** 2])
+        return torch.stack(
+            [
+                x @ weight @ y + 0.5 * x @ x,
+                (y * torch.arange(4.0, dtype=F64)).sum() * x[0] - (y @ y) * w[0],
+                w[0] * y[0] * x[1] + w[0] ** 2,
+            ]
+        )
 
     return games.Game(("x", "y", "w"), ((2,), (2, 2), (1,)), losses)
 
@@ -26,9 +31,13 @@ def test_field_is_each_players_own_gradient():
     z = torch.linspace(-1.0, 1.2, game.dim, dtype=F64)
     x, y, w = game.split(z)
     weight = torch.tensor([[1.0, 2.0, -1.0, 0.5], [0.0, 1.0, 3.0, -2.0]], dtype=F64)
-    expected = torch.cat([weight @ y.reshape(-1) + x,
-                          torch.arange(4.0, dtype=F64) * x[0] - 2 * y.reshape(-1) * w[0],
-                          (y.reshape(-1)[0] * x[1] + 2 * w[0]).reshape(1)])
+    expected = torch.cat(
+        [
+            weight @ y.reshape(-1) + x,
+            torch.arange(4.0, dtype=F64) * x[0] - 2 * y.reshape(-1) * w[0],
+            (y.reshape(-1)[0] * x[1] + 2 * w[0]).reshape(1),
+        ]
+    )
     torch.testing.assert_close(game.field(z), expected, rtol=0, atol=1e-14)
 
 

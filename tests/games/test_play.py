@@ -1,4 +1,5 @@
 """The play loops: what they log, divergence as a result, and batches equal to separate runs."""
+
 import pytest
 import torch
 
@@ -10,11 +11,15 @@ F64 = torch.float64
 def test_play_logs_step_zero_and_every_step():
     rows = []
     game = games.bilinear()
-    games.play(game, games.sim_gd(0.1), torch.tensor([1.0, 0.0], dtype=F64), 3,
-               log=lambda step, metrics: rows.append((step, metrics)))
+    games.play(
+        game,
+        games.sim_gd(0.1),
+        torch.tensor([1.0, 0.0], dtype=F64),
+        3,
+        log=lambda step, metrics: rows.append((step, metrics)),
+    )
     assert [step for step, _ in rows] == [0, 1, 2, 3]
-    assert rows[0][1] == {"loss/x": 0.0, "loss/y": -0.0, "grad_norm": 1.0, "dist": 1.0,
-                          "params": [1.0, 0.0]}
+    assert rows[0][1] == {"loss/x": 0.0, "loss/y": -0.0, "grad_norm": 1.0, "dist": 1.0, "params": [1.0, 0.0]}
     assert rows[1][1]["params"] == pytest.approx([1.0, 0.1], abs=1e-15)  # y ascends xy: y⁺ = y + ηx
 
 
@@ -26,9 +31,17 @@ def test_a_diverging_run_stops_at_overflow_with_its_last_finite_point():
     assert torch.isfinite(trajectory.params).all()
 
 
-@pytest.mark.parametrize("game_name,dynamics_name", [
-    ("dirac_gan", "optimistic"), ("bilinear", "alt_gd"),
-    ("dirac_gan", "momentum"), ("tandem", "sos"), ("matching_pennies", "cgd"), ("ipd", "lola")])
+@pytest.mark.parametrize(
+    "game_name,dynamics_name",
+    [
+        ("dirac_gan", "optimistic"),
+        ("bilinear", "alt_gd"),
+        ("dirac_gan", "momentum"),
+        ("tandem", "sos"),
+        ("matching_pennies", "cgd"),
+        ("ipd", "lola"),
+    ],
+)
 def test_batch_gives_the_same_trajectories_as_separate_runs(game_name, dynamics_name):
     game = games.make_game(game_name)
     dynamics = games.make_dynamics(dynamics_name, 0.3)

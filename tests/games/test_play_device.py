@@ -4,6 +4,7 @@ No GPU here: the meta device stands in for one, and a spy below the copying mode
 operation of the run receives a CPU tensor (the meta device alone lets some CPU operands through).
 `make gpu-check` compares CUDA trajectories with CPU ones.
 """
+
 import pytest
 import torch
 from torch.overrides import TorchFunctionMode
@@ -35,8 +36,9 @@ def test_every_game_runs_on_another_device(game_name):
     for dynamics_name in ("sim_gd",) if game_name == "gaussian_mixture_gan" else ("sim_gd", "sos"):
         spy = CpuOperands()
         with spy:  # entered first, so it sees each operation after play_batch's mode has moved its operands
-            trajectory = games.play_batch(game, games.make_dynamics(dynamics_name, 0.1), z0, 2,
-                                          device=torch.device("meta"))
+            trajectory = games.play_batch(
+                game, games.make_dynamics(dynamics_name, 0.1), z0, 2, device=torch.device("meta")
+            )
         assert spy.calls == [], (dynamics_name, sorted(set(spy.calls)))
         assert trajectory.params.device.type == "meta" and trajectory.params.shape == (3, 3, game.dim)
 

@@ -1,5 +1,4 @@
 """Published behaviour of the dynamics on the nonlinear toy games (see REFERENCES.md)."""
-import math
 
 import pytest
 import torch

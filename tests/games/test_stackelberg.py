@@ -8,6 +8,7 @@ Df = 2q₁ + q₂ − 3 − q₁/2 and the Stackelberg field ω_S = (3q₁/2 + q
 J_S = [[3/2, 1], [1, 2]], eigenvalues (7 ± √17)/4, so with learning rate η and τ = 1 the update
 contracts by 1 − η(7 − √17)/4 per step.
 """
+
 import json
 import math
 
@@ -34,13 +35,18 @@ def t(*rows):
 
 # A general-sum quadratic game with a 2-parameter leader and a 3-parameter follower:
 #   f = ½xᵀPx + xᵀQy + ½yᵀRy + pᵀx,   g = ½yᵀSy + yᵀTx + sᵀy + ‖x‖²  (the last term moves nothing).
-P, Q, p = t([3., 1.], [1., 2.]), t([1., 0., 2.], [0., 1., -1.]), t(1., -2.)
-R = t([1., 0., 0.], [0., 1., .5], [0., .5, 1.])
-S, T, s = t([2., .5, 0.], [.5, 3., 0.], [0., 0., 1.]), t([-1., 0.], [0., -2.], [-1., 1.]), t(.5, 0., -1.)
+P, Q, p = t([3.0, 1.0], [1.0, 2.0]), t([1.0, 0.0, 2.0], [0.0, 1.0, -1.0]), t(1.0, -2.0)
+R = t([1.0, 0.0, 0.0], [0.0, 1.0, 0.5], [0.0, 0.5, 1.0])
+S, T, s = (
+    t([2.0, 0.5, 0.0], [0.5, 3.0, 0.0], [0.0, 0.0, 1.0]),
+    t([-1.0, 0.0], [0.0, -2.0], [-1.0, 1.0]),
+    t(0.5, 0.0, -1.0),
+)
 
 
 def general_game(nonlinear=0.0):
     """With `nonlinear` ≠ 0, terms that make every Hessian block depend on z (for vmap/jacfwd)."""
+
     def losses(params):
         x, y = params
         f = 0.5 * x @ P @ x + x @ Q @ y + 0.5 * y @ R @ y + p @ x
@@ -130,8 +136,12 @@ def test_general_game_update_jacobian_and_measured_rate():
     game, lr = general_game(), 0.2
     _, point, jacobian = general_closed_forms()
     dynamics = games.stackelberg(lr)
-    torch.testing.assert_close(games.update_jacobian(game, dynamics, point),
-                               torch.eye(5, dtype=F64) - lr * jacobian, rtol=0, atol=1e-14)
+    torch.testing.assert_close(
+        games.update_jacobian(game, dynamics, point),
+        torch.eye(5, dtype=F64) - lr * jacobian,
+        rtol=0,
+        atol=1e-14,
+    )
     predicted = games.predicted_rate(game, dynamics, point)
     expected = games.spectral_radius(torch.eye(5, dtype=F64) - lr * jacobian)
     assert predicted == pytest.approx(expected, rel=1e-13)
@@ -177,8 +187,9 @@ def test_batches_and_batched_jacobians_equal_separate_ones():
         torch.testing.assert_close(batch.params[:, k], alone, rtol=1e-12, atol=1e-14)
     jacobians = vmap(lambda z: games.update_jacobian(game, dynamics, z))(starts)
     for k in range(3):
-        torch.testing.assert_close(jacobians[k], games.update_jacobian(game, dynamics, starts[k]),
-                                   rtol=1e-12, atol=1e-13)
+        torch.testing.assert_close(
+            jacobians[k], games.update_jacobian(game, dynamics, starts[k]), rtol=1e-12, atol=1e-13
+        )
     step = lambda z: dynamics.update(game, z, ())[0]
     h, z = 1e-5, starts[0]
     directions = torch.eye(game.dim, dtype=F64)
@@ -204,8 +215,21 @@ def test_refuses_other_than_two_players_and_bad_options():
 def test_game_scenario_reports_the_stackelberg_rate(tmp_path):
     """The scenario measures and predicts at the dynamics' fixed point, the Stackelberg point
     (3/2, 3/4), not the game's Nash equilibrium: both rates are 1 − 0.1(7 − √17)/4."""
-    assert main(["run", "game", "game=duopoly", "dynamics=stackelberg", "steps=200", "plots=false",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "game",
+                "game=duopoly",
+                "dynamics=stackelberg",
+                "steps=200",
+                "plots=false",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["rate/predicted"] == pytest.approx(duopoly_rate(0.1), rel=1e-13)
     assert summary["rate/measured"] == pytest.approx(summary["rate/predicted"], rel=1e-9)

@@ -1,4 +1,5 @@
 """Built-in games against their closed forms: equilibria, Jacobians, values."""
+
 import math
 
 import numpy as np
@@ -10,8 +11,9 @@ import games
 F64 = torch.float64
 
 
-@pytest.mark.parametrize("name", [n for n in games.GAMES if n not in ("tandem", "ipd",
-                                                                        "gaussian_mixture_gan")])
+@pytest.mark.parametrize(
+    "name", [n for n in games.GAMES if n not in ("tandem", "ipd", "gaussian_mixture_gan")]
+)
 def test_the_equilibrium_is_a_fixed_point(name):
     game = games.make_game(name)
     assert torch.count_nonzero(game.field(game.equilibrium)) == 0
@@ -103,8 +105,7 @@ def test_gaussian_mixture_gan_is_seeded_and_finite():
     z = game.sample_init(torch.Generator().manual_seed(0))
     assert game.players == ("generator", "discriminator") and game.dim == 354 + 337
     assert torch.isfinite(game.field(z)).all()
-    torch.testing.assert_close(game.losses(z), games.gaussian_mixture_gan(seed=3).losses(z),
-                               rtol=0, atol=0)
+    torch.testing.assert_close(game.losses(z), games.gaussian_mixture_gan(seed=3).losses(z), rtol=0, atol=0)
     assert not torch.equal(game.losses(z), games.gaussian_mixture_gan(seed=4).losses(z))
 
 

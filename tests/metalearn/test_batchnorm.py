@@ -3,6 +3,7 @@
 Gradients are compared by norm over all parameters at once: under batch norm the conv biases'
 true gradient is exactly 0, so a per-parameter relative error would only measure rounding noise.
 """
+
 import copy
 
 import pytest
@@ -89,8 +90,9 @@ def test_functional_meta_gradient_equals_learn2learn_on_conv4(algo):
     model, tasks = conv_tasks(seed=2)
     grads = {}
     for engine in ("functional", "learn2learn"):
-        learner = make_learner(algo, copy.deepcopy(model), "classification", engine=engine, inner_lr=ALPHA,
-                               inner_steps=2)
+        learner = make_learner(
+            algo, copy.deepcopy(model), "classification", engine=engine, inner_lr=ALPHA, inner_steps=2
+        )
         learner.meta_loss(tasks).backward()
         grads[engine] = [p.grad for p in learner.meta_parameters()]
     assert relative_error(grads["functional"], grads["learn2learn"]) < 1e-10
@@ -110,7 +112,13 @@ def test_torch_batch_norm_under_vmap_is_still_wrong_at_second_order():
     swap in GradientMetaLearner can go (and with it `BatchNorm`)."""
     model, tasks = conv_tasks(seed=3)
     expected = per_task_meta_gradient(model, tasks)
-    loss = functional_meta_loss(model, {name: ALPHA for name, _ in model.named_parameters()}, tasks, 1,
-                                F.cross_entropy, first_order=False)
+    loss = functional_meta_loss(
+        model,
+        {name: ALPHA for name, _ in model.named_parameters()},
+        tasks,
+        1,
+        F.cross_entropy,
+        first_order=False,
+    )
     got = torch.autograd.grad(loss, list(model.parameters()))
     assert relative_error(got, expected) > 1e-4

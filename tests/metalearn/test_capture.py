@@ -2,6 +2,7 @@
 
 `cuda_graph` needs a GPU: `make gpu-check` (tools/gpu_check.py) checks its curve against eager.
 """
+
 import pytest
 import torch
 
@@ -11,19 +12,25 @@ from metalearn.maml import make_learner
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(capture="jit"), "unknown capture 'jit'; valid: none, compile, cuda_graph"),
-    (dict(capture="compile", engine="learn2learn"),
-     "capture='compile' with algo='maml', engine='learn2learn'"),
-    (dict(capture="compile", algo="reptile"), "capture='compile' with algo='reptile'"),
-    (dict(capture="cuda_graph"), "capture='cuda_graph' needs the model on a CUDA device; it is on cpu"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(capture="jit"), "unknown capture 'jit'; valid: none, compile, cuda_graph"),
+        (
+            dict(capture="compile", engine="learn2learn"),
+            "capture='compile' with algo='maml', engine='learn2learn'",
+        ),
+        (dict(capture="compile", algo="reptile"), "capture='compile' with algo='reptile'"),
+        (dict(capture="cuda_graph"), "capture='cuda_graph' needs the model on a CUDA device; it is on cpu"),
+    ],
+)
 def test_refused_where_it_cannot_apply(options, message):
     family = Sine(10, 10)
     options = {"algo": "maml", **options}
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
-        make_learner(options.pop("algo"), family.make_model(torch.Generator().manual_seed(0)), "regression",
-                     **options)
+        make_learner(
+            options.pop("algo"), family.make_model(torch.Generator().manual_seed(0)), "regression", **options
+        )
 
 
 def training_curve(capture: str, steps: int) -> tuple[list[float], torch.Tensor]:

@@ -1,4 +1,5 @@
 """The evaluation protocol: adaptation curves against a hand-written loop, and the intervals."""
+
 import copy
 
 import numpy as np
@@ -36,7 +37,9 @@ def test_adaptation_curve_equals_a_hand_written_sgd_loop(algo):
         params = dict(net.named_parameters())
         for step in range(4):
             with torch.no_grad():
-                assert losses[step, i].item() == pytest.approx(nn.functional.mse_loss(net(tasks.query_x[i]), tasks.query_y[i]).item(), rel=1e-5)
+                assert losses[step, i].item() == pytest.approx(
+                    nn.functional.mse_loss(net(tasks.query_x[i]), tasks.query_y[i]).item(), rel=1e-5
+                )
             support = nn.functional.mse_loss(net(tasks.support_x[i]), tasks.support_y[i])
             grads = torch.autograd.grad(support, [params[n] for n in rates])
             with torch.no_grad():
@@ -47,7 +50,9 @@ def test_adaptation_curve_equals_a_hand_written_sgd_loop(algo):
 def test_evaluate_reports_every_step_and_ignores_chunking():
     family = Sine(10, 10)
     learner = make_learner("maml", family.make_model(torch.Generator().manual_seed(3)), "regression")
-    curves = [evaluate(learner, family, n_tasks=30, steps=2, generator=torch.Generator().manual_seed(4), chunk=c)
-              for c in (7, 100)]
+    curves = [
+        evaluate(learner, family, n_tasks=30, steps=2, generator=torch.Generator().manual_seed(4), chunk=c)
+        for c in (7, 100)
+    ]
     assert curves[0] == curves[1]
     assert len(curves[0].loss) == 3 and curves[0].n_tasks == 30

@@ -1,13 +1,14 @@
 """The MAML family against hand-written meta-gradients and against learn2learn."""
+
 import copy
 
 import pytest
 import torch
 from torch import nn
 
-from metalearn.maml._l2l import l2l
 from metalearn.fewshot import HeadedNetwork, Sine, Tasks
 from metalearn.maml import GRADIENT_ALGORITHMS, ProtoNet, fine_tune, make_learner
+from metalearn.maml._l2l import l2l
 
 ALPHA = 0.1
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -148,7 +149,9 @@ def test_anil_adapts_only_the_head():
     learner = make_learner("anil", model, "regression")
     tasks = family.sample("train", 1, torch.Generator().manual_seed(10))
     params = dict(model.named_parameters())
-    fast = fine_tune(model, params, learner.rates(), tasks.support_x[0], tasks.support_y[0], 3, learner.loss_fn)
+    fast = fine_tune(
+        model, params, learner.rates(), tasks.support_x[0], tasks.support_y[0], 3, learner.loss_fn
+    )
     for name, p in params.items():
         assert torch.equal(fast[name], p) == (not name.startswith("head.")), name
 
@@ -190,7 +193,9 @@ def test_reptile_moves_towards_the_adapted_weights():
     learner.meta_step(tasks)
     for n, p in model.named_parameters():
         towards = mean_adapted[n] - theta[n]
-        torch.testing.assert_close(p.detach() - theta[n], 1e-3 * towards / (towards.abs() + 1e-8), rtol=1e-4, atol=1e-8)
+        torch.testing.assert_close(
+            p.detach() - theta[n], 1e-3 * towards / (towards.abs() + 1e-8), rtol=1e-4, atol=1e-8
+        )
 
 
 def test_reptile_with_one_inner_step_is_joint_training():
@@ -249,7 +254,9 @@ def test_engines_agree_on_a_conv_net_with_per_task_batch_norm(algo):
     model, tasks = small_conv_tasks()
     grads = {}
     for engine in ("functional", "learn2learn"):
-        learner = make_learner(algo, copy.deepcopy(model), "classification", engine=engine, inner_lr=0.4, inner_steps=2)
+        learner = make_learner(
+            algo, copy.deepcopy(model), "classification", engine=engine, inner_lr=0.4, inner_steps=2
+        )
         learner.meta_loss(tasks).backward()
         grads[engine] = [p.grad for p in learner.meta_parameters()]
     for got, expected in zip(grads["functional"], grads["learn2learn"]):

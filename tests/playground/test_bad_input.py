@@ -1,42 +1,49 @@
 """Bad input is refused at the boundary, by name, with exit 2 and one line; nothing is created."""
+
 import pytest
 
 from playground.cli import main
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "toy", "lr=inf"], "lr=inf: not finite"),
-    (["run", "toy", "lr=nan"], "lr=nan: not finite"),
-    (["run", "toy", "init=nan,1"], "init=nan,1: not finite"),
-    (["run", "toy", "curvature=-inf"], "curvature=-inf: not finite"),
-    (["run", "game", "lr=inf", "steps=50"], "lr=inf: not finite"),
-    (["run", "game", "dynamics=consensus", "gamma=inf"], "gamma=inf: not finite"),
-    (["run", "game", "dynamics=consensus", "gamma=nan"], "gamma=nan: not finite"),
-    (["run", "toy", "seed=1e30"], "seed=1000000000000000019884624838656; valid: an integer >= 0 and <= 9223372036854775807"),
-    (["run", "toy", "seed=-1"], "seed=-1; valid: an integer >= 0"),
-    (["run", "toy", "seed=9223372036854775808"], "seed=9223372036854775808; valid"),
-    (["run", "toy", "threads=-1"], "threads=-1; valid: an integer >= 0"),
-    (["run", "toy", "lr=0.1", "lr=0.2"], "option 'lr' given twice (lr=0.1, lr=0.2)"),
-    (["run", "toy", "init=1,,2"], "init='1,,2' has an empty item"),
-    (["run", "toy", "init=1,"], "init='1,' has an empty item"),
-    (["run", "toy", "fail=maybe"], "unknown fail 'maybe'; valid: bug, input"),
-    (["sweep", "toy", "lr=0.1", "lr=0.2"], "option 'lr' given twice"),
-    (["sweep", "toy", "lr=0.1,0.10"], "repeats a value"),
-    (["sweep", "toy", "init=1,,2;3"], "init='1,,2' has an empty item"),
-    (["sweep", "toy", "lr=0.1,inf"], "lr=inf: not finite"),
-    (["run", "maml", "task=glyphs", "ways=1"], "ways=1; valid: an integer >= 2"),
-    (["run", "maml", "inner_lr=inf"], "inner_lr=inf: not finite"),
-    (["run", "icl", "init_scale=nan"], "init_scale=nan: not finite"),
-    (["run", "icl", "eval_tasks=1"], "eval_tasks=1; valid: >= 24 for model=lsa"),
-    (["run", "icl", "model=gpt", "eval_tasks=10"], "eval_tasks=10; valid: >= 130 for model=gpt"),
-    (["run", "toy", "device=tpu"], "device='tpu'; valid: auto, cpu, cuda, cuda:N"),
-    (["run", "game", "game=os:system"], "game 'os:system' is not a function defined in os"),
-    (["run", "game", "game=sys:exit"], "game 'sys:exit' is not a function defined in sys"),
-    (["run", "game", "game=builtins:print"], "is not a function defined in builtins"),
-    (["run", "game", "game=json:JSONDecoder"], "is not a function defined in json"),
-    (["run", "game", "game=json:loads"], "game 'json:loads' needs option(s) s that have no default"),
-    (["run", "game", "game=no_such_module_x:f"], "cannot load game 'no_such_module_x:f'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "toy", "lr=inf"], "lr=inf: not finite"),
+        (["run", "toy", "lr=nan"], "lr=nan: not finite"),
+        (["run", "toy", "init=nan,1"], "init=nan,1: not finite"),
+        (["run", "toy", "curvature=-inf"], "curvature=-inf: not finite"),
+        (["run", "game", "lr=inf", "steps=50"], "lr=inf: not finite"),
+        (["run", "game", "dynamics=consensus", "gamma=inf"], "gamma=inf: not finite"),
+        (["run", "game", "dynamics=consensus", "gamma=nan"], "gamma=nan: not finite"),
+        (
+            ["run", "toy", "seed=1e30"],
+            "seed=1000000000000000019884624838656; valid: an integer >= 0 and <= 9223372036854775807",
+        ),
+        (["run", "toy", "seed=-1"], "seed=-1; valid: an integer >= 0"),
+        (["run", "toy", "seed=9223372036854775808"], "seed=9223372036854775808; valid"),
+        (["run", "toy", "threads=-1"], "threads=-1; valid: an integer >= 0"),
+        (["run", "toy", "lr=0.1", "lr=0.2"], "option 'lr' given twice (lr=0.1, lr=0.2)"),
+        (["run", "toy", "init=1,,2"], "init='1,,2' has an empty item"),
+        (["run", "toy", "init=1,"], "init='1,' has an empty item"),
+        (["run", "toy", "fail=maybe"], "unknown fail 'maybe'; valid: bug, input"),
+        (["sweep", "toy", "lr=0.1", "lr=0.2"], "option 'lr' given twice"),
+        (["sweep", "toy", "lr=0.1,0.10"], "repeats a value"),
+        (["sweep", "toy", "init=1,,2;3"], "init='1,,2' has an empty item"),
+        (["sweep", "toy", "lr=0.1,inf"], "lr=inf: not finite"),
+        (["run", "maml", "task=glyphs", "ways=1"], "ways=1; valid: an integer >= 2"),
+        (["run", "maml", "inner_lr=inf"], "inner_lr=inf: not finite"),
+        (["run", "icl", "init_scale=nan"], "init_scale=nan: not finite"),
+        (["run", "icl", "eval_tasks=1"], "eval_tasks=1; valid: >= 24 for model=lsa"),
+        (["run", "icl", "model=gpt", "eval_tasks=10"], "eval_tasks=10; valid: >= 130 for model=gpt"),
+        (["run", "toy", "device=tpu"], "device='tpu'; valid: auto, cpu, cuda, cuda:N"),
+        (["run", "game", "game=os:system"], "game 'os:system' is not a function defined in os"),
+        (["run", "game", "game=sys:exit"], "game 'sys:exit' is not a function defined in sys"),
+        (["run", "game", "game=builtins:print"], "is not a function defined in builtins"),
+        (["run", "game", "game=json:JSONDecoder"], "is not a function defined in json"),
+        (["run", "game", "game=json:loads"], "game 'json:loads' needs option(s) s that have no default"),
+        (["run", "game", "game=no_such_module_x:f"], "cannot load game 'no_such_module_x:f'"),
+    ],
+)
 def test_refused_by_name_with_status_2(toy, capsys, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     assert main(args) == 2
@@ -62,11 +69,15 @@ def test_a_user_game_function_must_return_a_game(toy, capsys, tmp_path, monkeypa
     (tmp_path / "returns_check_games.py").write_text(
         "import games\n"
         "def good(scale=1.0):\n    return games.make_game('bilinear')\n"
-        "def bad():\n    return 42\n")
+        "def bad():\n    return 42\n"
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["run", "game", "game=returns_check_games:bad", "--out", "b"]) == 2
-    assert "game 'returns_check_games:bad' returned int; valid: a function returning a games.Game" in capsys.readouterr().err
+    assert (
+        "game 'returns_check_games:bad' returned int; valid: a function returning a games.Game"
+        in capsys.readouterr().err
+    )
     assert main(["run", "game", "game=returns_check_games:good", "steps=3", "plots=false", "--out", "g"]) == 0
 
 

@@ -1,4 +1,5 @@
 """The CLI as a user meets it: run, list, sweep (with resume), report, bad input, Ctrl-C."""
+
 import json
 import signal
 import subprocess
@@ -6,8 +7,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import cli_env
+
 from playground.cli import main
 
 
@@ -58,21 +59,24 @@ def test_same_seed_same_numbers_bit_for_bit(cli, toy, tmp_path, monkeypatch):
     assert a != c
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "nope"], "unknown scenario 'nope'; valid: "),
-    (["run", "toy", "speed=1"], "unknown option 'speed'; valid: seed, tensorboard, threads, device, lr"),
-    (["run", "toy", "lr"], "malformed override 'lr'; expected key=value"),
-    (["run", "toy", "steps=ten"], "steps='ten' is not a valid int"),
-    (["run", "toy", "steps=1.5"], "steps='1.5' is not a valid int"),
-    (["run", "toy", "init=1,x"], "init='1,x' is not a valid comma-separated list of float"),
-    (["run", "toy", "tensorboard=maybe"], "tensorboard='maybe' is not a valid bool"),
-    (["run", "toy", "lr=-1"], "lr must be positive, got -1.0"),
-    (["sweep", "toy", "lr=0.1,-2"], "lr must be positive, got -2.0"),
-    (["sweep", "toy", "lr=0.1,"], "empty value in sweep override lr='0.1,'"),
-    (["sweep", "toy", "--workers", "0"], "--workers must be at least 1"),
-    (["frobnicate"], "invalid choice: 'frobnicate'"),
-    (["report", "missing-dir"], "not a directory: 'missing-dir'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "nope"], "unknown scenario 'nope'; valid: "),
+        (["run", "toy", "speed=1"], "unknown option 'speed'; valid: seed, tensorboard, threads, device, lr"),
+        (["run", "toy", "lr"], "malformed override 'lr'; expected key=value"),
+        (["run", "toy", "steps=ten"], "steps='ten' is not a valid int"),
+        (["run", "toy", "steps=1.5"], "steps='1.5' is not a valid int"),
+        (["run", "toy", "init=1,x"], "init='1,x' is not a valid comma-separated list of float"),
+        (["run", "toy", "tensorboard=maybe"], "tensorboard='maybe' is not a valid bool"),
+        (["run", "toy", "lr=-1"], "lr must be positive, got -1.0"),
+        (["sweep", "toy", "lr=0.1,-2"], "lr must be positive, got -2.0"),
+        (["sweep", "toy", "lr=0.1,"], "empty value in sweep override lr='0.1,'"),
+        (["sweep", "toy", "--workers", "0"], "--workers must be at least 1"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["report", "missing-dir"], "not a directory: 'missing-dir'"),
+    ],
+)
 def test_bad_input_is_one_line_and_status_2(toy, capsys, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     assert main(args) == 2
@@ -108,10 +112,14 @@ def test_diverging_run_records_step_and_last_finite_values(cli, tmp_path):
 
 def test_ctrl_c_keeps_what_was_logged_and_marks_the_summary(tmp_path):
     # a shell's background jobs (CI's, say) start with SIGINT ignored; a terminal's do not
-    process = subprocess.Popen([sys.executable, "-m", "playground", "run", "toy", "steps=1000",
-                                "pause=0.02", "--out", "i"], cwd=tmp_path, env=cli_env(),
-                               stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "playground", "run", "toy", "steps=1000", "pause=0.02", "--out", "i"],
+        cwd=tmp_path,
+        env=cli_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     metrics = tmp_path / "i" / "metrics.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and (not metrics.exists() or len(metrics.read_text()) < 200):
@@ -139,8 +147,12 @@ def test_sweep_runs_the_grid_writes_csv_and_resumes(cli, tmp_path):
     assert header[:5] == ["run", "status", "lr", "init", "steps"] and "final/loss" in header
     assert len(lines) == 5
     runs = sorted(p.name for p in (tmp_path / "s").iterdir() if p.is_dir())
-    assert runs == ["lr=0.1,init=1,steps=5", "lr=0.1,init=2_2,steps=5",
-                    "lr=0.5,init=1,steps=5", "lr=0.5,init=2_2,steps=5"]
+    assert runs == [
+        "lr=0.1,init=1,steps=5",
+        "lr=0.1,init=2_2,steps=5",
+        "lr=0.5,init=1,steps=5",
+        "lr=0.5,init=2_2,steps=5",
+    ]
     summary = json.loads((tmp_path / "s" / runs[1] / "summary.json").read_text())
     assert summary["final/loss"] == pytest.approx(0.5 * 8 * 0.9**10)
     # an interrupted sweep: one run never finished; the re-run redoes only that one
@@ -156,12 +168,14 @@ def test_sweep_with_parallel_workers_matches_serial(cli, tmp_path):
     args = ["sweep", "toy", "noise=0.1,0.2", "seed=1,2", "steps=4"]
     assert cli(*args, "--out", "serial").returncode == 0
     assert cli(*args, "--workers", "2", "--out", "parallel").returncode == 0
-    assert (tmp_path / "serial" / "sweep.csv").read_text().split("wall_s")[0] == \
-        (tmp_path / "parallel" / "sweep.csv").read_text().split("wall_s")[0]
+    assert (tmp_path / "serial" / "sweep.csv").read_text().split("wall_s")[0] == (
+        tmp_path / "parallel" / "sweep.csv"
+    ).read_text().split("wall_s")[0]
     for run in (tmp_path / "serial").iterdir():
         if run.is_dir():
-            assert (run / "metrics.jsonl").read_text() == \
-                (tmp_path / "parallel" / run.name / "metrics.jsonl").read_text()
+            assert (run / "metrics.jsonl").read_text() == (
+                tmp_path / "parallel" / run.name / "metrics.jsonl"
+            ).read_text()
 
 
 def test_sweep_on_a_local_ray_instance(cli, tmp_path):
@@ -183,7 +197,7 @@ def test_report_compares_runs_in_one_self_contained_page(cli, tmp_path):
     assert page.count("<tr") == 4  # header + 3 runs
     assert "lr=0.1,steps=5" in page and "diverged (step 162)" in page
     assert page.count("data:image/png;base64,") == 1 + 3  # overlaid curves + one plot per run
-    assert "src='http" not in page and "src=\"http" not in page
+    assert "src='http" not in page and 'src="http' not in page
 
 
 def test_demo_runs_every_scenarios_demo_and_writes_the_report(cli, tmp_path):

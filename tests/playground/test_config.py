@@ -1,4 +1,5 @@
 """Overrides parsed to the config's types, with one-line errors."""
+
 from dataclasses import dataclass
 
 import pytest
@@ -17,16 +18,19 @@ class Example(RunConfig):
     name: str = option("sim_gd", "a name")
 
 
-@pytest.mark.parametrize("overrides, expected", [
-    ({"lr": "1e-3"}, {"lr": 1e-3}),
-    ({"steps": "1e3"}, {"steps": 1000}),
-    ({"init": "-1, 0.5"}, {"init": (-1.0, 0.5)}),
-    ({"sizes": "100,100"}, {"sizes": (100, 100)}),
-    ({"budget": "none"}, {"budget": None}),
-    ({"budget": "2.5"}, {"budget": 2.5}),
-    ({"tensorboard": "True", "seed": "3"}, {"tensorboard": True, "seed": 3}),
-    ({"name": "a=b"}, {"name": "a=b"}),
-])
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"lr": "1e-3"}, {"lr": 1e-3}),
+        ({"steps": "1e3"}, {"steps": 1000}),
+        ({"init": "-1, 0.5"}, {"init": (-1.0, 0.5)}),
+        ({"sizes": "100,100"}, {"sizes": (100, 100)}),
+        ({"budget": "none"}, {"budget": None}),
+        ({"budget": "2.5"}, {"budget": 2.5}),
+        ({"tensorboard": "True", "seed": "3"}, {"tensorboard": True, "seed": 3}),
+        ({"name": "a=b"}, {"name": "a=b"}),
+    ],
+)
 def test_values_parse_to_the_annotated_type(overrides, expected):
     config = build_config(Example, overrides)
     for key, value in expected.items():
@@ -48,7 +52,8 @@ def test_split_override_keeps_equals_signs_in_the_value():
 
 def test_options_are_listed_with_type_default_and_help():
     lines = format_options(Example)
-    assert lines[0] == ("seed (int, default 0): random seed: same seed, same numbers "
-                        "[valid: >= 0 and <= 9223372036854775807]")
+    assert lines[0] == (
+        "seed (int, default 0): random seed: same seed, same numbers [valid: >= 0 and <= 9223372036854775807]"
+    )
     assert "sizes (comma-separated list of int, default 40,40): hidden sizes" in lines
     assert "budget (float or none, default none): optional budget" in lines

@@ -3,6 +3,7 @@
 What only a GPU can show (runs on CUDA, engine equality there, CUDA graphs) is `make gpu-check`;
 its test below runs the same script on the CPU.
 """
+
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +25,14 @@ def run(*args, timeout=120):
 
 
 @no_gpu
-@pytest.mark.parametrize("command", [["-m", "benchmarks", "maml", "--device", "cuda"],
-                                     ["-m", "benchmarks", "games", "icl", "--device", "cuda"],
-                                     ["tools/gpu_check.py"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-m", "benchmarks", "maml", "--device", "cuda"],
+        ["-m", "benchmarks", "games", "icl", "--device", "cuda"],
+        ["tools/gpu_check.py"],
+    ],
+)
 def test_gpu_commands_exit_2_with_one_line_without_a_gpu(command):
     out = run(*command)
     assert out.returncode == 2, out.stderr
@@ -42,14 +48,21 @@ def test_engine_defaults_to_functional_on_a_gpu(monkeypatch):
     assert chosen.engine == "learn2learn"
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"capture": "jit"}, "unknown capture 'jit'; valid: none, compile, cuda_graph"),
-    ({"capture": "compile", "engine": "learn2learn"},
-     "capture=compile with algo=maml, engine=learn2learn; valid"),
-    ({"capture": "compile", "algo": "reptile"}, "capture=compile with algo=reptile"),
-    ({"capture": "cuda_graph", "device": "cpu"},
-     "capture=cuda_graph with device=cpu (cpu); valid: a CUDA device"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"capture": "jit"}, "unknown capture 'jit'; valid: none, compile, cuda_graph"),
+        (
+            {"capture": "compile", "engine": "learn2learn"},
+            "capture=compile with algo=maml, engine=learn2learn; valid",
+        ),
+        ({"capture": "compile", "algo": "reptile"}, "capture=compile with algo=reptile"),
+        (
+            {"capture": "cuda_graph", "device": "cpu"},
+            "capture=cuda_graph with device=cpu (cpu); valid: a CUDA device",
+        ),
+    ],
+)
 def test_capture_is_refused_where_it_cannot_apply(overrides, message):
     with pytest.raises(BadInput, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
         build_config(MamlConfig, overrides)
@@ -78,7 +91,15 @@ def test_gpu_check_runs_on_the_cpu(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     text = report.read_text()
     assert "| FAIL |" not in text and text.count("| PASS |") >= 10
-    checks = ("plumbing: game", "plumbing: maml", "plumbing: icl", "plumbing: metarl", "resumed on the CPU",
-              "engines: maml conv-4", "engines: metasgd conv-4", "training: sine MAML")
+    checks = (
+        "plumbing: game",
+        "plumbing: maml",
+        "plumbing: icl",
+        "plumbing: metarl",
+        "resumed on the CPU",
+        "engines: maml conv-4",
+        "engines: metasgd conv-4",
+        "training: sine MAML",
+    )
     for check in checks:
         assert check in text, check

@@ -1,4 +1,5 @@
 """Atomic writes: a write that dies half-way leaves the previous file whole."""
+
 import json
 import os
 
@@ -43,8 +44,13 @@ def test_a_torn_last_line_of_metrics_is_skipped(tmp_path):
 
 
 def test_non_finite_numbers_become_null_and_are_listed(tmp_path):
-    obj = {"a": float("nan"), "b": [1.0, [float("inf")]], "c": torch.tensor([1.0, -float("inf")]),
-           "d": {"e": float("nan")}, "f": 2.0}
+    obj = {
+        "a": float("nan"),
+        "b": [1.0, [float("inf")]],
+        "c": torch.tensor([1.0, -float("inf")]),
+        "d": {"e": float("nan")},
+        "f": 2.0,
+    }
     plain, nonfinite = strict(obj)
     assert plain == {"a": None, "b": [1.0, [None]], "c": [1.0, None], "d": {"e": None}, "f": 2.0}
     assert nonfinite == ["a", "b", "c", "d"]

@@ -1,4 +1,5 @@
 """Every outcome is recorded, a run directory belongs to one run, and files are strict JSON."""
+
 import csv
 import json
 import os
@@ -8,8 +9,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import cli_env
+
 from playground.cli import main
 from playground.rundir import claim
 
@@ -74,9 +75,13 @@ def test_bad_input_found_during_the_run_exits_2_with_one_line(here, capsys):
 
 
 def test_sigterm_is_handled_like_ctrl_c(tmp_path):
-    process = subprocess.Popen([sys.executable, "-m", "playground", "run", "toy", "steps=1000",
-                                "pause=0.02", "--out", "t"], cwd=tmp_path, env=cli_env(),
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "playground", "run", "toy", "steps=1000", "pause=0.02", "--out", "t"],
+        cwd=tmp_path,
+        env=cli_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     metrics = tmp_path / "t" / "metrics.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and (not metrics.exists() or len(metrics.read_text()) < 200):
@@ -178,9 +183,27 @@ def _alive(pid):
 
 
 def _start_slow_sweep(tmp_path, **popen):
-    process = subprocess.Popen([sys.executable, "-m", "playground", "sweep", "toy", "seed=1,2,3,4",
-                                "steps=400", "pause=0.05", "--workers", "2", "--out", "s"],
-                               cwd=tmp_path, env=cli_env(), stderr=subprocess.PIPE, text=True, **popen)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "playground",
+            "sweep",
+            "toy",
+            "seed=1,2,3,4",
+            "steps=400",
+            "pause=0.05",
+            "--workers",
+            "2",
+            "--out",
+            "s",
+        ],
+        cwd=tmp_path,
+        env=cli_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and len(list((tmp_path / "s").glob("*/metrics.jsonl"))) < 2:
         time.sleep(0.2)
@@ -206,8 +229,9 @@ def test_killing_the_sweep_ends_its_workers(tmp_path):
 
 def test_ctrl_c_stops_the_sweep_and_starts_no_queued_point(tmp_path):
     # a terminal's Ctrl-C reaches the whole foreground process group
-    process = _start_slow_sweep(tmp_path, start_new_session=True,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = _start_slow_sweep(
+        tmp_path, start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    )
     os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in stderr

@@ -1,4 +1,5 @@
 """`playground report` renders whatever state the runs are in, and names what is damaged."""
+
 import json
 
 import pytest
@@ -10,7 +11,9 @@ from playground.cli import main
 def runs(toy, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for name in ("a", "b"):
-        assert main(["run", "toy", "steps=6", f"lr={0.1 if name == 'a' else 0.2}", "--out", f"runs/{name}"]) == 0
+        assert (
+            main(["run", "toy", "steps=6", f"lr={0.1 if name == 'a' else 0.2}", "--out", f"runs/{name}"]) == 0
+        )
     return tmp_path / "runs"
 
 
@@ -50,11 +53,14 @@ def test_missing_or_unreadable_files_show_the_run_and_the_rest_renders(runs):
     assert "config.json unreadable" in text  # d
 
 
-@pytest.mark.parametrize("out, message", [
-    ("/proc/x/r.html", "cannot write --out '/proc/x/r.html'"),
-    ("afile/r.html", "cannot write --out 'afile/r.html'"),
-    ("adir", "--out 'adir' is a directory"),
-])
+@pytest.mark.parametrize(
+    "out, message",
+    [
+        ("/proc/x/r.html", "cannot write --out '/proc/x/r.html'"),
+        ("afile/r.html", "cannot write --out 'afile/r.html'"),
+        ("adir", "--out 'adir' is a directory"),
+    ],
+)
 def test_bad_output_paths_exit_2(runs, capsys, out, message):
     (runs.parent / "afile").write_text("x")
     (runs.parent / "adir").mkdir()

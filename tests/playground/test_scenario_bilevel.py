@@ -1,5 +1,6 @@
 """The `bilevel` scenario through the CLI entry: the numbers in its summary against the library's
 closed forms and grid minimisers, its files, and bad input."""
+
 import json
 import math
 
@@ -34,8 +35,9 @@ def test_ridge_reaches_the_grid_minimiser(tmp_path):
 
 
 def test_every_method_is_compared_and_plotted(tmp_path):
-    summary = run_bilevel(tmp_path, "problem=ridge", "method=truncated", "inner_steps=300", "k=5",
-                          "outer_steps=3")
+    summary = run_bilevel(
+        tmp_path, "problem=ridge", "method=truncated", "inner_steps=300", "k=5", "outer_steps=3"
+    )
     table = json.loads((tmp_path / "r" / "hypergradients.json").read_text())
     assert list(dict.fromkeys(r["method"] for r in table)) == list(bilevel.METHODS)
     errors = {r["method"]: r["rel_error"] for r in table}
@@ -52,8 +54,16 @@ def test_every_method_is_compared_and_plotted(tmp_path):
 def test_lr_horizon_tuned_greedily_lands_on_the_greedy_rate(tmp_path):
     """inner_steps=1 descends the one-step loss: it reaches the greedy optimum, well below the
     horizon's, and F_T there is worse than at the horizon's optimum."""
-    summary = run_bilevel(tmp_path, "problem=lr_horizon", "inner_steps=1", "chains=400", "compare=false",
-                          "plots=false", "outer_lr=20", "outer_steps=20")
+    summary = run_bilevel(
+        tmp_path,
+        "problem=lr_horizon",
+        "inner_steps=1",
+        "chains=400",
+        "compare=false",
+        "plots=false",
+        "outer_lr=20",
+        "outer_steps=20",
+    )
     assert summary["reference/greedy_lr"] == pytest.approx(0.1801, abs=1e-3)
     assert summary["reference/lr"] == pytest.approx(0.4248, abs=1e-3)
     assert summary["outer/lr"] == pytest.approx(summary["reference/greedy_lr"], rel=0.05)
@@ -93,17 +103,20 @@ def test_a_diverging_outer_run_is_a_result(tmp_path):
     assert math.isfinite(summary["outer/val_loss_start"])
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["problem=lasso"], "problem=lasso; valid: ridge, lr_horizon, hypercleaning, best_response"),
-    (["method=adjoint"], "method=adjoint; valid: unrolled, truncated, forward, ift_exact"),
-    (["problem=best_response", "method=ift_cg"], "method=ift_cg does not apply to problem=best_response"),
-    (["radius=0.5"], "radius=0.5 applies to problem=best_response only"),
-    (["method=ift_exact", "k=3"], "k=3 does not apply to method=ift_exact; it applies to: truncated"),
-    (["problem=lr_horizon", "inner_steps=200"], "inner_steps=200 exceeds horizon=100"),
-    (["method=truncated", "inner_steps=10", "k=20"], "k=20 exceeds inner_steps=10"),
-    (["horizon=5"], "problem 'ridge' takes no option 'horizon'; valid: dim, train"),
-    (["problem=hypercleaning", "flip_fraction=0.7"], "flip_fraction=0.7 must lie in (0, 0.5)"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["problem=lasso"], "unknown problem 'lasso'; valid: ridge, lr_horizon, hypercleaning, best_response"),
+        (["method=adjoint"], "unknown method 'adjoint'; valid: unrolled, truncated, forward, ift_exact"),
+        (["problem=best_response", "method=ift_cg"], "method=ift_cg does not apply to problem=best_response"),
+        (["radius=0.5"], "radius=0.5 applies to problem=best_response only"),
+        (["method=ift_exact", "k=3"], "k=3 does not apply to method=ift_exact; it applies to: truncated"),
+        (["problem=lr_horizon", "inner_steps=200"], "inner_steps=200 exceeds horizon=100"),
+        (["method=truncated", "inner_steps=10", "k=20"], "k=20 exceeds inner_steps=10"),
+        (["horizon=5"], "problem 'ridge' takes no option 'horizon'; valid: dim, train"),
+        (["problem=hypercleaning", "flip_fraction=0.7"], "flip_fraction=0.7 must lie in (0, 0.5)"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(overrides, message, tmp_path, capsys):
     assert main(["run", "bilevel", *overrides, "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err

@@ -1,4 +1,5 @@
 """The `game` scenario end to end: what a run writes, bad input, divergence, batches, user games."""
+
 import json
 import math
 
@@ -13,8 +14,17 @@ def read_rows(path):
 
 def test_run_logs_every_step_and_reports_the_rates(cli, tmp_path):
     """Extragradient on xy: every step shrinks ‖z‖ by √(1 − η² + η⁴), predicted and measured."""
-    out = cli("run", "game", "game=bilinear", "dynamics=extragradient", "lr=0.3", "steps=20",
-              "init=1,0.5", "--out", "r")
+    out = cli(
+        "run",
+        "game",
+        "game=bilinear",
+        "dynamics=extragradient",
+        "lr=0.3",
+        "steps=20",
+        "init=1,0.5",
+        "--out",
+        "r",
+    )
     assert out.returncode == 0, out.stderr
     run = tmp_path / "r"
     rows = read_rows(run / "metrics.jsonl")
@@ -32,15 +42,18 @@ def test_run_logs_every_step_and_reports_the_rates(cli, tmp_path):
         assert (run / f"{plot}.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("override,message", [
-    ("dynamics=nope", "unknown dynamics 'nope'; valid: sim_gd, alt_gd"),
-    ("game=nope", "unknown game 'nope'; valid: bilinear"),
-    ("lr=0", "lr=0.0 must be > 0"),
-    ("lr=-0.5", "lr=-0.5 must be > 0"),
-    ("init=1,2,3", "init has 3 values; game 'bilinear' has 2 parameters"),
-    ("gamma=0.5", "dynamics 'sim_gd' takes no option 'gamma'; valid: none"),
-    ("dim=3", "game 'dirac_gan' takes no option 'dim'; valid: r1"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("dynamics=nope", "unknown dynamics 'nope'; valid: sim_gd, alt_gd"),
+        ("game=nope", "unknown game 'nope'; valid: bilinear"),
+        ("lr=0", "lr=0.0 must be > 0"),
+        ("lr=-0.5", "lr=-0.5 must be > 0"),
+        ("init=1,2,3", "init has 3 values; game 'bilinear' has 2 parameters"),
+        ("gamma=0.5", "dynamics 'sim_gd' takes no option 'gamma'; valid: none"),
+        ("dim=3", "game 'dirac_gan' takes no option 'dim'; valid: r1"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(override, message, tmp_path, capsys):
     game = "game=dirac_gan" if override == "dim=3" else "game=bilinear"
     given = [override] if override.startswith("game=") else [game, override]  # each option once
@@ -50,8 +63,21 @@ def test_bad_input_exits_2_with_one_line(override, message, tmp_path, capsys):
 
 
 def test_a_diverging_run_is_a_result(tmp_path):
-    assert main(["run", "game", "dynamics=sim_gd", "lr=1e30", "steps=50", "init=1,1",
-                 "--out", str(tmp_path / "r")]) == 0  # with plots: they must survive the overflow
+    assert (
+        main(
+            [
+                "run",
+                "game",
+                "dynamics=sim_gd",
+                "lr=1e30",
+                "steps=50",
+                "init=1,1",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )  # with plots: they must survive the overflow
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["diverged"] is True and 1 < summary["diverged_step"] < 50
     assert math.isfinite(summary["last_finite"]["dist"])
@@ -74,10 +100,24 @@ def test_a_user_game_runs_from_module_and_factory(tmp_path, monkeypatch):
         "import torch\nimport games\n\n"
         "def coordination():\n"
         "    loss = lambda p: torch.stack([(p[0] - p[1]).pow(2).sum()] * 2)\n"
-        "    return games.Game(('a', 'b'), ((1,), (1,)), loss)\n")
+        "    return games.Game(('a', 'b'), ((1,), (1,)), loss)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert main(["run", "game", "game=my_games:coordination", "steps=3", "init=1,0", "plots=false",
-                 "--out", str(tmp_path / "r")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "game",
+                "game=my_games:coordination",
+                "steps=3",
+                "init=1,0",
+                "plots=false",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )
     assert not list((tmp_path / "r").glob("*.png"))
     rows = read_rows(tmp_path / "r" / "metrics.jsonl")
     assert rows[1]["params"] == pytest.approx([0.8, 0.2])  # each moves η·2(a − b) towards the other
@@ -88,11 +128,21 @@ def test_every_factory_keyword_is_an_option(toy, tmp_path, monkeypatch, capsys):
     from playground.config import build_config
     from playground.scenarios.game import GameConfig
 
-    config = build_config(GameConfig, {"game": "quadratic", "game.mu": "0.5", "dynamics": "sos",
-                                       "dynamics.a": "0.3", "dynamics.lookahead": "none"})
+    config = build_config(
+        GameConfig,
+        {
+            "game": "quadratic",
+            "game.mu": "0.5",
+            "dynamics": "sos",
+            "dynamics.a": "0.3",
+            "dynamics.lookahead": "none",
+        },
+    )
     assert config.game_options == {"mu": 0.5} and config.dynamics_options == {"a": 0.3, "lookahead": None}
     assert build_config(GameConfig, {"game": "ipd", "game.gamma": "0.9"}).game_options == {"gamma": 0.9}
-    assert build_config(GameConfig, {"dynamics": "cgd", "dynamics.cg_iters": "5"}).dynamics_options == {"cg_iters": 5}
+    assert build_config(GameConfig, {"dynamics": "cgd", "dynamics.cg_iters": "5"}).dynamics_options == {
+        "cg_iters": 5
+    }
     # the old flat names still work for one release, and land in the same place
     assert build_config(GameConfig, {"game": "dirac_gan", "r1": "0.2"}).game_options == {"r1": 0.2}
     monkeypatch.chdir(tmp_path)
@@ -118,4 +168,7 @@ def test_factory_keywords_change_the_game_and_are_swept(cli, tmp_path):
         summary = json.loads((tmp_path / "s" / name / "summary.json").read_text())
         assert summary["rate/predicted"] == pytest.approx(abs(complex(1 - 0.1 * mu, 0.1)), rel=1e-12)
     listing = cli("list").stdout
-    assert "game.<keyword> with game=quadratic: dim (int, default 1), seed (int, default 0), mu (float, default 1.0)" in listing
+    assert (
+        "game.<keyword> with game=quadratic: dim (int, default 1), seed (int, default 0), "
+        "mu (float, default 1.0)" in listing
+    )

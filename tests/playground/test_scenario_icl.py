@@ -1,4 +1,5 @@
 """Scenario `icl` end to end: a tiny run through the CLI, bad input, the GD construction, divergence."""
+
 import json
 
 import pytest
@@ -10,8 +11,15 @@ from playground.runner import execute
 from playground.scenarios import icl
 from playground.scenarios.icl import IclConfig
 
-TINY = {"dim": "3", "context": "5", "steps": "20", "batch": "64", "eval_tasks": "256",
-        "eval_every": "10", "ood_scales": "0.5,2"}
+TINY = {
+    "dim": "3",
+    "context": "5",
+    "steps": "20",
+    "batch": "64",
+    "eval_tasks": "256",
+    "eval_every": "10",
+    "ood_scales": "0.5,2",
+}
 
 
 def run_in_process(directory, **overrides):
@@ -24,8 +32,20 @@ def test_cli_run_writes_summary_metrics_and_plots(cli, tmp_path):
     assert out.returncode == 0, out.stderr
     run = tmp_path / "r"
     summary = json.loads((run / "summary.json").read_text())
-    for key in ("eval/loss", "gd/loss", "gd/lr", "ridge/loss", "ols/loss", "probe/preds_diff",
-                "probe/model_cos", "probe/model_diff", "spd/gd", "ilwd/gdpp", "spd/ols", "ilwd/ridge"):
+    for key in (
+        "eval/loss",
+        "gd/loss",
+        "gd/lr",
+        "ridge/loss",
+        "ols/loss",
+        "probe/preds_diff",
+        "probe/model_cos",
+        "probe/model_diff",
+        "spd/gd",
+        "ilwd/gdpp",
+        "spd/ols",
+        "ilwd/ridge",
+    ):
         assert isinstance(summary[key], float), key
     assert summary["gd/loss"] == summary["gd/steps_loss"][0] and summary["gdpp/gamma"] == [0.0]
     assert summary["ols/loss"] < 1e-6 < summary["ridge/loss"] < summary["gd/loss"] < summary["zero/loss"]
@@ -46,19 +66,22 @@ def test_cli_unknown_model_exits_2_with_one_line(cli):
     assert "unknown model 'lstm'; valid: lsa, lsa_gd, gpt" in out.stderr
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"context": "0"}, "context=0; valid: an integer >= 1"),
-    ({"dim": "0"}, "dim=0; valid: an integer >= 1"),
-    ({"layers": "0"}, "layers=0; valid: an integer >= 1"),
-    ({"model": "lsa_gd", "heads": "2"}, "heads=2 with model=lsa_gd; valid: heads=1"),
-    ({"model": "gpt", "width": "10", "heads": "4"}, "width=10 with heads=4"),
-    ({"x_dist": "cauchy"}, "unknown x_dist 'cauchy'; valid: uniform, gaussian"),
-    ({"ood_scales": "0,1"}, "ood_scales=(0.0, 1.0)"),
-    ({"heads": "0"}, "heads=0; valid: an integer >= 1"),
-    ({"init_scale": "-1"}, "init_scale=-1.0; valid: a number >= 0"),
-    ({"steps": "-1"}, "steps=-1; valid: an integer >= 0"),
-    ({"lr": "0"}, "lr=0.0; valid: a number > 0"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"context": "0"}, "context=0; valid: an integer >= 1"),
+        ({"dim": "0"}, "dim=0; valid: an integer >= 1"),
+        ({"layers": "0"}, "layers=0; valid: an integer >= 1"),
+        ({"model": "lsa_gd", "heads": "2"}, "heads=2 with model=lsa_gd; valid: heads=1"),
+        ({"model": "gpt", "width": "10", "heads": "4"}, "width=10 with heads=4"),
+        ({"x_dist": "cauchy"}, "unknown x_dist 'cauchy'; valid: uniform, gaussian"),
+        ({"ood_scales": "0,1"}, "ood_scales=(0.0, 1.0)"),
+        ({"heads": "0"}, "heads=0; valid: an integer >= 1"),
+        ({"init_scale": "-1"}, "init_scale=-1.0; valid: a number >= 0"),
+        ({"steps": "-1"}, "steps=-1; valid: an integer >= 0"),
+        ({"lr": "0"}, "lr=0.0; valid: a number > 0"),
+    ],
+)
 def test_bad_input_is_one_line_naming_the_value(overrides, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
         build_config(IclConfig, overrides)
@@ -85,12 +108,25 @@ def test_divergence_is_a_result(tmp_path):
 def test_each_model_takes_its_options_from_the_config(model):
     """Built from the registry with the config's options by name: the same weights as by hand."""
     heads = "1" if model == "lsa_gd" else "2"
-    config = build_config(IclConfig, {"model": model, "dim": "3", "context": "5", "layers": "2",
-                                      "heads": heads, "width": "8", "init_scale": "0.3", "eval_tasks": "256"})
+    config = build_config(
+        IclConfig,
+        {
+            "model": model,
+            "dim": "3",
+            "context": "5",
+            "layers": "2",
+            "heads": heads,
+            "width": "8",
+            "init_scale": "0.3",
+            "eval_tasks": "256",
+        },
+    )
     built = icl._build_model(config, torch.Generator().manual_seed(0), gd_lr=0.7)
     seed = torch.Generator().manual_seed(0)
-    by_hand = {"lsa": lambda: metalearn.icl.LinearSelfAttention(3, 2, 2, 0.3, seed),
-               "lsa_gd": lambda: metalearn.icl.lsa_gd(3, 2, 0.7, 5),
-               "gpt": lambda: metalearn.icl.GPT(3, 5, 2, 2, 8, seed)}[model]()
+    by_hand = {
+        "lsa": lambda: metalearn.icl.LinearSelfAttention(3, 2, 2, 0.3, seed),
+        "lsa_gd": lambda: metalearn.icl.lsa_gd(3, 2, 0.7, 5),
+        "gpt": lambda: metalearn.icl.GPT(3, 5, 2, 2, 8, seed),
+    }[model]()
     assert type(built) is type(by_hand)
     assert all(torch.equal(p, q) for p, q in zip(built.parameters(), by_hand.parameters(), strict=True))

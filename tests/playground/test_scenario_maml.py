@@ -1,4 +1,5 @@
 """Scenario `maml` end to end: a tiny run through the CLI, bad input, resume, divergence, images."""
+
 import json
 
 import pytest
@@ -9,8 +10,14 @@ from playground.runner import execute
 from playground.scenarios import maml
 from playground.scenarios.maml import MamlConfig
 
-TINY = {"iterations": "10", "eval_every": "5", "eval_tasks": "10", "eval_steps": "2", "log_every": "5",
-        "checkpoint_every": "5"}
+TINY = {
+    "iterations": "10",
+    "eval_every": "5",
+    "eval_tasks": "10",
+    "eval_steps": "2",
+    "log_every": "5",
+    "checkpoint_every": "5",
+}
 
 
 def run_in_process(directory, **overrides):
@@ -42,19 +49,24 @@ def test_cli_bad_algorithm_exits_2_with_one_line(cli):
     out = cli("run", "maml", "algo=mamal")
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0
-    assert "unknown algo 'mamal'; valid: maml, fomaml, anil, metasgd, reptile, protonet, pretrain" in out.stderr
+    assert (
+        "unknown algo 'mamal'; valid: maml, fomaml, anil, metasgd, reptile, protonet, pretrain" in out.stderr
+    )
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"task": "sinus"}, "unknown task 'sinus'; valid: sine, glyphs, omniglot"),
-    ({"data_dir": "/data"}, "data_dir='/data', download=False apply only to task=omniglot"),
-    ({"engine": "jax"}, "unknown engine 'jax'; valid: functional, learn2learn"),
-    ({"ways": "5"}, "ways=5 does not apply to task=sine"),
-    ({"algo": "protonet"}, "algo=protonet needs a classification task"),
-    ({"shots": "0"}, "shots=0; valid: an integer >= 1"),
-    ({"inner_lr": "-1"}, "inner_lr=-1.0"),
-    ({"resume": "/nonexistent"}, "resume='/nonexistent' holds no checkpoint.pt"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"task": "sinus"}, "unknown task 'sinus'; valid: sine, glyphs, omniglot"),
+        ({"data_dir": "/data"}, "data_dir='/data', download=False apply only to task=omniglot"),
+        ({"engine": "jax"}, "unknown engine 'jax'; valid: functional, learn2learn"),
+        ({"ways": "5"}, "ways=5 does not apply to task=sine"),
+        ({"algo": "protonet"}, "algo=protonet needs a classification task"),
+        ({"shots": "0"}, "shots=0; valid: an integer >= 1"),
+        ({"inner_lr": "-1"}, "inner_lr=-1.0"),
+        ({"resume": "/nonexistent"}, "resume='/nonexistent' holds no checkpoint.pt"),
+    ],
+)
 def test_bad_input_is_one_line_naming_the_value(overrides, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")) as error:
         build_config(MamlConfig, overrides)
@@ -77,7 +89,9 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
     assert full["baseline/post_adapt_mse"] > 0
     run_in_process(tmp_path / "part", iterations=4, **options)
     resumed = run_in_process(tmp_path / "resumed", iterations=6, resume=tmp_path / "part", **options)
-    assert {k: v for k, v in full.items() if k != "wall_s"} == {k: v for k, v in resumed.items() if k != "wall_s"}
+    assert {k: v for k, v in full.items() if k != "wall_s"} == {
+        k: v for k, v in resumed.items() if k != "wall_s"
+    }
     rows = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     later = [json.dumps(r) for r in rows if r["step"] > 4]
     assert (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines() == later
@@ -100,9 +114,22 @@ def test_classification_run_on_random_images(tmp_path, monkeypatch):
     family = ImageTasks(images, ways=3, shots=1, queries=2, rotations=False)
     monkeypatch.setattr(maml, "task_families", lambda config: (family, family))
     for algo in ("protonet", "anil"):
-        summary = run_in_process(tmp_path / algo, task="glyphs", algo=algo, ways=3, shots=1, queries=2, threads=1,
-                                 meta_batch=2, iterations=2, log_every=1, eval_every=0, eval_tasks=3, checkpoint_every=0,
-                                 baseline=True)
+        summary = run_in_process(
+            tmp_path / algo,
+            task="glyphs",
+            algo=algo,
+            ways=3,
+            shots=1,
+            queries=2,
+            threads=1,
+            meta_batch=2,
+            iterations=2,
+            log_every=1,
+            eval_every=0,
+            eval_tasks=3,
+            checkpoint_every=0,
+            baseline=True,
+        )
         assert 0 <= summary["eval/pre_adapt_acc"] <= 1 and summary["eval/post_adapt_acc_ci95"] >= 0
         assert 0 <= summary["baseline/post_adapt_acc"] <= 1 and summary["eval/post_adapt_loss"] > 0
         assert (tmp_path / algo / "tasks.png").stat().st_size > 0
@@ -116,8 +143,12 @@ def test_resume_in_place_keeps_each_row_once(tmp_path, monkeypatch):
     full = run_in_process(tmp_path / "full", iterations=6, **options)
     run_in_process(tmp_path / "same", iterations=4, **options)  # its final test row is at step 4
     resumed = run_in_process(tmp_path / "same", iterations=6, resume=tmp_path / "same", **options)
-    assert {k: v for k, v in full.items() if k != "wall_s"} == {k: v for k, v in resumed.items() if k != "wall_s"}
-    assert (tmp_path / "same" / "metrics.jsonl").read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
+    assert {k: v for k, v in full.items() if k != "wall_s"} == {
+        k: v for k, v in resumed.items() if k != "wall_s"
+    }
+    assert (tmp_path / "same" / "metrics.jsonl").read_text() == (
+        tmp_path / "full" / "metrics.jsonl"
+    ).read_text()
 
 
 def test_a_truncated_checkpoint_is_bad_input(tmp_path):
@@ -157,10 +188,17 @@ def test_post_adapt_means_one_step_and_post_eval_steps_the_last():
     curve = AdaptationCurve([2.0, 1.0, 0.5, 0.25], [0.4, 0.3, 0.2, 0.1], None, None, 10)
     metrics = maml.summary_metrics(curve, "baseline")
     assert (metrics["baseline/post_adapt_mse"], metrics["baseline/post_adapt_mse_ci95"]) == (1.0, 0.3)
-    assert (metrics["baseline/post_eval_steps_mse"], metrics["baseline/post_eval_steps_mse_ci95"]) == (0.25, 0.1)
+    assert (metrics["baseline/post_eval_steps_mse"], metrics["baseline/post_eval_steps_mse_ci95"]) == (
+        0.25,
+        0.1,
+    )
     unadapted = maml.summary_metrics(AdaptationCurve([2.0], [0.4], None, None, 10))
-    assert sorted(unadapted) == ["eval/mse_by_step", "eval/mse_ci95_by_step", "eval/pre_adapt_mse",
-                                 "eval/pre_adapt_mse_ci95"]
+    assert sorted(unadapted) == [
+        "eval/mse_by_step",
+        "eval/mse_ci95_by_step",
+        "eval/pre_adapt_mse",
+        "eval/pre_adapt_mse_ci95",
+    ]
 
 
 def test_names_come_from_the_library_registries():
@@ -170,7 +208,12 @@ def test_names_come_from_the_library_registries():
     from playground.config import format_options
 
     lines = {line.split(" ", 1)[0]: line for line in format_options(MamlConfig)}
-    for name, names in (("algo", ALGORITHMS), ("task", TASK_FAMILIES), ("engine", ENGINES), ("capture", CAPTURES)):
+    for name, names in (
+        ("algo", ALGORITHMS),
+        ("task", TASK_FAMILIES),
+        ("engine", ENGINES),
+        ("capture", CAPTURES),
+    ):
         assert ", ".join(names) in lines[name], name
     with pytest.raises(ValueError, match="unknown capture 'graph'; valid: none, compile, cuda_graph"):
         build_config(MamlConfig, {"capture": "graph"})

@@ -1,4 +1,5 @@
 """Scenario `metarl` end to end on a tiny budget through the CLI, and its bad input."""
+
 import dataclasses
 import json
 
@@ -11,8 +12,15 @@ from playground.runner import execute
 from playground.scenarios import metarl
 from playground.scenarios.metarl import MetaRLConfig
 
-TINY = {"iterations": 2, "pretrain_iterations": 1, "meta_batch": 2, "episodes": 2, "hidden": "8,8",
-        "eval_tasks": 3, "eval_steps": 2}
+TINY = {
+    "iterations": 2,
+    "pretrain_iterations": 1,
+    "meta_batch": 2,
+    "episodes": 2,
+    "hidden": "8,8",
+    "eval_tasks": 3,
+    "eval_steps": 2,
+}
 
 
 def test_cli_run_writes_summary_and_plots(cli, tmp_path):
@@ -23,7 +31,8 @@ def test_cli_run_writes_summary_and_plots(cli, tmp_path):
     assert summary["diverged"] is False and summary["pretrain/diverged"] is False
     for name in ("maml", "pretrained", "random"):
         assert len(summary[f"eval/{name}_returns"]) == len(summary[f"eval/{name}_returns_ci95"]) == 3
-        # reward -distance; after t steps of at most 0.1 per axis it is below |goal| + 0.1·√2·t, |goal| <= 0.71
+        # reward -distance; after t steps of at most 0.1 per axis it is below
+        # |goal| + 0.1·√2·t, |goal| <= 0.71
         assert all(-(71 + 0.1 * 2**0.5 * 5050) < r < 0 for r in summary[f"eval/{name}_returns"])
     assert summary["eval/pre_adapt_return"] == summary["eval/maml_returns"][0]
     assert summary["eval/post_adapt_return"] == summary["eval/maml_returns"][1]
@@ -43,18 +52,21 @@ def test_unknown_env_exits_2_with_one_line(capsys, tmp_path, monkeypatch):
     assert err == "playground: error: unknown env 'CartPole-v1'; valid: Navigation2D, PendulumMassLength\n"
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"outer": "sgd"}, "outer='sgd' unknown; valid: trpo, ppo"),
-    ({"meta_batch": "0"}, "meta_batch=0 must be >= 1"),
-    ({"episodes": "1"}, "episodes=1 must be >= 2"),
-    ({"inner_lr": "0"}, "inner_lr=0.0 must be > 0"),
-    ({"gamma": "1.5"}, "gamma=1.5, gae_lambda=1.0: need 0 < gamma <= 1"),
-    ({"hidden": "100,0"}, "hidden=(100, 0) must be one or more sizes >= 1"),
-    ({"eval_tasks": "1"}, "eval_tasks=1; valid: an integer >= 2"),
-    ({"fisher_subsample": "1.5"}, "fisher_subsample=1.5; valid: a number >= 0 and <= 1"),
-    ({"pretrain_iterations": "-1"}, "pretrain_iterations=-1; valid: an integer >= 0"),
-    ({"max_kl": "0"}, "max_kl=0.0 must be > 0"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"outer": "sgd"}, "outer='sgd' unknown; valid: trpo, ppo"),
+        ({"meta_batch": "0"}, "meta_batch=0 must be >= 1"),
+        ({"episodes": "1"}, "episodes=1 must be >= 2"),
+        ({"inner_lr": "0"}, "inner_lr=0.0 must be > 0"),
+        ({"gamma": "1.5"}, "gamma=1.5, gae_lambda=1.0: need 0 < gamma <= 1"),
+        ({"hidden": "100,0"}, "hidden=(100, 0) must be one or more sizes >= 1"),
+        ({"eval_tasks": "1"}, "eval_tasks=1; valid: an integer >= 2"),
+        ({"fisher_subsample": "1.5"}, "fisher_subsample=1.5; valid: a number >= 0 and <= 1"),
+        ({"pretrain_iterations": "-1"}, "pretrain_iterations=-1; valid: an integer >= 0"),
+        ({"max_kl": "0"}, "max_kl=0.0 must be > 0"),
+    ],
+)
 def test_bad_input_is_one_line_naming_the_value(overrides, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
         build_config(MetaRLConfig, overrides)
@@ -65,10 +77,20 @@ def test_every_maml_rl_setting_is_an_option_defaulted_from_the_settings():
     defaults = MetaRLConfig()
     for field in dataclasses.fields(MAMLRLSettings):
         assert getattr(defaults, field.name) == field.default, field.name
-    config = build_config(MetaRLConfig, {"outer": "ppo", "cg_iters": "3", "fisher_subsample": "0.5",
-                                         "ppo_lr": "1e-3", "first_order": "true", "inner_steps": "2"})
-    assert config.settings(0) == MAMLRLSettings(inner_steps=0, outer="ppo", cg_iters=3, fisher_subsample=0.5,
-                                                ppo_lr=1e-3, first_order=True)
+    config = build_config(
+        MetaRLConfig,
+        {
+            "outer": "ppo",
+            "cg_iters": "3",
+            "fisher_subsample": "0.5",
+            "ppo_lr": "1e-3",
+            "first_order": "true",
+            "inner_steps": "2",
+        },
+    )
+    assert config.settings(0) == MAMLRLSettings(
+        inner_steps=0, outer="ppo", cg_iters=3, fisher_subsample=0.5, ppo_lr=1e-3, first_order=True
+    )
     assert config.settings(config.inner_steps).inner_steps == 2
 
 

@@ -2,6 +2,7 @@
 
 Loaded by the CLI tests through PLAYGROUND_SCENARIOS, the way users add their own scenarios.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,11 @@ class ToyConfig(RunConfig):
     noise: float = option(0.0, "std of Gaussian noise added to each step (seeded)")
     pause: float = option(0.0, "seconds to sleep per step (to test Ctrl-C)")
     label: str | None = option(None, "free text")
-    fail: str | None = option(None, "fail at the step given by `fail_step`: bug (a RuntimeError) or input (BadInput)",
-                              choices=("bug", "input"))
+    fail: str | None = option(
+        None,
+        "fail at the step given by `fail_step`: bug (a RuntimeError) or input (BadInput)",
+        choices=("bug", "input"),
+    )
     fail_step: int = option(0, "the step at which `fail` fails", min=0)
 
     def __post_init__(self):
@@ -56,6 +60,10 @@ def run(config: ToyConfig, run) -> dict:
     return {"final/x": x.tolist(), "final/loss": losses[-1]}
 
 
-SCENARIO = Scenario(name="toy", help="gradient descent on a quadratic (test scenario)",
-                    config=ToyConfig, run=run,
-                    demo=({"label": "small-lr", "lr": 0.1}, {"label": "large-lr", "lr": 0.5}))
+SCENARIO = Scenario(
+    name="toy",
+    help="gradient descent on a quadratic (test scenario)",
+    config=ToyConfig,
+    run=run,
+    demo=({"label": "small-lr", "lr": 0.1}, {"label": "large-lr", "lr": 0.5}),
+)

@@ -7,6 +7,7 @@ with "± c" must agree within c; any other within the table's stated tolerance (
 also stated under the table in the README); both widened by the rounding of the printed digits.
 Wall times are not compared.
 """
+
 import importlib.util
 import json
 import os
@@ -86,7 +87,8 @@ def test_every_readme_table_is_regenerated_by_its_command():
         assert lines[0] in headers, f"no `make reproduce` table prints {lines[0]}"
         name = headers[lines[0]]
         assert [cells(line)[0] for line in lines[2:]] == [
-            row.cells[0]({}) for row in reproduce.TABLES[name].rows], name
+            row.cells[0]({}) for row in reproduce.TABLES[name].rows
+        ], name
         assert f"make reproduce TABLE={name}" in README, name
         matched.append(name)
     assert sorted(matched) == sorted(reproduce.TABLES)
@@ -94,16 +96,37 @@ def test_every_readme_table_is_regenerated_by_its_command():
 
 def test_rows_print_in_the_readme_format():
     """Summaries holding the README's numbers print the README's rows exactly."""
-    sine = {"eval/post_adapt_mse": 0.317, "eval/post_adapt_mse_ci95": 0.031, "baseline/post_adapt_mse": 2.339,
-            "baseline/post_adapt_mse_ci95": 0.200, "eval/post_eval_steps_mse": 0.098,
-            "eval/post_eval_steps_mse_ci95": 0.013, "eval/pre_adapt_mse": 2.817, "eval/pre_adapt_mse_ci95": 0.242}
+    sine = {
+        "eval/post_adapt_mse": 0.317,
+        "eval/post_adapt_mse_ci95": 0.031,
+        "baseline/post_adapt_mse": 2.339,
+        "baseline/post_adapt_mse_ci95": 0.200,
+        "eval/post_eval_steps_mse": 0.098,
+        "eval/post_eval_steps_mse_ci95": 0.013,
+        "eval/pre_adapt_mse": 2.817,
+        "eval/pre_adapt_mse_ci95": 0.242,
+    }
     row = reproduce.SINE.rows[1]
     assert [cell({"k10": sine}) for cell in row.cells] == readme_row(reproduce.SINE, "10")
-    seeds = {"seed0": {"eval/maml_returns": [-42.7, -18.4, -17.0, -17.8], "eval/maml_returns_ci95": [4.8, 1.8, 2, 2]},
-             "seed1": {"eval/maml_returns": [-40.3, -16.9, -17.0, -17.6], "eval/maml_returns_ci95": [4.1, 1.4, 2, 2]}}
+    seeds = {
+        "seed0": {
+            "eval/maml_returns": [-42.7, -18.4, -17.0, -17.8],
+            "eval/maml_returns_ci95": [4.8, 1.8, 2, 2],
+        },
+        "seed1": {
+            "eval/maml_returns": [-40.3, -16.9, -17.0, -17.6],
+            "eval/maml_returns_ci95": [4.1, 1.4, 2, 2],
+        },
+    }
     assert [cell(seeds) for cell in reproduce.METARL.rows[0].cells] == readme_row(reproduce.METARL, "MAML")
-    lsa = {"eval/loss": 1.6055, "gd/loss": 1.6040, "gd/lr": 1.498, "probe/model_cos": 0.9993,
-           "probe/preds_diff": 0.044, "wall_s": 65.2}
+    lsa = {
+        "eval/loss": 1.6055,
+        "gd/loss": 1.6040,
+        "gd/lr": 1.498,
+        "probe/model_cos": 0.9993,
+        "probe/preds_diff": 0.044,
+        "wall_s": 65.2,
+    }
     found = [cell({"lsa1": lsa}) for cell in reproduce.ICL.rows[0].cells]
     assert found == readme_row(reproduce.ICL, found[0])
     assert [cell({}) for cell in row.cells] == ["10", "—", "—", "—", "—", "0.77"]  # runs missing
@@ -114,17 +137,25 @@ def test_rows_agree_within_the_ci_or_the_tolerance_and_with_the_same_words():
     expected = ["MAML", "**−18.4 ± 1.8 / −16.9 ± 1.4**", "900 s"]
     assert disagreements(header, expected, ["MAML", "**−20.2 ± 1.1 / −15.6 ± 3.0**", "1 s"], (0, 0)) == []
     assert disagreements(header, expected, ["MAML", "**−20.4 ± 1.1 / −15.6 ± 3.0**", "1 s"], (0, 0)) == [
-        "after 1 step: −20.4 is not −18.4 ± 1.9"]
+        "after 1 step: −20.4 is not −18.4 ± 1.9"
+    ]
     assert disagreements(("result",), ["loss 0.861, beats"], ["loss 0.880, beats"], (0.03, 0.01)) == []
     assert disagreements(("result",), ["loss 0.861, beats"], ["loss 0.900, beats"], (0.03, 0.01)) != []
     assert disagreements(("result",), ["loss 0.861, beats"], ["loss 0.861, does not beat"], (1, 1)) != []
 
 
 def test_a_finished_run_is_kept_and_an_unfinished_one_made_again(tmp_path, monkeypatch):
-    tiny = reproduce.Table(header=("run", "steps"), runs={"a": "game steps=3 plots=false"},
-                           rows=(reproduce.Row(("a",), (reproduce._const("a"),
-                                                        reproduce._cell(lambda r: str(r["a"]["steps_run"])))),),
-                           tolerance=(0, 0), minutes=1)
+    tiny = reproduce.Table(
+        header=("run", "steps"),
+        runs={"a": "game steps=3 plots=false"},
+        rows=(
+            reproduce.Row(
+                ("a",), (reproduce._const("a"), reproduce._cell(lambda r: str(r["a"]["steps_run"])))
+            ),
+        ),
+        tolerance=(0, 0),
+        minutes=1,
+    )
     monkeypatch.setitem(reproduce.TABLES, "tiny", tiny)
     summary = tmp_path / "tiny" / "a" / "summary.json"
     summary.parent.mkdir(parents=True)
@@ -139,7 +170,9 @@ def _slow_rows():
     for name, table in reproduce.TABLES.items():
         for index, row in enumerate(table.rows):
             seconds = 3 * 60 * table.minutes * len(row.labels)
-            yield pytest.param(name, index, marks=pytest.mark.timeout(seconds), id=f"{name}-{'+'.join(row.labels)}")
+            yield pytest.param(
+                name, index, marks=pytest.mark.timeout(seconds), id=f"{name}-{'+'.join(row.labels)}"
+            )
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 """Glyphs: real letters only, one class per shape, disjoint seeded splits, cached once, reproducible."""
+
 import importlib
 import math
 
@@ -94,12 +95,15 @@ def test_instances_cycle_through_the_covering_faces():
     assert sorted(which) == [0, 0, 1, 1, 2, 2, 3, 3] and which[:4] == which[4:]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(scripts=("klingon",)), "unknown scripts ['klingon']; valid: latin, greek"),
-    (dict(per_class=0), "per_class=0; valid: an integer >= 1"),
-    (dict(shots=2, queries=3), "shots + queries = 2 + 3 exceeds the 4 images per class"),
-    (dict(ways=10), "ways=10 exceeds the 9 classes of the validation split; valid: 1..9"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(scripts=("klingon",)), "unknown scripts ['klingon']; valid: latin, greek"),
+        (dict(per_class=0), "per_class=0; valid: an integer >= 1"),
+        (dict(shots=2, queries=3), "shots + queries = 2 + 3 exceeds the 4 images per class"),
+        (dict(ways=10), "ways=10 exceeds the 9 classes of the validation split; valid: 1..9"),
+    ],
+)
 def test_bad_settings_raise_one_line(cache, kwargs, message):
     settings = SMALL | dict(cache_dir=cache, queries=1) | kwargs
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("+", r"\+")):

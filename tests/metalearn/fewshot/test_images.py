@@ -1,4 +1,5 @@
 """ImageTasks draws N-way K-shot episodes exactly as specified, and conv4 is the MAML paper's net."""
+
 import math
 
 import pytest
@@ -63,8 +64,10 @@ def test_classes_labels_and_drawings_are_uniform():
     tasks = family.sample("train", n, torch.Generator().manual_seed(2))
     classes, drawings, _ = decode(tasks.support_x)  # (n, 2)
     # Label 0 goes to each of the 6 classes with probability 1/6; a drawing is each of 5 w.p. 1/5.
-    for counts, p in ((torch.bincount(classes[:, 0], minlength=6), 1 / 6),
-                      (torch.bincount(drawings.flatten(), minlength=5), 1 / 5)):
+    for counts, p in (
+        (torch.bincount(classes[:, 0], minlength=6), 1 / 6),
+        (torch.bincount(drawings.flatten(), minlength=5), 1 / 5),
+    ):
         total = counts.sum().item()
         assert (counts - total * p).abs().max() < 5 * math.sqrt(total * p * (1 - p))
 
@@ -88,14 +91,22 @@ def test_same_seed_same_tasks_other_seed_other_tasks():
     assert not torch.equal(a.support_x, c.support_x)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(ways=4), "ways=4 exceeds the 3 classes of the validation split; valid: 1..3"),
-    (dict(ways=13, rotations=True), "ways=13 exceeds the 12 classes of the validation split; valid: 1..12"),
-    (dict(shots=3, queries=3),
-     "shots + queries = 3 + 3 exceeds the 5 images per class; valid: shots + queries <= 5"),
-    (dict(shots=0), "shots=0; valid: an integer >= 1"),
-    (dict(queries=0), "queries=0; valid: an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(ways=4), "ways=4 exceeds the 3 classes of the validation split; valid: 1..3"),
+        (
+            dict(ways=13, rotations=True),
+            "ways=13 exceeds the 12 classes of the validation split; valid: 1..12",
+        ),
+        (
+            dict(shots=3, queries=3),
+            "shots + queries = 3 + 3 exceeds the 5 images per class; valid: shots + queries <= 5",
+        ),
+        (dict(shots=0), "shots=0; valid: an integer >= 1"),
+        (dict(queries=0), "queries=0; valid: an integer >= 1"),
+    ],
+)
 def test_impossible_settings_raise_one_line(kwargs, message):
     settings = dict(ways=2, shots=1, queries=1, rotations=False) | kwargs
     with pytest.raises(ValueError) as error:

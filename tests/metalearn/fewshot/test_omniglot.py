@@ -1,4 +1,5 @@
 """Omniglot from torchvision's layout: the paper's split, right side up, never downloaded in tests."""
+
 from pathlib import Path
 
 import pytest
@@ -49,19 +50,27 @@ def test_paper_split_sizes():
 def test_loads_every_character_once_right_side_up(data_dir):
     family = omniglot(data_dir, rotations=False, ways=2, queries=1)
     shapes = {split: tuple(x.shape) for split, x in family.images.items()}
-    assert shapes == {"train": (27, 3, 1, 28, 28), "validation": (2, 3, 1, 28, 28), "test": (11, 3, 1, 28, 28)}
+    assert shapes == {
+        "train": (27, 3, 1, 28, 28),
+        "validation": (2, 3, 1, 28, 28),
+        "test": (11, 3, 1, 28, 28),
+    }
     found = []
     for x in family.images.values():
         k = torch.tensor(codes(x))
         expected = (5 * (k + 1) / 255)[:, None, None, None, None].expand(-1, DRAWINGS, 1, 14, 14)
         torch.testing.assert_close(x[..., 14:, 14:], expected, rtol=0, atol=1e-6)  # Lanczos keeps flat gray
-        assert (x[..., 0, :14] == 1).all() and (x[..., 14:, 0] < 1).all()  # the band: top rows, not left columns
+        assert (x[..., 0, :14] == 1).all() and (
+            x[..., 14:, 0] < 1
+        ).all()  # the band: top rows, not left columns
         found += k.tolist()
     assert sorted(found) == list(range(40))  # disjoint splits covering all characters
 
 
 def test_split_is_seeded_and_stable(data_dir):
-    train = [codes(omniglot(data_dir, split_seed=seed, ways=2, queries=1).images["train"]) for seed in (1, 1, 2)]
+    train = [
+        codes(omniglot(data_dir, split_seed=seed, ways=2, queries=1).images["train"]) for seed in (1, 1, 2)
+    ]
     assert train[0] == train[1] and sorted(train[0]) != sorted(train[2])
 
 

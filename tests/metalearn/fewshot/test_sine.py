@@ -1,4 +1,5 @@
 """The sinusoid family of Finn et al. 2017."""
+
 import math
 
 import pytest
@@ -23,7 +24,9 @@ def test_shapes_ranges_and_the_true_function():
 
 def test_sine_is_a_sin_x_minus_phase():
     x = torch.tensor([[[0.0], [math.pi / 2]]])
-    torch.testing.assert_close(sine(x, torch.tensor([2.0]), torch.tensor([math.pi / 2])), torch.tensor([[[-2.0], [0.0]]]))
+    torch.testing.assert_close(
+        sine(x, torch.tensor([2.0]), torch.tensor([math.pi / 2])), torch.tensor([[[-2.0], [0.0]]])
+    )
 
 
 def test_same_seed_same_tasks_and_model():

@@ -3,9 +3,20 @@ import math
 import pytest
 import torch
 
-from metalearn.icl import (TaskDistribution, fit_gd, fit_gd_plus_plus, gd, gd_plus_plus, gd_weights,
-                           line_search, mse, ols_weights, optimal_gd_lr, optimal_gd_mse,
-                           ridge_weights)
+from metalearn.icl import (
+    TaskDistribution,
+    fit_gd,
+    fit_gd_plus_plus,
+    gd,
+    gd_plus_plus,
+    gd_weights,
+    line_search,
+    mse,
+    ols_weights,
+    optimal_gd_lr,
+    optimal_gd_mse,
+    ridge_weights,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -68,16 +79,19 @@ def test_ridge_solves_normal_equations_and_tends_to_ols():
     w = ridge_weights(tasks.xs, tasks.ys, 0.7)
     gradient = tasks.xs.transpose(1, 2) @ (tasks.xs @ w.unsqueeze(-1) - tasks.ys.unsqueeze(-1))
     assert torch.allclose(gradient.squeeze(-1) + 0.7 * w, torch.zeros_like(w), atol=1e-12)
-    assert torch.allclose(ridge_weights(tasks.xs, tasks.ys, 1e-10), ols_weights(tasks.xs, tasks.ys),
-                          atol=1e-8)
+    assert torch.allclose(
+        ridge_weights(tasks.xs, tasks.ys, 1e-10), ols_weights(tasks.xs, tasks.ys), atol=1e-8
+    )
 
 
 def test_ols_is_min_norm_when_underdetermined():
     tasks = _tasks(4, dim=6, context=3)
     w = ols_weights(tasks.xs, tasks.ys)
     assert torch.allclose(torch.einsum("bnd,bd->bn", tasks.xs, w), tasks.ys, atol=1e-12)
-    row_space = tasks.xs.transpose(1, 2) @ torch.linalg.lstsq(
-        tasks.xs @ tasks.xs.transpose(1, 2), tasks.ys.unsqueeze(-1)).solution
+    row_space = (
+        tasks.xs.transpose(1, 2)
+        @ torch.linalg.lstsq(tasks.xs @ tasks.xs.transpose(1, 2), tasks.ys.unsqueeze(-1)).solution
+    )
     assert torch.allclose(w, row_space.squeeze(-1), atol=1e-10)
 
 

@@ -26,8 +26,9 @@ def test_same_seed_same_tasks_and_noise():
 
 def test_pool_restricts_weights_and_context_override():
     pool = task_pool(3, 2, torch.Generator().manual_seed(0))
-    tasks = TaskDistribution(dim=2, context=4, pool=pool).sample(50, torch.Generator().manual_seed(1),
-                                                                context=7)
+    tasks = TaskDistribution(dim=2, context=4, pool=pool).sample(
+        50, torch.Generator().manual_seed(1), context=7
+    )
     assert tasks.xs.shape == (50, 7, 2)
     assert all(any(torch.equal(w, p) for p in pool) for w in tasks.w)
     assert len({tuple(w.tolist()) for w in tasks.w}) == 3
@@ -49,7 +50,8 @@ def test_bad_input(kwargs):
 def test_input_distributions_by_name():
     assert list(X_DISTS) == ["uniform", "gaussian"]
     draw = lambda x_dist: TaskDistribution(3, 4, x_dist=x_dist, x_range=0.5).sample_inputs(
-        2, 5, torch.Generator().manual_seed(0))
+        2, 5, torch.Generator().manual_seed(0)
+    )
     g = torch.Generator().manual_seed(0)
     assert torch.equal(draw("uniform"), (2 * torch.rand(2, 5, 3, generator=g) - 1) * 0.5)  # U(-a, a)
     assert torch.equal(draw("gaussian"), torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(0)))

@@ -1,9 +1,20 @@
 """von Oswald et al. (2023) on this CPU: `make test-slow` (a few minutes each)."""
+
 import pytest
 import torch
 
-from metalearn.icl import (LinearSelfAttention, TaskDistribution, alignment, fit_gd, fit_gd_plus_plus, gd,
-                           gd_plus_plus, mse, spd, train)
+from metalearn.icl import (
+    LinearSelfAttention,
+    TaskDistribution,
+    alignment,
+    fit_gd,
+    fit_gd_plus_plus,
+    gd,
+    gd_plus_plus,
+    mse,
+    spd,
+    train,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 

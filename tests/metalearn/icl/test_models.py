@@ -1,8 +1,17 @@
 import pytest
 import torch
 
-from metalearn.icl import (GPT, MODELS, LinearSelfAttention, TaskDistribution, gd, gd_plus_plus, lsa_gd,
-                           make_model, model_options)
+from metalearn.icl import (
+    GPT,
+    MODELS,
+    LinearSelfAttention,
+    TaskDistribution,
+    gd,
+    gd_plus_plus,
+    lsa_gd,
+    make_model,
+    model_options,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -48,8 +57,9 @@ def _explicit_attention(model, xs, ys, xq):
 
 def test_lsa_matches_explicit_attention():
     tasks = _tasks(3, dim=3, context=4)
-    model = LinearSelfAttention(3, layers=2, heads=2, init_scale=0.5,
-                                generator=torch.Generator().manual_seed(0)).double()
+    model = LinearSelfAttention(
+        3, layers=2, heads=2, init_scale=0.5, generator=torch.Generator().manual_seed(0)
+    ).double()
     with torch.no_grad():
         expected = _explicit_attention(model, tasks.xs, tasks.ys, tasks.xq)
         assert torch.allclose(model(tasks.xs, tasks.ys, tasks.xq), expected, atol=1e-12)
@@ -92,11 +102,15 @@ def _same_weights(a, b):
 def test_models_by_name_are_their_factories():
     assert list(MODELS) == ["lsa", "lsa_gd", "gpt"]
     seed = lambda: torch.Generator().manual_seed(5)
-    assert _same_weights(make_model("lsa", dim=4, layers=2, heads=3, generator=seed()),
-                         LinearSelfAttention(4, 2, 3, generator=seed()))
+    assert _same_weights(
+        make_model("lsa", dim=4, layers=2, heads=3, generator=seed()),
+        LinearSelfAttention(4, 2, 3, generator=seed()),
+    )
     assert _same_weights(make_model("lsa_gd", dim=3, layers=2, lr=0.5, context=4), lsa_gd(3, 2, 0.5, 4))
-    assert _same_weights(make_model("gpt", dim=2, context=3, layers=1, heads=2, width=8, generator=seed()),
-                         GPT(2, 3, 1, 2, 8, seed()))
+    assert _same_weights(
+        make_model("gpt", dim=2, context=3, layers=1, heads=2, width=8, generator=seed()),
+        GPT(2, 3, 1, 2, 8, seed()),
+    )
     assert model_options("gpt") == ("dim", "context", "layers", "heads", "width", "generator")
 
 

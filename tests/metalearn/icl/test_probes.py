@@ -1,8 +1,23 @@
 import pytest
 import torch
 
-from metalearn.icl import (LinearSelfAttention, TaskDistribution, alignment, gd, ilwd, implied_weights,
-                           lsa_gd, mse, ols, probe_r2, ridge, ridge_weights, sensitivity, spd, sweep)
+from metalearn.icl import (
+    LinearSelfAttention,
+    TaskDistribution,
+    alignment,
+    gd,
+    ilwd,
+    implied_weights,
+    lsa_gd,
+    mse,
+    ols,
+    probe_r2,
+    ridge,
+    ridge_weights,
+    sensitivity,
+    spd,
+    sweep,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

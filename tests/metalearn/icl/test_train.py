@@ -15,8 +15,16 @@ def test_train_is_deterministic_and_reaches_gd():
     def run():
         model = LinearSelfAttention(3, 1, 1, init_scale=0.1, generator=torch.Generator().manual_seed(0))
         rows = []
-        result = train(model, dist, 300, 256, 1e-2, torch.Generator().manual_seed(1),
-                       log=lambda step, metrics: rows.append((step, metrics)), every=100)
+        result = train(
+            model,
+            dist,
+            300,
+            256,
+            1e-2,
+            torch.Generator().manual_seed(1),
+            log=lambda step, metrics: rows.append((step, metrics)),
+            every=100,
+        )
         return model, result, rows
 
     (model, first, rows), (_, second, _) = run(), run()
@@ -43,9 +51,18 @@ def test_train_reports_through_log_and_progress():
         return iterable
 
     model = LinearSelfAttention(3, 1, 1, generator=torch.Generator().manual_seed(0))
-    result = train(model, TaskDistribution(3, 6), 5, 32, 1e-2, torch.Generator().manual_seed(1),
-                   log=lambda step, metrics: rows.append((step, metrics)), every=2,
-                   evaluate=lambda: {"eval/one": 1.0}, progress=progress)
+    result = train(
+        model,
+        TaskDistribution(3, 6),
+        5,
+        32,
+        1e-2,
+        torch.Generator().manual_seed(1),
+        log=lambda step, metrics: rows.append((step, metrics)),
+        every=2,
+        evaluate=lambda: {"eval/one": 1.0},
+        progress=progress,
+    )
     assert calls == [(5, "icl")] and [step for step, _ in rows] == [2, 4, 5]
     assert result == (5, None, {"loss/train": rows[-1][1]["loss/train"], "eval/one": 1.0})
 
@@ -62,8 +79,17 @@ def test_divergence_keeps_the_last_finite_value_of_each_metric():
             return {"eval/loss": mse(model(*held_out[:3]), held_out.yq), "eval/one": 1.0}
 
     rows = []
-    result = train(model, dist, 40, 64, 10.0, torch.Generator().manual_seed(1),
-                   log=lambda step, metrics: rows.append((step, metrics)), every=1, evaluate=evaluate)
+    result = train(
+        model,
+        dist,
+        40,
+        64,
+        10.0,
+        torch.Generator().manual_seed(1),
+        log=lambda step, metrics: rows.append((step, metrics)),
+        every=1,
+        evaluate=evaluate,
+    )
     assert result.diverged_step == result.steps == 2
     (first, metrics), (second, last) = rows
     assert first == 1 and math.isfinite(metrics["loss/train"]) and not math.isfinite(metrics["eval/loss"])

@@ -1,4 +1,5 @@
 """Evaluation: the confidence interval by hand, and the adaptation curve's bookkeeping."""
+
 import pytest
 import torch
 
@@ -20,7 +21,9 @@ def test_adaptation_curve_step_zero_is_the_unadapted_policys_return():
     policy = GaussianMLPPolicy(2, 2, hidden=(8,))
     sampler = Sampler("metalearn/Navigation2D-v0", n_tasks=3, episodes=2)
     tasks = [{"goal": (0.1, 0.2)}, {"goal": (-0.4, 0.0)}, {"goal": (0.3, -0.3)}]
-    returns, episodes = adaptation_curve(policy, sampler, tasks, 2, 0.1, 0.99, 1.0, torch.Generator().manual_seed(5))
+    returns, episodes = adaptation_curve(
+        policy, sampler, tasks, 2, 0.1, 0.99, 1.0, torch.Generator().manual_seed(5)
+    )
     assert returns.shape == (3, 3) and len(episodes) == 3
     params = stack({n: p.detach() for n, p in policy.named_parameters()}, 3)
     again = sampler.sample(policy, params, tasks, torch.Generator().manual_seed(5))
@@ -34,7 +37,8 @@ def test_adaptation_curve_is_steps_first():
     policy = GaussianMLPPolicy(2, 2, hidden=(8,))
     sampler = Sampler("metalearn/Navigation2D-v0", n_tasks=4, episodes=2)
     tasks = [{"goal": (0.1, 0.2)}, {"goal": (-0.4, 0.0)}, {"goal": (0.3, -0.3)}, {"goal": (0.0, 0.5)}]
-    returns, episodes = adaptation_curve(policy, sampler, tasks, 1, 0.1, 0.99, 1.0,
-                                         torch.Generator().manual_seed(5))
+    returns, episodes = adaptation_curve(
+        policy, sampler, tasks, 1, 0.1, 0.99, 1.0, torch.Generator().manual_seed(5)
+    )
     assert returns.shape == (2, 4)
     torch.testing.assert_close(returns[1], episodes[1].returns().mean(1), rtol=0, atol=0)

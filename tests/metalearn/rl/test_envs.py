@@ -1,5 +1,6 @@
 """Our environments: gymnasium's checker, hand-computed steps, seeding, and agreement of the numpy
 vector version of Navigation2D with gymnasium's SyncVectorEnv of single copies."""
+
 import math
 import warnings
 
@@ -88,7 +89,9 @@ def test_pendulum_task_sets_physics_and_default_is_gymnasiums_pendulum():
     reference = gymnasium.make("Pendulum-v1")
     action = np.array([1.3], dtype=np.float32)
     default = {"mass": 1.0, "length": 1.0}
-    np.testing.assert_array_equal(ours.reset(seed=3, options={"task": default})[0], reference.reset(seed=3)[0])
+    np.testing.assert_array_equal(
+        ours.reset(seed=3, options={"task": default})[0], reference.reset(seed=3)[0]
+    )
     np.testing.assert_array_equal(ours.step(action)[0], reference.step(action)[0])
     heavy = {"mass": 2.0, "length": 1.5}
     ours.reset(seed=3, options={"task": heavy})

@@ -1,6 +1,7 @@
 """Returns, baseline and GAE against independent loops and lstsq; the inner policy-gradient step
 against the exact gradient of a Gaussian bandit (unbiased without a baseline, (1 - 1/E) times it
 with a baseline fitted on the same E episodes)."""
+
 import numpy as np
 import pytest
 import torch
@@ -17,9 +18,12 @@ def _random_episodes(seed, tasks=2, episodes=3, horizon=6, obs_dim=2):
     g = torch.Generator().manual_seed(seed)
     mask = torch.ones(tasks, episodes, horizon)
     mask[0, 1, 4:] = 0  # one episode ends early
-    return Episodes(torch.randn(tasks, episodes, horizon, obs_dim, generator=g),
-                    torch.randn(tasks, episodes, horizon, 2, generator=g),
-                    torch.randn(tasks, episodes, horizon, generator=g) * mask, mask)
+    return Episodes(
+        torch.randn(tasks, episodes, horizon, obs_dim, generator=g),
+        torch.randn(tasks, episodes, horizon, 2, generator=g),
+        torch.randn(tasks, episodes, horizon, generator=g) * mask,
+        mask,
+    )
 
 
 def test_discounted_returns_match_backward_recursion():
@@ -42,8 +46,12 @@ def test_gae_matches_backward_recursion_and_lambda_one_is_return_minus_value():
         running = (delta + gamma * lam * running) * ep.mask[..., t]
         expected[..., t] = running
     torch.testing.assert_close(gae(ep.rewards, values, ep.mask, gamma, lam), expected, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(gae(ep.rewards, values, ep.mask, gamma, 1.0),
-                               (discounted_returns(ep.rewards, gamma) - values) * ep.mask, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        gae(ep.rewards, values, ep.mask, gamma, 1.0),
+        (discounted_returns(ep.rewards, gamma) - values) * ep.mask,
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_linear_baseline_is_ridge_least_squares_per_task():

@@ -1,5 +1,6 @@
 """MAML-RL: one inner step on Navigation2D moves the policy towards the goal; the outer gradient
 through the inner step matches finite differences; TRPO's pieces solve known quadratic problems."""
+
 import math
 
 import gymnasium
@@ -8,8 +9,17 @@ import torch
 
 from metalearn.rl import Episodes, GaussianMLPPolicy, Sampler
 from metalearn.rl.advantages import advantages
-from metalearn.rl.maml_rl import (OUTER, MAMLRLSettings, MetaBatch, MetaTrainResult, adapt, make_outer,
-                                  meta_train, outer_factory, reinforce_loss)
+from metalearn.rl.maml_rl import (
+    OUTER,
+    MAMLRLSettings,
+    MetaBatch,
+    MetaTrainResult,
+    adapt,
+    make_outer,
+    meta_train,
+    outer_factory,
+    reinforce_loss,
+)
 from metalearn.rl.policy import params_of, stack
 from metalearn.rl.trpo import conjugate_gradient, trpo_step
 
@@ -28,10 +38,14 @@ def test_one_adaptation_step_moves_the_mean_action_towards_the_goal():
     sampler = Sampler("metalearn/Navigation2D-v0", n_tasks=len(GOALS), episodes=20)
     params = stack({n: p.detach() for n, p in params_of(policy).items()}, len(GOALS))
     for seed in (0, 1):
-        episodes = sampler.sample(policy, params, [{"goal": g} for g in GOALS], torch.Generator().manual_seed(seed))
+        episodes = sampler.sample(
+            policy, params, [{"goal": g} for g in GOALS], torch.Generator().manual_seed(seed)
+        )
         adapted = adapt(policy, params, episodes, advantages(episodes, 0.99, 1.0), inner_lr=0.1)
         bias = "mean.4.bias"
-        cosine = torch.nn.functional.cosine_similarity(adapted[bias] - params[bias], torch.tensor(GOALS), dim=1)
+        cosine = torch.nn.functional.cosine_similarity(
+            adapted[bias] - params[bias], torch.tensor(GOALS), dim=1
+        )
         assert (cosine > 0.7).all(), cosine
 
 
@@ -40,13 +54,25 @@ def test_outer_gradient_through_the_inner_step_matches_finite_differences():
     policy = GaussianMLPPolicy(2, 2, hidden=(5,)).double()
     g = torch.Generator().manual_seed(2)
     obs, actions = (torch.randn(3, 4, 2, 2, generator=g, dtype=torch.float64) for _ in range(2))
-    adv, mask = torch.randn(3, 4, 2, generator=g, dtype=torch.float64), torch.ones(3, 4, 2, dtype=torch.float64)
+    adv, mask = (
+        torch.randn(3, 4, 2, generator=g, dtype=torch.float64),
+        torch.ones(3, 4, 2, dtype=torch.float64),
+    )
     inner = Episodes(obs[:, :2], actions[:, :2], torch.zeros_like(adv[:, :2]), mask[:, :2])  # rewards unused
 
     def outer_loss(params):
         adapted = adapt(policy, stack(params, 3), inner, adv[:, :2], inner_lr=0.5)
-        losses = [reinforce_loss(policy, {n: p[i] for n, p in adapted.items()}, obs[i, 2:], actions[i, 2:],
-                                 adv[i, 2:], mask[i, 2:]) for i in range(3)]
+        losses = [
+            reinforce_loss(
+                policy,
+                {n: p[i] for n, p in adapted.items()},
+                obs[i, 2:],
+                actions[i, 2:],
+                adv[i, 2:],
+                mask[i, 2:],
+            )
+            for i in range(3)
+        ]
         return sum(losses)
 
     params = {n: p.detach().clone().requires_grad_() for n, p in params_of(policy).items()}
@@ -72,7 +98,10 @@ def test_conjugate_gradient_solves_a_positive_definite_system():
 def test_trpo_step_on_a_quadratic_trust_region_is_the_closed_form():
     g = torch.Generator().manual_seed(0)
     m = torch.randn(4, 4, generator=g, dtype=torch.float64)
-    fisher, gain = m @ m.T + torch.eye(4, dtype=torch.float64), torch.randn(4, generator=g, dtype=torch.float64)
+    fisher, gain = (
+        m @ m.T + torch.eye(4, dtype=torch.float64),
+        torch.randn(4, generator=g, dtype=torch.float64),
+    )
     x = torch.zeros(4, dtype=torch.float64, requires_grad=True)
 
     def kl():
@@ -92,8 +121,13 @@ def test_meta_step_improves_the_outer_surrogate_within_the_trust_region(outer):
     policy = GaussianMLPPolicy(2, 2, hidden=(16, 16))
     sampler = Sampler("metalearn/Navigation2D-v0", n_tasks=2, episodes=4)
     settings = MAMLRLSettings(outer=outer, ppo_lr=1e-3)
-    batch = MetaBatch(policy, sampler, [{"goal": (0.3, 0.3)}, {"goal": (-0.3, 0.1)}], settings,
-                      torch.Generator().manual_seed(0))
+    batch = MetaBatch(
+        policy,
+        sampler,
+        [{"goal": (0.3, 0.3)}, {"goal": (-0.3, 0.1)}],
+        settings,
+        torch.Generator().manual_seed(0),
+    )
     with torch.no_grad():
         before, kl0 = batch.objective()
     assert abs(float(kl0)) < 1e-6  # the old adapted policy is the one that sampled
@@ -115,8 +149,9 @@ def _tiny_training(iterations, poison=False):
     sampler = Sampler("metalearn/Navigation2D-v0", n_tasks=2, episodes=3)
     source = gymnasium.make("metalearn/Navigation2D-v0").unwrapped
     source.reset(seed=0)
-    result = meta_train(policy, sampler, source.sample_tasks, iterations, MAMLRLSettings(),
-                        torch.Generator().manual_seed(0))
+    result = meta_train(
+        policy, sampler, source.sample_tasks, iterations, MAMLRLSettings(), torch.Generator().manual_seed(0)
+    )
     return policy, result
 
 
@@ -149,13 +184,26 @@ def test_divergence_keeps_the_last_finite_iterations_metrics_and_logs_nothing_af
     sampler = Sampler("metalearn/Navigation2D-v0", n_tasks=2, episodes=3)
     source = gymnasium.make("metalearn/Navigation2D-v0").unwrapped
     source.reset(seed=0)
-    result = meta_train(policy, sampler, source.sample_tasks, 3, MAMLRLSettings(),
-                        torch.Generator().manual_seed(0), log, progress)
+    result = meta_train(
+        policy,
+        sampler,
+        source.sample_tasks,
+        3,
+        MAMLRLSettings(),
+        torch.Generator().manual_seed(0),
+        log,
+        progress,
+    )
     assert calls == [(3, "meta-train")]
     assert [step for step, _ in rows] == [0]
     assert result == MetaTrainResult(iterations=1, diverged_step=1, last_finite=rows[0][1])
-    assert set(rows[0][1]) == {"loss/surrogate", "loss/kl", "loss/line_search_steps",
-                               "train/pre_adapt_return", "train/post_adapt_return"}
+    assert set(rows[0][1]) == {
+        "loss/surrogate",
+        "loss/kl",
+        "loss/line_search_steps",
+        "train/pre_adapt_return",
+        "train/post_adapt_return",
+    }
 
 
 def test_outer_optimisers_by_name():
