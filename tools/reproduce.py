@@ -5,8 +5,9 @@ prints it, in the README's format, from what those runs wrote. A `playground` ru
 OUT/TABLE/LABEL (default OUT: runs/reproduce) and is read from its summary.json; a benchmark's
 section (`bench`) is kept as OUT/bench/NAME/section.md. A run that finished is reused, so a
 regeneration that was stopped continues where it stopped; `--print-only` prints from what is
-there, "—" where a run is missing. Tables: sine, glyphs, icl, metarl, bilevel, bench; none named means all
-of them (hours). tests/tools/test_reproduce.py checks each row against the README (`make test-slow`).
+there, "—" where a run is missing. Tables: sine, glyphs, imaml, icl, metarl, bilevel, bench; none
+named means all of them (hours). tests/tools/test_reproduce.py checks each row against the README
+(`make test-slow`).
 """
 
 from __future__ import annotations
@@ -152,6 +153,54 @@ GLYPHS = Table(
     rows=tuple(_glyphs_row(algo, name) for algo, name in _GLYPH_ALGOS),
     tolerance=(0.0, 1.5),
     minutes=60,
+)
+
+
+# ---------------------------------------------------------------- maml: iMAML at reduced budgets
+
+_IMAML_RUNS = {
+    "sine": "maml algo=imaml task=sine shots=10 iterations=4000 baseline=true threads=1",
+    "glyphs": "maml task=glyphs algo=imaml shots=1 meta_batch=16 iterations=250 eval_steps=3 eval_every=0 "
+    "threads=1",
+    "glyphs-maml": "maml task=glyphs algo=maml shots=1 meta_batch=16 iterations=250 eval_steps=3 "
+    "eval_every=0 threads=1",
+}
+
+
+def _imaml_row(name: str, label: str, metric: str, scale: float, digits: int, baseline: bool) -> Row:
+    key = lambda stage: f"eval/{stage}_{metric}"
+    return Row(
+        (label,),
+        (
+            _const(name),
+            _cell(lambda r: _with_ci(r[label], key("pre_adapt"), digits, scale)),
+            _cell(lambda r: _with_ci(r[label], key("post_adapt"), digits, scale)),
+            _cell(lambda r: f"**{_with_ci(r[label], key('post_eval_steps'), digits, scale)}**"),
+            _cell(lambda r: _with_ci(r[label], f"baseline/post_eval_steps_{metric}", digits, scale))
+            if baseline
+            else _const(DASH),
+            _cell(lambda r: f"{r[label]['wall_s']:.0f} s"),
+        ),
+    )
+
+
+IMAML = Table(
+    header=(
+        "iMAML run",
+        "before",
+        "after 1 step",
+        "after 10 (sine) / 3 (glyphs) steps",
+        "pretrained, same steps",
+        "wall",
+    ),
+    runs=_IMAML_RUNS,
+    rows=(
+        _imaml_row("iMAML, sine K = 10, 4,000 iterations (MSE)", "sine", "mse", 1.0, 3, True),
+        _imaml_row("iMAML, glyphs 5-way 1-shot, 250 iterations (%)", "glyphs", "acc", 100.0, 1, False),
+        _imaml_row("MAML, the same glyphs command (%)", "glyphs-maml", "acc", 100.0, 1, False),
+    ),
+    tolerance=(0.0, 1.5),
+    minutes=30,
 )
 
 
@@ -468,7 +517,15 @@ BENCH = Table(
     minutes=40,
 )
 
-TABLES = {"sine": SINE, "glyphs": GLYPHS, "icl": ICL, "metarl": METARL, "bilevel": BILEVEL, "bench": BENCH}
+TABLES = {
+    "sine": SINE,
+    "glyphs": GLYPHS,
+    "imaml": IMAML,
+    "icl": ICL,
+    "metarl": METARL,
+    "bilevel": BILEVEL,
+    "bench": BENCH,
+}
 
 
 # ---------------------------------------------------------------- running and printing

@@ -19,6 +19,7 @@ The inner loops and query gradients of the whole meta-batch run in one `vmap`; t
 by task, since conjugate gradient's stopping test is data-dependent control flow, which `vmap`
 cannot batch.
 """
+
 from __future__ import annotations
 
 import torch
@@ -84,8 +85,11 @@ def implicit_meta_gradient(
         phi = theta
         for _ in range(inner_steps):
             phi = proximal_step(model, theta, phi, sx, sy, loss_fn, prox_lambda, inner_lr)
-        query_grad, query_loss = grad_and_value(lambda phi: loss_fn(functional_call(model, phi, (qx,)), qy))(phi)
-        return phi, query_grad, query_loss
+
+        def query_loss(phi: Params) -> torch.Tensor:
+            return loss_fn(functional_call(model, phi, (qx,)), qy)
+
+        return phi, *grad_and_value(query_loss)(phi)
 
     with torch.no_grad():
         adapted, query_grads, query_losses = vmap(adapt)(*tasks)

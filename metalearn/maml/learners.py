@@ -14,6 +14,7 @@ on a meta-batch of `Tasks`, and adapts to held-out tasks for evaluation.
 Devices: a learner computes where its model's parameters are; the meta-batches it is given must be
 there too (`meta_train` draws them on the CPU and moves them). `to(device)` moves a learner.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -41,8 +42,13 @@ class MetaLearner:
     algo = "pretrain"
 
     def __init__(
-        self, model: nn.Module, kind: str, inner_lr: float = 0.01, inner_steps: int = 1,
-        meta_lr: float = 1e-3, capturable: bool = False,
+        self,
+        model: nn.Module,
+        kind: str,
+        inner_lr: float = 0.01,
+        inner_steps: int = 1,
+        meta_lr: float = 1e-3,
+        capturable: bool = False,
     ):
         self.model, self.kind = model, kind
         self.inner_lr, self.inner_steps = inner_lr, inner_steps
@@ -108,15 +114,26 @@ class GradientMetaLearner(MetaLearner):
     `CAPTURES`, functional engine only) records the meta-step (`metalearn.maml.capture`).
     """
 
-    def __init__(self, model, kind, algo="maml", engine="functional", inner_lr=0.01, inner_steps=1,
-                 meta_lr=1e-3, capture="none"):
+    def __init__(
+        self,
+        model,
+        kind,
+        algo="maml",
+        engine="functional",
+        inner_lr=0.01,
+        inner_steps=1,
+        meta_lr=1e-3,
+        capture="none",
+    ):
         self.algo, self.engine = algo, engine
         self.first_order = algo == "fomaml"
         if engine == "functional" and algo in ("maml", "metasgd"):
             plain_batch_norm(model)
         self.lrs = None
         if algo == "metasgd":
-            self.lrs = nn.ParameterList([nn.Parameter(torch.full_like(p, inner_lr)) for p in model.parameters()])
+            self.lrs = nn.ParameterList(
+                [nn.Parameter(torch.full_like(p, inner_lr)) for p in model.parameters()]
+            )
         super().__init__(model, kind, inner_lr, inner_steps, meta_lr, capturable=capture == "cuda_graph")
         compiled = capture == "compile"
         self._functional_meta_loss = torch.compile(functional_meta_loss) if compiled else functional_meta_loss
@@ -134,10 +151,18 @@ class GradientMetaLearner(MetaLearner):
     def meta_loss(self, tasks: Tasks) -> torch.Tensor:
         if self.engine == "functional":
             rates = self.rates()
-            return self._functional_meta_loss(self.model, rates, tasks, self.inner_steps, self.loss_fn,
-                                              self.first_order)
+            return self._functional_meta_loss(
+                self.model, rates, tasks, self.inner_steps, self.loss_fn, self.first_order
+            )
         return learn2learn_meta_loss(
-            self.model, self.algo, self.inner_lr, self.lrs, tasks, self.inner_steps, self.loss_fn, self.first_order
+            self.model,
+            self.algo,
+            self.inner_lr,
+            self.lrs,
+            tasks,
+            self.inner_steps,
+            self.loss_fn,
+            self.first_order,
         )
 
     def meta_step(self, tasks: Tasks) -> float:
@@ -170,7 +195,9 @@ class Reptile(MetaLearner):
         rates = self.rates()
 
         def adapt(x, y):
-            fast = fine_tune(self.model, params, rates, x, y, self.inner_steps, self.loss_fn, first_order=True)
+            fast = fine_tune(
+                self.model, params, rates, x, y, self.inner_steps, self.loss_fn, first_order=True
+            )
             return fast, self.loss_fn(functional_call(self.model, fast, (x,)), y)
 
         with torch.no_grad():
@@ -194,14 +221,17 @@ class IMAML(MetaLearner):
 
     def __init__(self, model, kind, inner_lr=0.01, inner_steps=1, meta_lr=1e-3, prox_lambda=1.0, cg_iters=5):
         if not prox_lambda > 0 or cg_iters < 1:
-            raise ValueError(f"prox_lambda={prox_lambda}, cg_iters={cg_iters}; valid: prox_lambda > 0, cg_iters >= 1")
+            raise ValueError(
+                f"prox_lambda={prox_lambda}, cg_iters={cg_iters}; valid: prox_lambda > 0, cg_iters >= 1"
+            )
         super().__init__(model, kind, inner_lr, inner_steps, meta_lr)
         self.prox_lambda, self.cg_iters = prox_lambda, cg_iters
 
     def meta_gradient(self, tasks: Tasks) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """θ's meta-gradient by name, and each task's query loss at φ*_τ: (T,)."""
-        return implicit_meta_gradient(self.model, tasks, self.loss_fn, self.prox_lambda, self.inner_lr,
-                                      self.inner_steps, self.cg_iters)
+        return implicit_meta_gradient(
+            self.model, tasks, self.loss_fn, self.prox_lambda, self.inner_lr, self.inner_steps, self.cg_iters
+        )
 
     def meta_step(self, tasks: Tasks) -> float:
         grads, losses = self.meta_gradient(tasks)
@@ -217,8 +247,9 @@ class IMAML(MetaLearner):
             return proximal_step(self.model, theta, phi, x, y, self.loss_fn, self.prox_lambda, self.inner_lr)
 
         with torch.no_grad():
-            return adaptation_curve(self.model, theta, {}, tasks, steps, self.loss_fn,
-                                    self.kind == "classification", inner_step)
+            return adaptation_curve(
+                self.model, theta, {}, tasks, steps, self.loss_fn, self.kind == "classification", inner_step
+            )
 
 
 class ProtoNet(MetaLearner):
@@ -290,14 +321,23 @@ def make_learner(
     if capture not in CAPTURES:
         raise ValueError(f"unknown capture {capture!r}; valid: {', '.join(CAPTURES)}")
     if capture != "none" and (algo not in GRADIENT_ALGORITHMS or engine != "functional"):
-        raise ValueError(f"capture={capture!r} with algo={algo!r}, engine={engine!r}; valid: capture='none', "
-                         f"or algo one of {', '.join(GRADIENT_ALGORITHMS)} with engine='functional'")
+        raise ValueError(
+            f"capture={capture!r} with algo={algo!r}, engine={engine!r}; valid: capture='none', "
+            f"or algo one of {', '.join(GRADIENT_ALGORITHMS)} with engine='functional'"
+        )
     device = next(model.parameters()).device
     if capture == "cuda_graph" and device.type != "cuda":
         raise ValueError(f"capture='cuda_graph' needs the model on a CUDA device; it is on {device}")
     if algo == "protonet" and kind != "classification":
         raise ValueError(f"algo='protonet' needs kind='classification', got kind={kind!r}")
-    options = dict(engine=engine, capture=capture, inner_lr=inner_lr, inner_steps=inner_steps,
-                   meta_lr=meta_lr, prox_lambda=prox_lambda, cg_iters=cg_iters)
+    options = dict(
+        engine=engine,
+        capture=capture,
+        inner_lr=inner_lr,
+        inner_steps=inner_steps,
+        meta_lr=meta_lr,
+        prox_lambda=prox_lambda,
+        cg_iters=cg_iters,
+    )
     taken = inspect.signature(factory).parameters
     return factory(model, kind, **{name: value for name, value in options.items() if name in taken})

@@ -22,6 +22,7 @@ device. There the functional engine is the default for every task, and `capture=
 replays the meta-step from a CUDA graph (`metalearn.maml.capture`; `compile` works on any device).
 Capture defaults to `none` on every device: `make gpu-check` compares its curve with eager's.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -61,61 +62,103 @@ CHECKPOINT = "checkpoint.pt"
 # than learn2learn's per-task loop for the conv net, and much faster for the small MLP. On a GPU
 # the functional engine is the default for every task (metalearn/maml/engines.py).
 _DEFAULTS = {
-    "sine": dict(shots=10, eval_queries=100, inner_lr=0.01, meta_batch=25, eval_tasks=500, threads=1,
-                 engine="functional"),
-    "glyphs": dict(ways=5, shots=1, eval_queries=15, inner_lr=0.4, meta_batch=32, eval_tasks=600, threads=0,
-                   engine="learn2learn"),
+    "sine": dict(
+        shots=10,
+        eval_queries=100,
+        inner_lr=0.01,
+        meta_batch=25,
+        eval_tasks=500,
+        threads=1,
+        engine="functional",
+    ),
+    "glyphs": dict(
+        ways=5,
+        shots=1,
+        eval_queries=15,
+        inner_lr=0.4,
+        meta_batch=32,
+        eval_tasks=600,
+        threads=0,
+        engine="learn2learn",
+    ),
 }
 _DEFAULTS["omniglot"] = _DEFAULTS["glyphs"]
 # iMAML (Rajeswaran et al. 2019): its inner loop must near the proximal problem's minimiser, so it
-# takes more steps than MAML's one; λ = 2 is the paper's Omniglot value, λ = 10 keeps the sine
-# MLP's proximal problem convex (its support-loss Hessian has eigenvalues near −5).
-_IMAML_DEFAULTS = {"sine": dict(inner_steps=10, prox_lambda=10.0), "glyphs": dict(inner_steps=5, prox_lambda=2.0)}
+# takes more steps than MAML's one. Images: the paper's Omniglot λ = 2 (it takes 16 steps; 5 here
+# for CPU time). Sine: the best of λ ∈ {5, 10, 20} with 5-20 steps over 500 iterations.
+_IMAML_DEFAULTS = {
+    "sine": dict(inner_steps=10, prox_lambda=10.0),
+    "glyphs": dict(inner_steps=5, prox_lambda=2.0),
+}
 _IMAML_DEFAULTS["omniglot"] = _IMAML_DEFAULTS["glyphs"]
 # Offsets from `seed` of the generators of held-out tasks: the same tasks at every evaluation.
 _EVAL_SEEDS = {"validation": 1, "test": 2}
 # Each learner's prefix in the summary, and its training loss `loss/<name>` in the metrics.
 _LOSS_NAMES = {"eval": "meta_train", "baseline": "pretrain"}
 # Options a resumed run may change; every other one must match the checkpoint's run.
-_RESUMABLE = ("iterations", "eval_every", "checkpoint_every", "resume", "threads", "tensorboard", "device",
-              "capture")
+_RESUMABLE = (
+    "iterations",
+    "eval_every",
+    "checkpoint_every",
+    "resume",
+    "threads",
+    "tensorboard",
+    "device",
+    "capture",
+)
 
 
 @dataclass(frozen=True)
 class MamlConfig(RunConfig):
     algo: str = option("maml", f"algorithm: {', '.join(metalearn.ALGORITHMS)}")
     task: str = option("sine", f"task family: {', '.join(TASK_FAMILIES)}")
-    engine: str | None = option(None, f"maml/fomaml/anil/metasgd engine: {', '.join(ENGINES)}; "
-                                "default the faster: on CPU functional sine, learn2learn images; "
-                                "on GPU functional")
-    capture: str = option("none", f"functional engine's meta-step: {', '.join(CAPTURES)} "
-                          "(cuda_graph: GPU only; pays off on small models such as sine's)")
+    engine: str | None = option(
+        None,
+        f"maml/fomaml/anil/metasgd engine: {', '.join(ENGINES)}; "
+        "default the faster: on CPU functional sine, learn2learn images; "
+        "on GPU functional",
+    )
+    capture: str = option(
+        "none",
+        f"functional engine's meta-step: {', '.join(CAPTURES)} "
+        "(cuda_graph: GPU only; pays off on small models such as sine's)",
+    )
     shots: int | None = option(None, "support examples per class (sine: points), default 10 sine, 1 images")
     ways: int | None = option(None, "classes per task (images only), default 5", min=2)
-    queries: int | None = option(None, "query examples per class in meta-training, default = shots "
-                                 "(Finn et al.)", min=1)
-    eval_queries: int | None = option(None, "query examples of a held-out task, default 100 points (sine), "
-                                      "15 per class (images)", min=1)
+    queries: int | None = option(
+        None, "query examples per class in meta-training, default = shots (Finn et al.)", min=1
+    )
+    eval_queries: int | None = option(
+        None, "query examples of a held-out task, default 100 points (sine), 15 per class (images)", min=1
+    )
     inner_lr: float | None = option(None, "inner-loop SGD rate α, default 0.01 sine, 0.4 images")
-    inner_steps: int | None = option(None, "inner steps in meta-training, default 1 (imaml: 10 sine, "
-                                     "5 images)", min=1)
-    prox_lambda: float | None = option(None, "imaml: weight λ of the proximal inner problem L(φ) + (λ/2)‖φ − θ‖², "
-                                       "default 10 sine, 2 images")
-    cg_iters: int = option(5, "imaml: conjugate-gradient iterations per task for the implicit meta-gradient", min=1)
+    inner_steps: int | None = option(
+        None, "inner steps in meta-training, default 1 (imaml: 10 sine, 5 images)", min=1
+    )
+    prox_lambda: float | None = option(
+        None, "imaml: weight λ of the proximal inner problem L(φ) + (λ/2)‖φ − θ‖², default 10 sine, 2 images"
+    )
+    cg_iters: int = option(
+        5, "imaml: conjugate-gradient iterations per task for the implicit meta-gradient", min=1
+    )
     eval_steps: int = option(10, "adaptation steps at evaluation (curve 0..eval_steps)", min=1)
     meta_lr: float = option(1e-3, "Adam rate of the meta-update")
     meta_batch: int | None = option(None, "tasks per meta-update, default 25 sine, 32 images", min=1)
     iterations: int = option(2000, "meta-updates (the paper's sine recipe: 70000)", min=1)
     log_every: int = option(10, "iterations per logged training loss", min=1)
-    eval_every: int = option(1000, "iterations between validation evaluations (0: only the final test)",
-                             min=0)
-    eval_tasks: int | None = option(None, "held-out tasks per evaluation, default 500 sine, 600 images",
-                                    min=1)
+    eval_every: int = option(
+        1000, "iterations between validation evaluations (0: only the final test)", min=0
+    )
+    eval_tasks: int | None = option(
+        None, "held-out tasks per evaluation, default 500 sine, 600 images", min=1
+    )
     baseline: bool = option(False, "also pretrain one network on the same tasks, fine-tuned at test")
     checkpoint_every: int = option(1000, "iterations between checkpoints (0: none)", min=0)
     resume: str | None = option(None, "run directory whose checkpoint to continue from")
     threads: int | None = option(None, "torch threads (0: torch's default), default 1 sine, 0 images", min=0)
-    data_dir: str | None = option(None, "omniglot: folder holding omniglot-py/ (default ~/.cache/playground/omniglot)")
+    data_dir: str | None = option(
+        None, "omniglot: folder holding omniglot-py/ (default ~/.cache/playground/omniglot)"
+    )
     download: bool = option(False, "omniglot: fetch the data with torchvision into data_dir first")
 
     def __post_init__(self):
@@ -131,15 +174,19 @@ class MamlConfig(RunConfig):
         classifying = _families_taking("ways")  # the classification families
         if self.task not in classifying:
             if self.ways is not None:
-                raise ValueError(f"ways={self.ways} does not apply to task={self.task}; "
-                                 f"it applies to: {', '.join(classifying)}")
+                raise ValueError(
+                    f"ways={self.ways} does not apply to task={self.task}; "
+                    f"it applies to: {', '.join(classifying)}"
+                )
             if self.algo == "protonet":
-                raise ValueError(f"algo=protonet needs a classification task; valid tasks: "
-                                 f"{', '.join(classifying)}")
+                raise ValueError(
+                    f"algo=protonet needs a classification task; valid tasks: {', '.join(classifying)}"
+                )
         reading = _families_taking("data_dir")
         if self.task not in reading and (self.data_dir is not None or self.download):
-            raise ValueError(f"data_dir={self.data_dir!r}, download={self.download} apply only to "
-                             f"task={'/'.join(reading)}")
+            raise ValueError(
+                f"data_dir={self.data_dir!r}, download={self.download} apply only to task={'/'.join(reading)}"
+            )
         defaults = _DEFAULTS[self.task] | _IMAML_DEFAULTS[self.task]
         if self.algo != "imaml":
             defaults["inner_steps"] = 1
@@ -151,19 +198,27 @@ class MamlConfig(RunConfig):
         if self.shots < 1:  # not `min=1`, whose message words it otherwise: the tests pin this one
             raise ValueError(f"shots={self.shots}; valid: an integer >= 1")
         if self.inner_lr <= 0 or self.meta_lr <= 0 or self.prox_lambda <= 0:
-            raise ValueError(f"inner_lr={self.inner_lr}, meta_lr={self.meta_lr}, prox_lambda={self.prox_lambda}; "
-                             "valid: all > 0")
+            raise ValueError(
+                f"inner_lr={self.inner_lr}, meta_lr={self.meta_lr}, "
+                f"prox_lambda={self.prox_lambda}; valid: all > 0"
+            )
         capturable = self.algo in metalearn.GRADIENT_ALGORITHMS and self.engine == "functional"
         if self.capture != "none" and not capturable:
-            raise ValueError(f"capture={self.capture} with algo={self.algo}, engine={self.engine}; valid: "
-                             f"capture=none, or algo {'/'.join(metalearn.GRADIENT_ALGORITHMS)} with "
-                             "engine=functional")
+            raise ValueError(
+                f"capture={self.capture} with algo={self.algo}, engine={self.engine}; valid: "
+                f"capture=none, or algo {'/'.join(metalearn.GRADIENT_ALGORITHMS)} with "
+                "engine=functional"
+            )
         if self.capture == "cuda_graph" and device.type != "cuda":
-            raise ValueError(f"capture=cuda_graph with device={self.device} ({device}); valid: a CUDA "
-                             "device, or capture=none/compile")
+            raise ValueError(
+                f"capture=cuda_graph with device={self.device} ({device}); valid: a CUDA "
+                "device, or capture=none/compile"
+            )
         if self.resume is not None and not (Path(self.resume) / CHECKPOINT).is_file():
-            raise ValueError(f"resume={self.resume!r} holds no {CHECKPOINT}; valid: a maml run directory "
-                             "written with checkpoint_every > 0")
+            raise ValueError(
+                f"resume={self.resume!r} holds no {CHECKPOINT}; valid: a maml run directory "
+                "written with checkpoint_every > 0"
+            )
 
 
 def _families_taking(option: str) -> list[str]:
@@ -173,8 +228,13 @@ def _families_taking(option: str) -> list[str]:
 def task_families(config: MamlConfig) -> tuple[TaskFamily, TaskFamily]:
     """The family that meta-trains and the one that evaluates (with `eval_queries` query examples)."""
     # the options given, each only to the families that take it (`__post_init__` refuses the others)
-    options = dict(ways=config.ways, shots=config.shots, queries=config.queries,
-                   data_dir=config.data_dir or None, download=config.download or None)
+    options = dict(
+        ways=config.ways,
+        shots=config.shots,
+        queries=config.queries,
+        data_dir=config.data_dir or None,
+        download=config.download or None,
+    )
     family = make_task_family(config.task, **{k: v for k, v in options.items() if v is not None})
     return family, family.with_queries(config.eval_queries)
 
@@ -182,15 +242,28 @@ def task_families(config: MamlConfig) -> tuple[TaskFamily, TaskFamily]:
 def run(config: MamlConfig, run) -> dict:
     train_family, eval_family = task_families(config)
     generator = torch.Generator().manual_seed(config.seed)
-    hyper = dict(inner_lr=config.inner_lr, inner_steps=config.inner_steps, meta_lr=config.meta_lr,
-                 prox_lambda=config.prox_lambda, cg_iters=config.cg_iters)
+    hyper = dict(
+        inner_lr=config.inner_lr,
+        inner_steps=config.inner_steps,
+        meta_lr=config.meta_lr,
+        prox_lambda=config.prox_lambda,
+        cg_iters=config.cg_iters,
+    )
     # Models are initialised on the CPU from `generator`, then moved: the same weights on every device.
-    learners = {"eval": metalearn.make_learner(config.algo, train_family.make_model(generator).to(run.device),
-                                               train_family.kind, engine=config.engine, capture=config.capture,
-                                               **hyper)}
+    learners = {
+        "eval": metalearn.make_learner(
+            config.algo,
+            train_family.make_model(generator).to(run.device),
+            train_family.kind,
+            engine=config.engine,
+            capture=config.capture,
+            **hyper,
+        )
+    }
     if config.baseline:
-        learners["baseline"] = metalearn.make_learner("pretrain", train_family.make_model(generator).to(run.device),
-                                                      train_family.kind, **hyper)
+        learners["baseline"] = metalearn.make_learner(
+            "pretrain", train_family.make_model(generator).to(run.device), train_family.kind, **hyper
+        )
     start, window = 0, []
     if config.resume:
         start, window, rows = _load_checkpoint(Path(config.resume) / CHECKPOINT, config, learners, generator)
@@ -201,20 +274,36 @@ def run(config: MamlConfig, run) -> dict:
         metrics = {}
         for prefix, learner in learners.items():
             generator = torch.Generator().manual_seed(config.seed + _EVAL_SEEDS[split])
-            curve = metalearn.evaluate(learner, eval_family, n_tasks=config.eval_tasks, steps=config.eval_steps,
-                                       generator=generator, split=split)
+            curve = metalearn.evaluate(
+                learner,
+                eval_family,
+                n_tasks=config.eval_tasks,
+                steps=config.eval_steps,
+                generator=generator,
+                split=split,
+            )
             metrics |= summary_metrics(curve, prefix)
         return metrics
 
     def checkpoint(iteration: int, window: list) -> None:
         _save_checkpoint(run.dir / CHECKPOINT, config, learners, generator, iteration, window, run.rows)
 
-    result = meta_train({_LOSS_NAMES[prefix]: learner for prefix, learner in learners.items()}, train_family,
-                        iterations=config.iterations, meta_batch=config.meta_batch, generator=generator,
-                        log_every=config.log_every, evaluate=lambda: evaluate("validation"),
-                        eval_every=config.eval_every, checkpoint=checkpoint,
-                        checkpoint_every=config.checkpoint_every, start=start, window=window, log=run.log,
-                        progress=run.progress)
+    result = meta_train(
+        {_LOSS_NAMES[prefix]: learner for prefix, learner in learners.items()},
+        train_family,
+        iterations=config.iterations,
+        meta_batch=config.meta_batch,
+        generator=generator,
+        log_every=config.log_every,
+        evaluate=lambda: evaluate("validation"),
+        eval_every=config.eval_every,
+        checkpoint=checkpoint,
+        checkpoint_every=config.checkpoint_every,
+        start=start,
+        window=window,
+        log=run.log,
+        progress=run.progress,
+    )
     if result.diverged_step is not None:
         return {"diverged": True, "diverged_step": result.diverged_step, "last_finite": result.last_finite}
     summary = evaluate("test")
@@ -234,10 +323,14 @@ def summary_metrics(curve: AdaptationCurve, prefix: str = "eval") -> dict[str, f
     `post_eval_steps_*` after the curve's last step; `*_by_step` holds the whole curve. A curve
     without adaptation steps has only the `pre_adapt_*` and `*_by_step` keys.
     """
-    names = [("mse", curve.loss, curve.loss_ci95)] if curve.accuracy is None else [
-        ("acc", curve.accuracy, curve.accuracy_ci95),
-        ("loss", curve.loss, curve.loss_ci95),
-    ]
+    names = (
+        [("mse", curve.loss, curve.loss_ci95)]
+        if curve.accuracy is None
+        else [
+            ("acc", curve.accuracy, curve.accuracy_ci95),
+            ("loss", curve.loss, curve.loss_ci95),
+        ]
+    )
     metrics: dict[str, float | list[float]] = {}
     for name, mean, ci in names:
         points = {"pre_adapt": 0}
@@ -279,21 +372,28 @@ def _load_checkpoint(path: Path, config, learners, generator) -> tuple[int, list
         state = torch.load(path, weights_only=True, map_location="cpu")  # loaded into the learners' device
         saved, ours = state["options"], _fixed_options(config)
     except Exception as error:  # truncated, corrupt, or not ours
-        raise BadInput(f"resume={config.resume!r}: cannot read {path}: {type(error).__name__}: "
-                       f"{str(error).splitlines()[0] if str(error) else ''}; valid: a maml run's checkpoint") from None
+        raise BadInput(
+            f"resume={config.resume!r}: cannot read {path}: {type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}; valid: a maml run's checkpoint"
+        ) from None
     changed = [f"{k}={saved.get(k)!r} there, {v!r} here" for k, v in ours.items() if saved.get(k) != v]
     if changed:
-        raise BadInput(f"resume={config.resume!r} was run with other options ({'; '.join(changed)}); "
-                         f"only {', '.join(_RESUMABLE)} may change")
+        raise BadInput(
+            f"resume={config.resume!r} was run with other options ({'; '.join(changed)}); "
+            f"only {', '.join(_RESUMABLE)} may change"
+        )
     if state["iteration"] > config.iterations:
-        raise BadInput(f"iterations={config.iterations} is below the checkpoint's {state['iteration']}; "
-                         f"valid: >= {state['iteration']}")
+        raise BadInput(
+            f"iterations={config.iterations} is below the checkpoint's {state['iteration']}; "
+            f"valid: >= {state['iteration']}"
+        )
     for name, learner in learners.items():
         learner.load_state_dict(state["learners"][name])
     generator.set_state(state["generator"])
     # a window written before the loop moved into metalearn is keyed by prefix ("eval", "baseline")
-    window = [{_LOSS_NAMES.get(name, name): loss for name, loss in losses.items()}
-              for losses in state["window"]]
+    window = [
+        {_LOSS_NAMES.get(name, name): loss for name, loss in losses.items()} for losses in state["window"]
+    ]
     return state["iteration"], window, state.get("metrics_rows")  # None: written before rows were kept
 
 
@@ -303,9 +403,19 @@ def _fixed_options(config: MamlConfig) -> dict:
 
 SCENARIO = Scenario(
     name="maml",
-    help="meta-train MAML, FOMAML, ANIL, Meta-SGD, iMAML, Reptile, ProtoNets or a pretrained baseline; evaluate",
+    help="meta-train MAML, FOMAML, ANIL, Meta-SGD, iMAML, Reptile, ProtoNets or a pretrained baseline; "
+    "evaluate",
     config=MamlConfig,
     run=run,
-    demo=({"label": "sine_maml_vs_pretrain", "algo": "maml", "baseline": True, "iterations": 1500,
-           "eval_every": 500, "eval_tasks": 200, "checkpoint_every": 0},),
+    demo=(
+        {
+            "label": "sine_maml_vs_pretrain",
+            "algo": "maml",
+            "baseline": True,
+            "iterations": 1500,
+            "eval_every": 500,
+            "eval_tasks": 200,
+            "checkpoint_every": 0,
+        },
+    ),
 )

@@ -1,4 +1,5 @@
 """iMAML against its closed form on linear regression, and end to end on sine through the CLI."""
+
 import json
 
 import pytest
@@ -40,8 +41,15 @@ def closed_form_meta_gradient(theta, tasks):
 
 
 def imaml_meta_gradient(tasks, inner_steps, cg_iters):
-    learner = make_learner("imaml", linear_model(), "regression", inner_lr=RATE, inner_steps=inner_steps,
-                           prox_lambda=LAMBDA, cg_iters=cg_iters)
+    learner = make_learner(
+        "imaml",
+        linear_model(),
+        "regression",
+        inner_lr=RATE,
+        inner_steps=inner_steps,
+        prox_lambda=LAMBDA,
+        cg_iters=cg_iters,
+    )
     grads, _ = learner.meta_gradient(tasks)
     return grads["head.weight"].T
 
@@ -65,39 +73,47 @@ def test_too_few_cg_iterations_or_inner_steps_miss_the_closed_form():
     assert relative_error(imaml_meta_gradient(tasks, inner_steps=3, cg_iters=DIM), expected) > 1e-3
 
 
-def test_meta_gradient_solves_the_implicit_system_on_a_nonlinear_net():
-    """(I + H/λ) g = ∇L_q(φ*) with H the full Hessian of a tanh net's support loss at φ*, built by
-    torch.autograd.functional.hessian: CG with as many iterations as parameters solves it (I + H/λ
-    is positive definite at this seed; at others H has eigenvalues below −λ and CG loses digits)."""
-    g = torch.Generator().manual_seed(0)
-    model = seeded_module(lambda: HeadedNetwork(nn.Sequential(nn.Linear(1, 4), nn.Tanh()), nn.Linear(4, 1)), g)
-    model = model.double()
-    tasks = Tasks(*(t.double() for t in Sine(5, 5).sample("train", 1, g)))
+def implicit_system_error(model, kind, tasks, lam, lr, steps):
+    """Relative error of iMAML's meta-gradient (one task, CG with as many iterations as parameters)
+    against a dense solve of (I + H/λ) g = ∇L_q(φ), φ the same proximal steps and H the Hessian of
+    the support loss at φ from torch.autograd.functional.hessian."""
     names, shapes = zip(*((n, p.shape) for n, p in model.named_parameters()))
     size = sum(s.numel() for s in shapes)
-    learner = IMAML(model, "regression", inner_lr=0.02, inner_steps=20, prox_lambda=LAMBDA, cg_iters=size)
+    learner = IMAML(model, kind, inner_lr=lr, inner_steps=steps, prox_lambda=lam, cg_iters=size)
+    loss_fn = learner.loss_fn
     grads, _ = learner.meta_gradient(tasks)
     got = torch.cat([grads[n].flatten() for n in names])
 
     def loss(flat, x, y):
         params = {n: c.view(s) for n, c, s in zip(names, flat.split([s.numel() for s in shapes]), shapes)}
-        return nn.functional.mse_loss(torch.func.functional_call(model, params, (x,)), y)
+        return loss_fn(torch.func.functional_call(model, params, (x,)), y)
 
     sx, sy, qx, qy = (t[0] for t in tasks)
     theta = phi = {n: p.detach() for n, p in model.named_parameters()}
-    for _ in range(20):
-        phi = proximal_step(model, theta, phi, sx, sy, learner.loss_fn, LAMBDA, 0.02)
+    for _ in range(steps):
+        phi = proximal_step(model, theta, phi, sx, sy, loss_fn, lam, lr)
     phi = torch.cat([phi[n].flatten() for n in names])
     hessian = torch.autograd.functional.hessian(lambda w: loss(w, sx, sy), phi)
     query_grad = torch.autograd.functional.jacobian(lambda w: loss(w, qx, qy), phi)
-    expected = torch.linalg.solve(torch.eye(size, dtype=torch.float64) + hessian / LAMBDA, query_grad)
-    torch.testing.assert_close(got, expected, rtol=1e-11, atol=1e-13)
+    expected = torch.linalg.solve(torch.eye(size, dtype=torch.float64) + hessian / lam, query_grad)
+    return relative_error(got, expected)
+
+
+def test_meta_gradient_solves_the_implicit_system_on_a_nonlinear_net():
+    """A tanh net's MSE; I + H/λ is positive definite at this seed (at others H has eigenvalues
+    below −λ and CG loses digits)."""
+    g = torch.Generator().manual_seed(0)
+    model = seeded_module(
+        lambda: HeadedNetwork(nn.Sequential(nn.Linear(1, 4), nn.Tanh()), nn.Linear(4, 1)), g
+    )
+    tasks = Tasks(*(t.double() for t in Sine(5, 5).sample("train", 1, g)))
+    assert implicit_system_error(model.double(), "regression", tasks, LAMBDA, 0.02, 20) <= 1e-11
 
 
 def test_meta_gradient_solves_the_implicit_system_on_a_conv_net_with_batch_norm():
-    """The same on a small conv-4 (BatchNorm normalising each task's batch), cross-entropy loss. The
-    dense H comes from torch.autograd.functional.hessian: torch.func.hessian's vmap gets batch
-    norm's double backward wrong (off by up to 3 here), which iMAML's unbatched products avoid."""
+    """A small conv-4 (BatchNorm normalising each task's batch), cross-entropy. The dense Hessian
+    must come from autograd: torch.func.hessian's vmap gets batch norm's double backward wrong here
+    (by O(1)), which iMAML's unbatched Hessian-vector products avoid."""
     from metalearn.convnet import conv4
     from metalearn.fewshot import ImageTasks
 
@@ -106,31 +122,15 @@ def test_meta_gradient_solves_the_implicit_system_on_a_conv_net_with_batch_norm(
     tasks = ImageTasks(images, ways=3, shots=1, queries=2, rotations=False).sample("train", 1, g)
     tasks = Tasks(tasks[0].double(), tasks[1], tasks[2].double(), tasks[3])
     model = conv4(3, g, hidden=2).double()
-    names, shapes = zip(*((n, p.shape) for n, p in model.named_parameters()))
-    size = sum(s.numel() for s in shapes)
-    lam = 50.0  # I + H/λ positive definite here
-    learner = IMAML(model, "classification", inner_lr=0.4, inner_steps=3, prox_lambda=lam, cg_iters=size)
-    grads, _ = learner.meta_gradient(tasks)
-    got = torch.cat([grads[n].flatten() for n in names])
-
-    def loss(flat, x, y):
-        params = {n: c.view(s) for n, c, s in zip(names, flat.split([s.numel() for s in shapes]), shapes)}
-        return nn.functional.cross_entropy(torch.func.functional_call(model, params, (x,)), y)
-
-    sx, sy, qx, qy = (t[0] for t in tasks)
-    theta = phi = {n: p.detach() for n, p in model.named_parameters()}
-    for _ in range(3):
-        phi = proximal_step(model, theta, phi, sx, sy, learner.loss_fn, lam, 0.4)
-    phi = torch.cat([phi[n].flatten() for n in names])
-    hessian = torch.autograd.functional.hessian(lambda w: loss(w, sx, sy), phi)
-    query_grad = torch.autograd.functional.jacobian(lambda w: loss(w, qx, qy), phi)
-    expected = torch.linalg.solve(torch.eye(size, dtype=torch.float64) + hessian / lam, query_grad)
-    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-11)
+    # λ = 50 keeps I + H/λ positive definite here
+    assert implicit_system_error(model, "classification", tasks, 50.0, 0.4, 3) <= 1e-9
 
 
 def proximal_objective(w, theta, x, y):
     """f(w) = (1/n)‖Xw − y‖² + (λ/2)‖w − θ‖² and its gradient."""
-    return ((x @ w - y) ** 2).mean() + LAMBDA / 2 * ((w - theta) ** 2).sum(), mse_gradient(w, x, y) + LAMBDA * (w - theta)
+    return ((x @ w - y) ** 2).mean() + LAMBDA / 2 * ((w - theta) ** 2).sum(), mse_gradient(
+        w, x, y
+    ) + LAMBDA * (w - theta)
 
 
 def mse_gradient(w, x, y):
@@ -166,8 +166,11 @@ def test_a_large_rate_backtracks_to_the_longest_that_passes_armijo():
     sx, sy = tasks.support_x[0], tasks.support_y[0]
     theta = linear_model().head.weight.detach().T
     value, gradient = proximal_objective(theta, theta, sx, sy)
-    rate = next(t for t in (1.0, 0.5, 0.25, 0.125, 0.0625)
-                if proximal_objective(theta - t * gradient, theta, sx, sy)[0] <= value - t / 2 * gradient.norm() ** 2)
+    rate = next(
+        t
+        for t in (1.0, 0.5, 0.25, 0.125, 0.0625)
+        if proximal_objective(theta - t * gradient, theta, sx, sy)[0] <= value - t / 2 * gradient.norm() ** 2
+    )
     assert rate < 1.0  # the test exercises backtracking
     torch.testing.assert_close(one_step(tasks, 1.0), theta - rate * gradient, rtol=1e-13, atol=1e-15)
     torch.testing.assert_close(one_step(tasks, 1e3, backtracks=2), theta, rtol=0, atol=0)  # none passes: stay
@@ -177,18 +180,25 @@ def test_meta_step_feeds_the_implicit_gradient_to_adam():
     """Adam's first step moves each weight by meta_lr·g/(|g| + ε)."""
     tasks = linear_regression_tasks(torch.Generator().manual_seed(3))
     model = linear_model()
-    learner = IMAML(model, "regression", inner_lr=RATE, inner_steps=50, prox_lambda=LAMBDA, cg_iters=DIM,
-                    meta_lr=1e-3)
+    learner = IMAML(
+        model, "regression", inner_lr=RATE, inner_steps=50, prox_lambda=LAMBDA, cg_iters=DIM, meta_lr=1e-3
+    )
     before = model.head.weight.detach().clone()
     grads, _ = learner.meta_gradient(tasks)
     learner.meta_step(tasks)
     g = grads["head.weight"]
-    torch.testing.assert_close(model.head.weight.detach() - before, -1e-3 * g / (g.abs() + 1e-8), rtol=1e-6, atol=0)
+    torch.testing.assert_close(
+        model.head.weight.detach() - before, -1e-3 * g / (g.abs() + 1e-8), rtol=1e-6, atol=0
+    )
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"prox_lambda": 0.0}, "prox_lambda=0.0"), ({"cg_iters": 0}, "cg_iters=0"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"prox_lambda": 0.0}, "prox_lambda=0.0"),
+        ({"cg_iters": 0}, "cg_iters=0"),
+    ],
+)
 def test_bad_hyperparameters_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
         make_learner("imaml", linear_model(), "regression", **options)
@@ -201,8 +211,16 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
     from playground.scenarios import maml
 
     monkeypatch.setattr(maml, "save_plots", lambda *args: None)
-    options = {"algo": "imaml", "meta_batch": "4", "inner_steps": "3", "eval_every": "3", "eval_tasks": "5",
-               "eval_steps": "2", "log_every": "3", "checkpoint_every": "4"}
+    options = {
+        "algo": "imaml",
+        "meta_batch": "4",
+        "inner_steps": "3",
+        "eval_every": "3",
+        "eval_tasks": "5",
+        "eval_steps": "2",
+        "log_every": "3",
+        "checkpoint_every": "4",
+    }
 
     def run(name, **overrides):
         config = build_config(maml.MamlConfig, {**options, **{k: str(v) for k, v in overrides.items()}})
@@ -211,7 +229,9 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
     full = run("full", iterations=6)
     run("part", iterations=4)
     resumed = run("resumed", iterations=6, resume=tmp_path / "part")
-    assert {k: v for k, v in full.items() if k != "wall_s"} == {k: v for k, v in resumed.items() if k != "wall_s"}
+    assert {k: v for k, v in full.items() if k != "wall_s"} == {
+        k: v for k, v in resumed.items() if k != "wall_s"
+    }
     assert full["eval/mse_by_step"][0] > 0
 
 
@@ -220,7 +240,22 @@ def test_cli_sine_run_learns(tmp_path):
     """100 meta-updates through the CLI (measured: MSE 3.32 before adaptation, 0.80 after 10 steps)."""
     from playground.cli import main
 
-    main(["run", "maml", "algo=imaml", "task=sine", "iterations=100", "meta_batch=10", "meta_lr=0.01",
-          "eval_every=0", "eval_tasks=100", "checkpoint_every=0", "threads=1", "--out", str(tmp_path / "run")])
+    main(
+        [
+            "run",
+            "maml",
+            "algo=imaml",
+            "task=sine",
+            "iterations=100",
+            "meta_batch=10",
+            "meta_lr=0.01",
+            "eval_every=0",
+            "eval_tasks=100",
+            "checkpoint_every=0",
+            "threads=1",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     mse = json.loads((tmp_path / "run" / "summary.json").read_text())["eval/mse_by_step"]
     assert len(mse) == 11 and mse[-1] < 0.5 * mse[0]

@@ -106,7 +106,10 @@ def test_a_diverging_outer_run_is_a_result(tmp_path):
 @pytest.mark.parametrize(
     "overrides,message",
     [
-        (["problem=lasso"], "unknown problem 'lasso'; valid: ridge, lr_horizon, hypercleaning, best_response"),
+        (
+            ["problem=lasso"],
+            "unknown problem 'lasso'; valid: ridge, lr_horizon, hypercleaning, best_response",
+        ),
         (["method=adjoint"], "unknown method 'adjoint'; valid: unrolled, truncated, forward, ift_exact"),
         (["problem=best_response", "method=ift_cg"], "method=ift_cg does not apply to problem=best_response"),
         (["radius=0.5"], "radius=0.5 applies to problem=best_response only"),
