@@ -8,17 +8,11 @@ outer loop (`outer_descent`).
 
 from bilevel.best_response import LinearBestResponse, SelfTuning
 from bilevel.hypercleaning import HyperCleaning, auc
-from bilevel.hypergradients import (
-    METHODS,
-    Hypergradient,
-    Method,
-    make_method,
-    relative_error,
-)
+from bilevel.hypergradients import Hypergradient, Method, relative_error
 from bilevel.lr_horizon import LrHorizon
 from bilevel.outer import OuterResult, outer_descent
 from bilevel.problem import BilevelProblem, outer_loss_curve, unroll
-from bilevel.registry import PROBLEMS, make_problem
+from bilevel.registry import METHODS, PROBLEMS, make_method, make_problem
 from bilevel.ridge import Ridge
 from bilevel.solvers import conjugate_gradient, neumann_series
 

@@ -18,10 +18,9 @@ each about one gradient), `solves` of the inner problem to full accuracy, and wa
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -174,28 +173,6 @@ def _check_positive(method: str, **budgets: int) -> None:
     for name, value in budgets.items():
         if value < 1:
             raise ValueError(f"{method}: {name}={value} must be >= 1")
-
-
-METHODS: dict[str, Callable[..., Method]] = {
-    "unrolled": unrolled,
-    "truncated": truncated,
-    "forward": forward,
-    "ift_exact": ift_exact,
-    "ift_cg": ift_cg,
-    "ift_neumann": ift_neumann,
-    "finite_diff": finite_diff,
-}
-
-
-def make_method(name: str, **options: Any) -> Method:
-    """The hypergradient method `name` with its options (an option it does not take is an error)."""
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; valid: {', '.join(METHODS)}")
-    valid = list(inspect.signature(METHODS[name]).parameters)
-    for key in options:
-        if key not in valid:
-            raise ValueError(f"method {name!r} takes no option {key!r}; valid: {', '.join(valid) or 'none'}")
-    return METHODS[name](**options)
 
 
 def relative_error(value: Tensor, reference: Tensor) -> float:

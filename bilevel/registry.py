@@ -1,13 +1,24 @@
-"""The registry of bilevel problems, and building one by name with checked options."""
+"""The registries of bilevel problems and hypergradient methods, and building one by name with
+checked options: an option its factory does not take is an error naming those it does take."""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bilevel.best_response import best_response
 from bilevel.hypercleaning import hypercleaning
+from bilevel.hypergradients import (
+    Method,
+    finite_diff,
+    forward,
+    ift_cg,
+    ift_exact,
+    ift_neumann,
+    truncated,
+    unrolled,
+)
 from bilevel.lr_horizon import lr_horizon
 from bilevel.problem import BilevelProblem
 from bilevel.ridge import ridge
@@ -19,13 +30,32 @@ PROBLEMS: dict[str, Callable[..., BilevelProblem]] = {
     "best_response": best_response,
 }
 
+METHODS: dict[str, Callable[..., Method]] = {
+    "unrolled": unrolled,
+    "truncated": truncated,
+    "forward": forward,
+    "ift_exact": ift_exact,
+    "ift_cg": ift_cg,
+    "ift_neumann": ift_neumann,
+    "finite_diff": finite_diff,
+}
+
 
 def make_problem(name: str, **options: Any) -> BilevelProblem:
-    """The problem `name` built with its options (an option it does not take is an error)."""
-    if name not in PROBLEMS:
-        raise ValueError(f"unknown problem {name!r}; valid: {', '.join(PROBLEMS)}")
-    valid = list(inspect.signature(PROBLEMS[name]).parameters)
+    """The problem `name` built with its options."""
+    return _build("problem", PROBLEMS, name, options)
+
+
+def make_method(name: str, **options: Any) -> Method:
+    """The hypergradient method `name` with its options."""
+    return _build("method", METHODS, name, options)
+
+
+def _build(kind: str, registry: Mapping[str, Callable], name: str, options: dict[str, Any]) -> Any:
+    if name not in registry:
+        raise ValueError(f"unknown {kind} {name!r}; valid: {', '.join(registry)}")
+    valid = list(inspect.signature(registry[name]).parameters)
     for key in options:
         if key not in valid:
-            raise ValueError(f"problem {name!r} takes no option {key!r}; valid: {', '.join(valid)}")
-    return PROBLEMS[name](**options)
+            raise ValueError(f"{kind} {name!r} takes no option {key!r}; valid: {', '.join(valid) or 'none'}")
+    return registry[name](**options)

@@ -88,9 +88,11 @@ def run_sweep(
             else:
                 _run_local(todo, workers)
         finally:
+            outcomes = [outcome(d) for d in directories]
+            table = sweep_table(points, outcomes, [d.name for d in directories])
             path = out / "sweep.csv"
-            write_atomic(path, lambda f: f.write(sweep_table(points, directories)))
-        return path, [status(d) for d in directories]
+            write_atomic(path, lambda f: f.write(table))
+        return path, [state for state, _ in outcomes]
 
 
 def run_name(point: dict[str, str]) -> str:
@@ -100,29 +102,32 @@ def run_name(point: dict[str, str]) -> str:
 
 
 def status(directory: Path) -> str:
-    """A point's outcome from its summary.json: finished, diverged, interrupted, failed, or
-    `not run` (no summary) and `unreadable`."""
+    """A point's outcome: finished, diverged, interrupted, failed, or `not run` (no summary) and
+    `unreadable`."""
+    return outcome(directory)[0]
+
+
+def outcome(directory: Path) -> tuple[str, dict]:
+    """A point's status and its summary ({} when there is none to read)."""
     try:
         summary = read_json(directory / "summary.json")
     except FileNotFoundError:
-        return "not run"
+        return "not run", {}
     except (OSError, ValueError):
-        return "unreadable"
+        return "unreadable", {}
     if not isinstance(summary, dict):
-        return "unreadable"
-    return summary.get("status") or ("diverged" if summary.get("diverged") else "finished")
+        return "unreadable", {}
+    return summary.get("status") or ("diverged" if summary.get("diverged") else "finished"), summary
 
 
-def sweep_table(points: list[dict[str, str]], directories: list[Path]) -> str:
+def sweep_table(points: list[dict[str, str]], outcomes: list[tuple[str, dict]], names: list[str]) -> str:
     """CSV text: one row per run, its status and overrides, then its scalar summary metrics."""
     rows = []
-    for point, directory in zip(points, directories):
-        state = status(directory)
-        summary = read_json(directory / "summary.json") if state not in ("not run", "unreadable") else {}
+    for point, (state, summary), name in zip(points, outcomes, names):
         scalars = {
             k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool)) and k != "status"
         }
-        rows.append({"run": directory.name, "status": state, **point, **scalars})
+        rows.append({"run": name, "status": state, **point, **scalars})
     columns = list(dict.fromkeys(key for row in rows for key in row))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns)
