@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements
 REQS := requirements.txt tools/install-learn2learn.sh
 
-.PHONY: venv demo test test-slow bench gpu-check reproduce clean
+.PHONY: venv demo test test-slow test-gpu bench gpu-check reproduce clean
 
 # A dangling or foreign .venv link is replaced first (tools/venv-link.sh). Installs only when the
 # requirements differ from those the environment was built with, so a
@@ -34,7 +34,11 @@ test: venv
 	$(PYTHON) -m pytest -q
 
 test-slow: venv
-	$(PYTHON) -m pytest -q -m slow
+	$(PYTHON) -m pytest -q -m "slow and not gpu"
+
+# The README's GPU table, on a machine with a CUDA GPU.
+test-gpu: venv
+	$(PYTHON) -m pytest -q -m gpu
 
 # ruff, configured in pyproject.toml: lint and formatting (`ruff format .` fixes the latter).
 lint: venv

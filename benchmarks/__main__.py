@@ -59,6 +59,11 @@ def main(names: list[str], device: torch.device = CPU) -> None:
         section = importlib.import_module(f"benchmarks.{name}").main(device)
         stamp = f"_Measured {time.strftime('%Y-%m-%d %H:%M')} on {machine(device)}._"
         (kept / f"{name}{suffix}.md").write_text(f"{section}\n\n{stamp}\n")
+    gather(kept)
+
+
+def gather(kept: Path = HERE / "results") -> None:
+    """results.md: every section kept in `kept`, under one introduction."""
     sections = [p.read_text() for p in sorted(kept.glob("*.md"))]
     text = (
         "# Benchmarks\n\nWritten by `make bench` (`python -m benchmarks NAME` reruns one "

@@ -34,13 +34,15 @@ class Row(NamedTuple):
 class Table(NamedTuple):
     """`runs`: label -> `playground run` arguments, or `benchmarks.NAME` for a benchmark section.
     `tolerance`: (relative, absolute) agreement the slow tests ask of numbers printed without a CI;
-    `minutes`: an upper bound on one run's wall time on the README's 2-core machine."""
+    `minutes`: an upper bound on one run's wall time on the README's 2-core machine (on its GPU
+    when `gpu`: such a table's runs ask for `device=cuda`, and its slow tests are marked `gpu`)."""
 
     header: tuple[str, ...]
     runs: dict[str, str]
     rows: tuple[Row, ...]
     tolerance: tuple[float, float]
     minutes: int
+    gpu: bool = False
 
 
 # ---------------------------------------------------------------- formatting helpers
@@ -375,11 +377,12 @@ def _bilevel_response(r: dict) -> str:
     )
 
 
-def _bilevel_row(label: str, text: Callable[[dict], str]) -> Row:
+def _run_row(runs: dict[str, str], label: str, text: Callable[[dict], str]) -> Row:
+    """A row of one run: its command, `text` of its results, its wall time."""
     return Row(
         (label,),
         (
-            _const(f"`playground run {_BILEVEL_RUNS[label]}`"),
+            _const(f"`playground run {runs[label]}`"),
             _cell(text),
             _cell(lambda r: f"{r[label]['wall_s']:.0f} s"),
         ),
@@ -390,13 +393,63 @@ BILEVEL = Table(
     header=("bilevel run (defaults)", "result", "wall"),
     runs=_BILEVEL_RUNS,
     rows=(
-        _bilevel_row("ridge", _bilevel_ridge),
-        _bilevel_row("lr_horizon", _bilevel_horizon),
-        _bilevel_row("hypercleaning", _bilevel_cleaning),
-        _bilevel_row("best_response", _bilevel_response),
+        _run_row(_BILEVEL_RUNS, "ridge", _bilevel_ridge),
+        _run_row(_BILEVEL_RUNS, "lr_horizon", _bilevel_horizon),
+        _run_row(_BILEVEL_RUNS, "hypercleaning", _bilevel_cleaning),
+        _run_row(_BILEVEL_RUNS, "best_response", _bilevel_response),
     ),
     tolerance=(0.03, 0.01),
     minutes=2,
+)
+
+
+# ---------------------------------------------------------------- runs on a GPU
+
+_FINN_GLYPHS = (
+    "maml task=glyphs algo=maml meta_batch=32 inner_lr=0.4 inner_steps=1 eval_steps=3 eval_every=500"
+)
+_GPU_RUNS = {
+    "glyphs-1shot": f"{_FINN_GLYPHS} shots=1 iterations=10250 device=cuda",
+    "glyphs-5shot": f"{_FINN_GLYPHS} shots=5 iterations=7000 device=cuda",
+    "gpt": "icl model=gpt dim=10 context=20 x_dist=gaussian layers=6 heads=4 width=128 batch=256 "
+    "steps=15000 eval_every=1000 device=cuda",
+}
+
+
+def _gpu_glyphs(label: str) -> Callable[[dict], str]:
+    def text(r: dict) -> str:
+        s = r[label]
+        final = _with_ci(s, "eval/post_eval_steps_acc", 2, 100)
+        return (
+            f"accuracy before adaptation {_number(100 * s['eval/pre_adapt_acc'], 1)}%, after 1 / 3 steps "
+            f"{_number(100 * s['eval/post_adapt_acc'], 2)} / **{final}**%"
+        )
+
+    return text
+
+
+def _gpu_gpt(r: dict) -> str:
+    s = r["gpt"]
+    at = lambda key: " / ".join(f"{s[key][n - 1]:.3f}" for n in (5, 10, 20))
+    return (
+        f"error at N = 5 / 10 / 20: {at('context/model')} against ridge {at('context/ridge')}, least "
+        f"squares {at('context/ols')}, one-step GD {at('context/gd')}. SPD / ILWD to ridge "
+        f"{s['spd/ridge']:.4f} / {s['ilwd/ridge']:.4f}, to least squares {s['spd/ols']:.4f} / "
+        f"{s['ilwd/ols']:.4f}, to GD {s['spd/gd']:.3f} / {s['ilwd/gd']:.3f}"
+    )
+
+
+GPU = Table(
+    header=("run on a GPU", "result", "wall"),
+    runs=_GPU_RUNS,
+    rows=(
+        _run_row(_GPU_RUNS, "glyphs-1shot", _gpu_glyphs("glyphs-1shot")),
+        _run_row(_GPU_RUNS, "glyphs-5shot", _gpu_glyphs("glyphs-5shot")),
+        _run_row(_GPU_RUNS, "gpt", _gpu_gpt),
+    ),
+    tolerance=(0.05, 1.0),
+    minutes=20,
+    gpu=True,
 )
 
 
@@ -524,6 +577,7 @@ TABLES = {
     "icl": ICL,
     "metarl": METARL,
     "bilevel": BILEVEL,
+    "gpu": GPU,
     "bench": BENCH,
 }
 

@@ -83,14 +83,17 @@ def adaptation_curve(
             return fine_tune(model, params, rates, x, y, 1, loss_fn)
 
     def one_task(sx, sy, qx, qy):
+        # every output depends on the task: vmap in torch 2.11 cannot place an unbatched output
+        # at out_dims=1
         losses, accuracies, task_params = [], [], params
         for step in range(steps + 1):
             if step:
                 task_params = inner_step(task_params, sx, sy)
             out = functional_call(model, task_params, (qx,))
             losses.append(loss_fn(out, qy))
-            accuracies.append(accuracy(out, qy) if classification else torch.zeros(()))
-        return torch.stack(losses), torch.stack(accuracies)
+            if classification:
+                accuracies.append(accuracy(out, qy))
+        return torch.stack(losses), *([torch.stack(accuracies)] if classification else [])
 
-    losses, accuracies = vmap(one_task, out_dims=1)(*tasks)
-    return losses, (accuracies if classification else None)
+    losses, *accuracies = vmap(one_task, out_dims=1)(*tasks)
+    return losses, (accuracies[0] if classification else None)

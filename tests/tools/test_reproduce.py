@@ -170,9 +170,8 @@ def _slow_rows():
     for name, table in reproduce.TABLES.items():
         for index, row in enumerate(table.rows):
             seconds = 3 * 60 * table.minutes * len(row.labels)
-            yield pytest.param(
-                name, index, marks=pytest.mark.timeout(seconds), id=f"{name}-{'+'.join(row.labels)}"
-            )
+            marks = [pytest.mark.timeout(seconds)] + ([pytest.mark.gpu] if table.gpu else [])
+            yield pytest.param(name, index, marks=marks, id=f"{name}-{'+'.join(row.labels)}")
 
 
 @pytest.fixture(scope="session")
