@@ -107,7 +107,7 @@ def cgd(lr: float, cg_iters: int = 20) -> Dynamics:
     def step(game: Game, z: Tensor) -> Tensor:
         curv = curvature(game, z)
         if curv.off_diagonal is not None:
-            system = torch.eye(game.dim, dtype=z.dtype) + lr * curv.off_diagonal
+            system = torch.eye(game.dim, dtype=z.dtype, device=z.device) + lr * curv.off_diagonal
             return z - lr * torch.linalg.solve(system, curv.field)
         direction = _normal_cg(
             lambda v: v + lr * curv.h_o(v),
@@ -158,7 +158,7 @@ def stackelberg_field(game: Game, z: Tensor, regularization: float = 0.0) -> Ten
     follower_gradient = lambda w: grad(loss(1))(w)[follow]  # ∇_y g, (d_y,)
     grad_y_g, pull_back = vjp(follower_gradient, z)  # x block of pull_back(v): ∇²_{xy}g v
     hess_yy = jacfwd(lambda y: follower_gradient(game.replace_block(z, 1, y)))(z[follow])
-    eye = torch.eye(hess_yy.shape[0], dtype=z.dtype)
+    eye = torch.eye(hess_yy.shape[0], dtype=z.dtype, device=z.device)
     hess_yy = hess_yy + regularization * eye
     grad_f = grad(loss(0))(z)  # (d,)
     # inv, not solve: vmap over jacfwd through linalg.solve is wrong in torch 2.14.

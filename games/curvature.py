@@ -50,7 +50,7 @@ def dense_curvature(game: Game, z: Tensor) -> Curvature:
     blocks = game.blocks()
     field = torch.cat([grads[i, b] for i, b in enumerate(blocks)])
     jacobian = torch.cat([hessians[i, b] for i, b in enumerate(blocks)])  # (d, d)
-    own = torch.block_diag(*[torch.ones(s, s, dtype=z.dtype) for s in game.sizes])
+    own = torch.block_diag(*[torch.ones(s, s, dtype=z.dtype, device=z.device) for s in game.sizes])
     off = jacobian * (1 - own)
     return Curvature(
         field,

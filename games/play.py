@@ -101,7 +101,7 @@ def play_batch(
     """
     if device is None or torch.device(device).type == "cpu":
         return _play_batch(game, dynamics, z0, steps, log, progress)
-    with torch.device(device), _OnDevice(device):  # new tensors there; the game's own copied there
+    with _OnDevice(device):  # the game's constants copied there when used; new tensors made beside z
         return _play_batch(game, dynamics, z0.to(device), steps, log, progress)
 
 
@@ -112,7 +112,7 @@ def _play_batch(
     observe_all = vmap(lambda z: observe(game, z))
     z, state = z0, vmap(lambda z: dynamics.init(game, z))(z0)
     metrics = observe_all(z0)
-    diverged = torch.full((z0.shape[0],), -1, dtype=torch.long)
+    diverged = torch.full((z0.shape[0],), -1, dtype=torch.long, device=z0.device)
     path = []
     for step in progress(range(steps + 1), total=steps + 1, desc="play"):
         if step > 0:

@@ -158,7 +158,7 @@ def ipd(gamma: float = 0.96) -> Game:
         coop1, coop2 = torch.sigmoid(p[0]), torch.sigmoid(p[1])[_IPD_SWAP]  # (5,)
         start = joint(coop1[0], coop2[0])  # (4,)
         transition = joint(coop1[1:], coop2[1:])  # (4, 4)
-        eye = torch.eye(4, dtype=transition.dtype)
+        eye = torch.eye(4, dtype=transition.dtype, device=transition.device)
         # inv, not solve: vmap over jacfwd through linalg.solve is wrong in torch 2.14 (batches).
         values = start @ torch.linalg.inv(eye - gamma * transition) @ _IPD_REWARDS  # (2,)
         return -(1 - gamma) * values

@@ -56,3 +56,40 @@ def test_evaluate_reports_every_step_and_ignores_chunking():
     ]
     assert curves[0] == curves[1]
     assert len(curves[0].loss) == 3 and curves[0].n_tasks == 30
+
+
+@pytest.mark.parametrize("kind", ["regression", "classification"])
+def test_every_output_of_the_vmapped_curve_depends_on_the_task(kind, monkeypatch):
+    """torch 2.11's `vmap` cannot place an output that does not depend on the batch at `out_dims=1`
+    (it raised on every sine evaluation there); torch 2.14 can, so check the outputs themselves."""
+    from torch._C._functorch import is_batchedtensor  # private: the only public check is the failure
+    from torch.utils._pytree import tree_leaves
+
+    import metalearn.maml.adaptation as adaptation
+
+    def checked_vmap(fn, **options):
+        def per_task(*args):
+            outputs = fn(*args)
+            assert all(is_batchedtensor(t) for t in tree_leaves(outputs)), (
+                "an output is the same for every task"
+            )
+            return outputs
+
+        return torch.func.vmap(per_task, **options)
+
+    monkeypatch.setattr(adaptation, "vmap", checked_vmap)
+    if kind == "regression":
+        family = Sine(5, 20)
+    else:
+        from metalearn.fewshot import ImageTasks
+
+        g = torch.Generator().manual_seed(0)
+        images = {
+            split: torch.rand(10, 3, 1, 28, 28, generator=g) for split in ("train", "validation", "test")
+        }
+        family = ImageTasks(images, ways=5, shots=1, queries=2, rotations=False)
+    learner = make_learner("maml", family.make_model(torch.Generator().manual_seed(0)), kind)
+    losses, accuracies = learner.adaptation_curve(
+        family.sample("test", 3, torch.Generator().manual_seed(1)), 2
+    )
+    assert losses.shape == (3, 3) and (accuracies is None) == (kind == "regression")
