@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from playground.errors import BadInput, Interrupted
+from playground.rundir import COST_KEYS
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -160,5 +161,5 @@ def _timestamped(parent: Path) -> Path:
 def _headline(summary: dict) -> str:
     if summary.get("diverged"):
         return f"diverged at step {summary.get('diverged_step')}"
-    numbers = [f"{k}={v:.4g}" for k, v in summary.items() if isinstance(v, float) and k != "wall_s"][:4]
+    numbers = [f"{k}={v:.4g}" for k, v in summary.items() if isinstance(v, float) and k not in COST_KEYS][:4]
     return ", ".join(numbers + [f"{summary['wall_s']:.1f}s"])

@@ -20,6 +20,7 @@ import matplotlib
 from playground.errors import BadInput
 from playground.files import read_json, read_jsonl, write_atomic
 from playground.plots import overlay_curves
+from playground.rundir import COST_KEYS
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222; }
@@ -153,7 +154,9 @@ def _read_object(path: Path, problems: list[str], missing_ok: bool = False) -> d
 def _summary_table(records: list[dict]) -> str:
     differing = _differing_options(records)
     metrics = list(
-        dict.fromkeys(k for r in records for k, v in r["summary"].items() if _is_number(v) and k != "wall_s")
+        dict.fromkeys(
+            k for r in records for k, v in r["summary"].items() if _is_number(v) and k not in COST_KEYS
+        )
     )[:14]
     header = ["run", "scenario", *differing, *metrics, "status", "wall s"]
     rows = []

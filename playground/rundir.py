@@ -19,6 +19,8 @@ from pathlib import Path
 from playground.errors import BadInput
 
 LOCK = ".lock"
+# summary.json keys that measure what a run cost, not what it found: left out of result tables
+COST_KEYS = ("wall_s", "peak_gpu_memory_mib")
 
 
 @contextmanager

@@ -153,6 +153,8 @@ def _execute(scenario, config, directory, argv, progress) -> dict:
     status = "failed"
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads or threads)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     try:
         with warnings.catch_warnings():
@@ -173,6 +175,8 @@ def _execute(scenario, config, directory, argv, progress) -> dict:
         torch.set_num_threads(threads)
         run.close()
         summary["wall_s"] = round(time.perf_counter() - start, 3)
+        if device.type == "cuda":  # the CUDA allocator's peak: what the run needs of the GPU's memory
+            summary["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
         _record_divergence(summary, run)
         if status == "finished" and summary["diverged"]:
             status = "diverged"
@@ -192,10 +196,17 @@ def _record_divergence(summary: dict, run: Run) -> None:
 
 
 def device_info(device: torch.device) -> dict[str, Any]:
-    """The device a run used, by name, with the CUDA version torch was built with."""
+    """The device a run used, by name, with the CUDA version torch was built with; on a GPU also
+    its memory and whether float32 products may run in TF32 (torch's defaults: not matrix
+    products, but cuDNN convolutions). No run uses mixed precision."""
     info: dict[str, Any] = {"type": device.type, "torch": torch.__version__, "cuda": torch.version.cuda}
     if device.type == "cuda":
         info["name"] = torch.cuda.get_device_name(device)
+        info["memory_gib"] = round(torch.cuda.get_device_properties(device).total_memory / 2**30, 1)
+        info["tf32"] = {
+            "matmul": torch.backends.cuda.matmul.allow_tf32,
+            "cudnn": torch.backends.cudnn.allow_tf32,
+        }
     else:
         info["name"] = platform.processor() or platform.machine()
     return info

@@ -47,6 +47,7 @@ from metalearn.fewshot import ImageTasks, Sine, Tasks  # noqa: E402
 from metalearn.maml import ALGORITHMS, GRADIENT_ALGORITHMS, make_learner  # noqa: E402
 from playground.config import build_config  # noqa: E402
 from playground.devices import resolve_device  # noqa: E402
+from playground.rundir import COST_KEYS  # noqa: E402
 from playground.runner import execute  # noqa: E402
 from playground.scenarios import SCENARIOS  # noqa: E402
 
@@ -126,7 +127,7 @@ def numbers(summary: dict) -> list[float]:
     """Every number of a summary (lists flattened), in key order, wall time and status left out."""
     found = []
     for key, value in summary.items():
-        if key in ("wall_s", "steps_run") or isinstance(value, (str, bool)) or value is None:
+        if key in (*COST_KEYS, "steps_run") or isinstance(value, (str, bool)) or value is None:
             continue
         for x in value if isinstance(value, list) else [value]:
             found += [float(v) for v in (x if isinstance(x, list) else [x]) if isinstance(v, (int, float))]
@@ -153,17 +154,16 @@ def attempt(name: str, measure: Callable[[], tuple[bool, str]]) -> Check:
 
 def check_plumbing(device: torch.device, quick: bool, scratch: Path) -> list[Check]:
     def tiny_run(name: str, options: dict, where: Path) -> tuple[bool, str]:
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
         on_device = run_scenario(name, {**options, "device": str(device)}, where / "device")
-        used = device.type != "cuda" or torch.cuda.max_memory_allocated(device) > 0
+        used = device.type != "cuda" or on_device.get("peak_gpu_memory_mib", 0) > 0
         values = numbers(on_device)
         finite = all(math.isfinite(v) for v in values)
         note = f"status {on_device['status']}, {len(values)} numbers, all finite: {finite}"
         if device.type == "cuda":
             on_cpu = run_scenario(name, {**options, "device": "cpu"}, where / "cpu")
             gap = largest_relative_difference(values, numbers(on_cpu))
-            note += f", CUDA memory used: {used}; largest relative difference from the CPU run {gap:.2g}"
+            peak = on_device.get("peak_gpu_memory_mib")
+            note += f", peak CUDA memory {peak} MiB; largest relative difference from the CPU run {gap:.2g}"
         return on_device["status"] == "finished" and used and finite, note
 
     def resume_on_cpu() -> tuple[bool, str]:

@@ -86,3 +86,12 @@ def test_status_of_every_outcome_is_shown(toy, tmp_path, monkeypatch):
     text = page(tmp_path / "r.html")
     assert "diverged (step 162)" in text and "failed (RuntimeError)" in text
     json.loads((tmp_path / "runs" / "bug" / "summary.json").read_text())
+
+
+def test_what_a_run_cost_is_not_a_metric_column(runs):
+    """A GPU run's peak memory, like its wall time, stays out of the table of results."""
+    summary = runs / "a" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "peak_gpu_memory_mib": 12.5}))
+    assert main(["report", "runs", "--out", "r.html"]) == 0
+    text = page(runs.parent / "r.html")
+    assert "peak_gpu_memory_mib" not in text and "wall s" in text
