@@ -17,7 +17,6 @@ import torch
 from torch.func import functional_call
 
 from metalearn.fewshot.tasks import TaskFamily, Tasks
-from metalearn.maml.adaptation import fine_tune
 from metalearn.maml.learners import MetaLearner
 from metalearn.stats import mean_ci95
 
@@ -64,16 +63,19 @@ def evaluate(
 
 
 def adapted_predictions(learner: MetaLearner, tasks: Tasks, steps: Sequence[int]) -> torch.Tensor:
-    """The model's outputs at each task's query inputs after each count in `steps` of SGD steps on
-    its support set, with the learner's `rates()`: (len(steps), T, Q, outputs). Task by task, for
-    the few tasks a figure shows (Finn et al. 2017, fig. 2)."""
+    """The model's outputs at each task's query inputs after each count in `steps` of the learner's
+    test-time steps (`inner_step()`, those its evaluation takes) on its support set:
+    (len(steps), T, Q, outputs). Task by task, for the few tasks a figure shows (Finn et al. 2017,
+    fig. 2)."""
     params = {name: p.detach() for name, p in learner.model.named_parameters()}
-    rates = {name: r.detach() if torch.is_tensor(r) else r for name, r in learner.rates().items()}
+    step = learner.inner_step()
     curves = []
     for count in steps:
         outputs = []
         for support_x, support_y, query_x in zip(tasks.support_x, tasks.support_y, tasks.query_x):
-            fast = fine_tune(learner.model, params, rates, support_x, support_y, count, learner.loss_fn)
+            fast = params
+            for _ in range(count):
+                fast = step(fast, support_x, support_y)
             with torch.no_grad():
                 outputs.append(functional_call(learner.model, fast, (query_x,)))
         curves.append(torch.stack(outputs))

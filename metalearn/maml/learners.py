@@ -28,7 +28,7 @@ from torch.func import functional_call, vmap
 
 from metalearn.convnet import plain_batch_norm
 from metalearn.fewshot.tasks import Tasks
-from metalearn.maml.adaptation import accuracy, adaptation_curve, criterion, fine_tune, head_names
+from metalearn.maml.adaptation import Step, accuracy, adaptation_curve, criterion, fine_tune, head_names
 from metalearn.maml.capture import CAPTURES, CudaGraphStep
 from metalearn.maml.engines import ENGINES, functional_meta_loss, learn2learn_meta_loss
 from metalearn.maml.imaml import implicit_meta_gradient, proximal_step
@@ -81,13 +81,20 @@ class MetaLearner:
         self.optimizer.step()
         return loss.detach()
 
-    def adaptation_curve(self, tasks: Tasks, steps: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Query loss and accuracy (None for regression) per task after 0..steps steps: (steps + 1, T)."""
-        params = {name: p.detach() for name, p in self.model.named_parameters()}
+    def inner_step(self) -> Step:
+        """One step of test-time adaptation, (params, x, y) -> params: SGD with `rates()`."""
         rates = {name: r.detach() if torch.is_tensor(r) else r for name, r in self.rates().items()}
+        return lambda params, x, y: fine_tune(self.model, params, rates, x, y, 1, self.loss_fn)
+
+    def adaptation_curve(self, tasks: Tasks, steps: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Query loss and accuracy (None for regression) per task after 0..steps of `inner_step()`:
+        (steps + 1, T)."""
+        params = {name: p.detach() for name, p in self.model.named_parameters()}
         with torch.no_grad():
             classification = self.kind == "classification"
-            return adaptation_curve(self.model, params, rates, tasks, steps, self.loss_fn, classification)
+            return adaptation_curve(
+                self.model, params, {}, tasks, steps, self.loss_fn, classification, self.inner_step()
+            )
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
@@ -240,16 +247,11 @@ class IMAML(MetaLearner):
         self.optimizer.step()
         return losses.mean().item()
 
-    def adaptation_curve(self, tasks: Tasks, steps: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def inner_step(self) -> Step:
         theta = {name: p.detach() for name, p in self.model.named_parameters()}
-
-        def inner_step(phi, x, y):
-            return proximal_step(self.model, theta, phi, x, y, self.loss_fn, self.prox_lambda, self.inner_lr)
-
-        with torch.no_grad():
-            return adaptation_curve(
-                self.model, theta, {}, tasks, steps, self.loss_fn, self.kind == "classification", inner_step
-            )
+        return lambda phi, x, y: proximal_step(
+            self.model, theta, phi, x, y, self.loss_fn, self.prox_lambda, self.inner_lr
+        )
 
 
 class ProtoNet(MetaLearner):

@@ -145,19 +145,36 @@ def one_step(tasks, lr, backtracks=5):
     return step["head.weight"].T
 
 
-def test_small_rates_take_plain_proximal_gradient_steps_and_the_curve_follows_them():
-    """α(h + λ) < 1 here, so Armijo passes the full rate: φ ← φ − α(∇L(φ) + λ(φ − θ)). The first
-    step is plain SGD's, the second is pulled back towards θ; the evaluation curve scores them."""
+def two_small_steps():
+    """A task, iMAML's learner on it, and by hand θ and its first two proximal steps w1, w2: with
+    α(h + λ) < 1 Armijo passes the full rate, φ ← φ − α(∇L(φ) + λ(φ − θ))."""
     tasks = linear_regression_tasks(torch.Generator().manual_seed(2), n_tasks=1)
     model = linear_model()
     sx, sy = tasks.support_x[0], tasks.support_y[0]
     theta = model.head.weight.detach().T
     w1 = theta - RATE * mse_gradient(theta, sx, sy)
     w2 = w1 - RATE * proximal_objective(w1, theta, sx, sy)[1]
-    loss, _ = IMAML(model, "regression", inner_lr=RATE, prox_lambda=LAMBDA).adaptation_curve(tasks, 2)
+    return tasks, IMAML(model, "regression", inner_lr=RATE, prox_lambda=LAMBDA), (theta, w1, w2)
+
+
+def test_small_rates_take_plain_proximal_gradient_steps_and_the_curve_follows_them():
+    """The first step is plain SGD's, the second is pulled back towards θ; the evaluation curve
+    scores them."""
+    tasks, learner, (theta, w1, w2) = two_small_steps()
+    loss, _ = learner.adaptation_curve(tasks, 2)
     for step, w in enumerate([theta, w1, w2]):
         mse = ((tasks.query_x[0] @ w - tasks.query_y[0]) ** 2).mean()
         torch.testing.assert_close(loss[step, 0], mse, rtol=1e-12, atol=0)
+
+
+def test_the_sine_fit_figure_adapts_with_the_same_proximal_steps():
+    """`adapted_predictions` (the fits a figure draws) takes the learner's own test-time steps."""
+    from metalearn.maml import adapted_predictions
+
+    tasks, learner, (theta, _, w2) = two_small_steps()
+    got = adapted_predictions(learner, tasks, [0, 2])  # (steps, T, Q, 1)
+    torch.testing.assert_close(got[0, 0], tasks.query_x[0] @ theta, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got[1, 0], tasks.query_x[0] @ w2, rtol=1e-12, atol=1e-12)
 
 
 def test_a_large_rate_backtracks_to_the_longest_that_passes_armijo():
