@@ -8,6 +8,8 @@ Notation: ∇L the matrix of the players' full loss gradients, η the learning r
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import Tensor
 from torch.func import grad, jacfwd, vjp
@@ -177,7 +179,8 @@ def stackelberg(lr: float, timescale: float = 1.0, regularization: float = 0.0) 
     update, which converges locally for small η at a Stackelberg point of a zero-sum game: there
     J_S = ∂ω_S/∂z is block triangular, its eigenvalues the leader's Schur complement's and
     ∇²_{yy}g's, all positive.
-    Fixed points are Stackelberg points, not Nash ones: `stackelberg_equilibrium` finds them."""
+    Fixed points are Stackelberg points, not Nash ones: its `fixed_point` is
+    `stackelberg_equilibrium`."""
     if not timescale > 0:
         raise ValueError(f"timescale={timescale} must be > 0")
     if not regularization >= 0:
@@ -188,7 +191,9 @@ def stackelberg(lr: float, timescale: float = 1.0, regularization: float = 0.0) 
         lead, follow = game.blocks()
         return z - lr * torch.cat([field[lead], timescale * field[follow]])
 
-    return _stateless(step)
+    return _stateless(step)._replace(
+        fixed_point=partial(stackelberg_equilibrium, regularization=regularization)
+    )
 
 
 def stackelberg_equilibrium(

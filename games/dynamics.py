@@ -3,7 +3,9 @@
 (The second-order ones, which also use the game Hessian, are in `games.adjusted`.)
 
 `init(game, z)` returns the dynamics' state (a NamedTuple of tensors, empty when memoryless) and
-`update(game, z, state)` returns the next joint parameters and state. Updates call the game for
+`update(game, z, state)` returns the next joint parameters and state. `fixed_point(game, z)`, for
+dynamics whose fixed points are not the game's Nash points, finds the one near z (None if it
+fails); None means they are the Nash points. Updates call the game for
 the field wherever they need it (extragradient and consensus need more than ξ at z), use no
 data-dependent Python branches, and so run unchanged under `torch.func.vmap` and `jacfwd`.
 Notation: ξ the simultaneous gradient, H = ∂ξ/∂z, η the learning rate.
@@ -22,6 +24,7 @@ from games.game import Game
 class Dynamics(NamedTuple):
     init: Callable[[Game, Tensor], tuple]
     update: Callable[[Game, Tensor, tuple], tuple[Tensor, tuple]]
+    fixed_point: Callable[[Game, Tensor], Tensor | None] | None = None
 
 
 class NoState(NamedTuple):

@@ -92,13 +92,10 @@ def initial_points(config: GameConfig, game: games.Game) -> torch.Tensor:  # (ba
 
 def run(config: GameConfig, run) -> dict:
     game, dynamics = make_game(config), make_dynamics(config)
-    if config.dynamics == "stackelberg" and game.equilibrium is not None:
-        # a Stackelberg run converges to the leader's optimum along the follower's best response,
-        # not to the Nash point: distances and rates are measured to it (None if Newton fails)
-        point = games.stackelberg_equilibrium(
-            game, game.equilibrium, config.dynamics_options.get("regularization", 0.0)
-        )
-        game = dataclasses.replace(game, equilibrium=point)
+    if dynamics.fixed_point is not None and game.equilibrium is not None:
+        # e.g. a Stackelberg run converges to the leader's optimum along the follower's best
+        # response, not to the Nash point: distances and rates are measured to its own fixed point
+        game = dataclasses.replace(game, equilibrium=dynamics.fixed_point(game, game.equilibrium))
     z0 = initial_points(config, game)
     progress = lambda steps, total=None, desc=None: run.progress(steps, total=total, desc=config.dynamics)
     if config.batch == 1:

@@ -83,6 +83,15 @@ def test_stackelberg_reaches_the_stackelberg_point_and_sim_gd_the_cournot_one():
     assert game.losses(nash)[0].item() == pytest.approx(-1.0, abs=1e-10)
 
 
+def test_the_dynamics_names_its_own_fixed_point():
+    """Stackelberg dynamics converge to the Stackelberg point and say so; sim_gd's are Nash points."""
+    game = games.duopoly()
+    torch.testing.assert_close(
+        games.stackelberg(0.5).fixed_point(game, game.equilibrium), STACKELBERG, rtol=0, atol=1e-12
+    )
+    assert games.sim_gd(0.5).fixed_point is None
+
+
 def test_one_update_is_the_hand_computed_step():
     """At q = (1/2, 2), η = 0.1, τ = 3: Df = 3/4 + 2 − 3 = −1/4 and ∇_y g = 4 + 1/2 − 3 = 3/2,
     so q⁺ = (1/2 + 0.025, 2 − 0.3 · 3/2) = (0.525, 1.55)."""
