@@ -66,21 +66,15 @@ def fine_tune(
 def adaptation_curve(
     model: nn.Module,
     params: Params,
-    rates: Mapping[str, torch.Tensor | float],
+    inner_step: Step,
     tasks: Tasks,
     steps: int,
     loss_fn: Loss,
     classification: bool,
-    inner_step: Step | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Query loss (and accuracy) of every task after 0, 1, ..., `steps` inner steps: (steps + 1, T),
-    steps first, as every adaptation curve in `metalearn`.
-
-    An inner step is one `fine_tune` step with `rates` unless `inner_step` is given (iMAML's)."""
-    if inner_step is None:
-
-        def inner_step(params: Params, x: torch.Tensor, y: torch.Tensor) -> Params:
-            return fine_tune(model, params, rates, x, y, 1, loss_fn)
+    """Query loss (and accuracy) of every task after 0, 1, ..., `steps` applications of
+    `inner_step` (a learner's test-time step) from `params`: (steps + 1, T), steps first, as every
+    adaptation curve in `metalearn`."""
 
     def one_task(sx, sy, qx, qy):
         # every output depends on the task: vmap in torch 2.11 cannot place an unbatched output

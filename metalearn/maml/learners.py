@@ -93,7 +93,7 @@ class MetaLearner:
         with torch.no_grad():
             classification = self.kind == "classification"
             return adaptation_curve(
-                self.model, params, {}, tasks, steps, self.loss_fn, classification, self.inner_step()
+                self.model, params, self.inner_step(), tasks, steps, self.loss_fn, classification
             )
 
     def state_dict(self) -> dict:
