@@ -8,9 +8,9 @@ One torch thread unless the case says two: on small models more threads only add
 
 On a GPU (`--device cuda`): second-order MAML on sine at meta-batch 25 and 1000; FOMAML, ANIL and
 second-order MAML on glyphs conv-4 (5-way 1-shot, 1 query per class) at meta-batch 32 and 128;
-and the sine step (meta-batch 25) eager, compiled and replayed from a CUDA graph
-(`metalearn.maml.capture`). Tasks are on the GPU before timing; peak memory is the CUDA
-allocator's.
+and the step eager, compiled and replayed from a CUDA graph (`metalearn.maml.capture`) for sine
+(meta-batch 25), eager and from a graph for second-order MAML on conv-4 (meta-batch 32). Tasks are
+on the GPU before timing; peak memory is the CUDA allocator's.
 """
 
 from __future__ import annotations
@@ -67,40 +67,48 @@ def _gpu_section(device: torch.device) -> str:
     threads = torch.get_num_threads()
     rows = [row for case in cases for row in _compare(*case, threads, device)]
     header = ["case", "engine", "step (s)", "± (s)", "tasks / s", "speed-up", "peak memory growth (MiB)"]
-    captured = _captured_sine(device)
+    captured = _captured(device)
     intro = __doc__.split("\n\n")[2].replace("\n", " ")
     return (
         f"## MAML meta-training on {torch.cuda.get_device_name(device)}: functional vs learn2learn\n\n"
         f"{intro}\n\n{markdown_table(header, rows)}\n\n"
-        "### The sine meta-step (maml, K = 10, batch 25), captured\n\n"
+        "### The meta-step captured\n\n"
         f"{captured}"
     )
 
 
-def _captured_sine(device: torch.device) -> str:
-    """The functional engine's sine step eager, compiled and as a CUDA graph, on the same tasks."""
-    family = Sine(10, 10)
-    generator = torch.Generator().manual_seed(0)
-    model = family.make_model(generator).to(device)
-    tasks = Tasks(*(t.to(device) for t in family.sample("train", 25, generator)))
-    steps_of = {}
-    for capture in CAPTURES:
-        learner = make_learner("maml", copy.deepcopy(model), family.kind, capture=capture)
-        for _ in range(5):  # compiling, and the graph's eager warm-up and recording
-            learner.meta_step(tasks)
-        steps_of[capture] = lambda learner=learner: learner.meta_step(tasks)
-    times = time_interleaved(steps_of, repeats=3 * REPEATS)
-    eager = summarize(times["none"])[0]
-    rows = [
-        [
-            capture,
-            1e3 * summarize(times[capture])[0],
-            1e3 * summarize(times[capture])[1],
-            eager / summarize(times[capture])[0],
-        ]
-        for capture in CAPTURES
+def _captured(device: torch.device, captures=CAPTURES) -> str:
+    """The functional engine's meta-step eager and captured, on the same tasks: the sine MLP (all
+    captures) and second-order MAML on conv-4 (eager and CUDA graph; compiling it takes minutes)."""
+    cases = [
+        ("maml, sine K=10, batch 25", Sine(10, 10), 25, 0.01, captures),
+        (
+            "maml, glyphs 5-way 1-shot, 1 query/class, batch 32",
+            glyphs(ways=5, shots=1, queries=1),
+            32,
+            0.4,
+            [c for c in captures if c != "compile"],
+        ),
     ]
-    return markdown_table(["capture", "step (ms)", "± (ms)", "speed-up"], rows)
+    rows = []
+    for name, family, meta_batch, inner_lr, options in cases:
+        generator = torch.Generator().manual_seed(0)
+        model = family.make_model(generator).to(device)
+        tasks = Tasks(*(t.to(device) for t in family.sample("train", meta_batch, generator)))
+        steps_of = {}
+        for capture in options:
+            learner = make_learner(
+                "maml", copy.deepcopy(model), family.kind, inner_lr=inner_lr, capture=capture
+            )
+            for _ in range(5):  # compiling, and the graph's eager warm-up and recording
+                learner.meta_step(tasks)
+            steps_of[capture] = lambda learner=learner: learner.meta_step(tasks)
+        times = time_interleaved(steps_of, repeats=3 * REPEATS)
+        eager = summarize(times["none"])[0]
+        for capture in options:
+            median, spread = summarize(times[capture])
+            rows.append([name, capture, 1e3 * median, 1e3 * spread, eager / median])
+    return markdown_table(["case", "capture", "step (ms)", "± (ms)", "speed-up"], rows)
 
 
 def _compare(name, algo, family, meta_batch, steps, inner_lr, threads, device=CPU) -> list[list[object]]:
