@@ -10,7 +10,7 @@ prints PASS or FAIL with its numbers; the exit status is 1 if any failed. The ch
    and gpt, metarl) runs on the device on a tiny budget and finishes with finite numbers; on a
    GPU, the CUDA allocator must have been used. Each run's numbers are set beside the same run on
    the CPU (largest relative difference, for information: rounding differs between devices), and
-   a maml checkpoint written on the device is resumed on the CPU.
+   a maml checkpoint written on the device is resumed on the CPU, and one from the CPU on the device.
 2. engines: the functional engine's meta-gradient equals learn2learn's (a per-task
    `autograd.grad(create_graph=True)` loop) on conv-4 in float64 on the device, for maml, fomaml,
    anil and metasgd: relative error, by norm over all parameters, at most 1e-5.
@@ -166,11 +166,13 @@ def check_plumbing(device: torch.device, quick: bool, scratch: Path) -> list[Che
             note += f", peak CUDA memory {peak} MiB; largest relative difference from the CPU run {gap:.2g}"
         return on_device["status"] == "finished" and used and finite, note
 
-    def resume_on_cpu() -> tuple[bool, str]:
-        options = {**TINY_MAML, "iterations": 4, "checkpoint_every": 2, "device": str(device)}
-        run_scenario("maml", options, scratch / "resume_from")
-        on_cpu = {**options, "iterations": 6, "device": "cpu", "resume": scratch / "resume_from"}
-        resumed = run_scenario("maml", on_cpu, scratch / "resumed_on_cpu")
+    def resume(saved_on: str, resumed_on: str, where: Path) -> tuple[bool, str]:
+        """A maml checkpoint written on one device, continued on the other (Adam is capturable on a
+        GPU only; past the first steps the GPU's meta-step replays from a CUDA graph)."""
+        options = {**TINY_MAML, "iterations": 4, "checkpoint_every": 2, "device": saved_on}
+        run_scenario("maml", options, where / "saved")
+        then = {**options, "iterations": 8, "device": resumed_on, "resume": where / "saved"}
+        resumed = run_scenario("maml", then, where / "resumed")
         return resumed["status"] == "finished", f"status {resumed['status']}"
 
     results = [
@@ -182,7 +184,16 @@ def check_plumbing(device: torch.device, quick: bool, scratch: Path) -> list[Che
         )
         for label, (name, options) in plumbing_runs(quick).items()
     ]
-    return results + [attempt("plumbing: maml checkpoint from the device resumed on the CPU", resume_on_cpu)]
+    return results + [
+        attempt(
+            "plumbing: maml checkpoint from the device resumed on the CPU",
+            lambda: resume(str(device), "cpu", scratch / "resume_from_device"),
+        ),
+        attempt(
+            "plumbing: maml checkpoint from the CPU resumed on the device",
+            lambda: resume("cpu", str(device), scratch / "resume_on_device"),
+        ),
+    ]
 
 
 def conv_tasks(device: torch.device, hidden: int) -> tuple[torch.nn.Module, Tasks]:

@@ -3,6 +3,8 @@
 `cuda_graph` needs a GPU: `make gpu-check` (tools/gpu_check.py) checks its curve against eager.
 """
 
+import copy
+
 import pytest
 import torch
 
@@ -50,3 +52,27 @@ def test_compiled_training_curve_equals_eager():
     torch.testing.assert_close(torch.tensor(compiled), torch.tensor(eager), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(compiled_params, eager_params, rtol=1e-5, atol=1e-5)
     assert eager[-1] < eager[0]  # it trained
+
+
+@pytest.mark.parametrize("algo", ["maml", "metasgd"])
+def test_a_checkpoint_saved_on_a_gpu_resumes_on_the_cpu(algo):
+    """On a GPU Adam is capturable, and its saved groups say so; a CPU learner loading them must not
+    be (capturable Adam refuses CPU parameters) and must then step as if it had never stopped."""
+    family = Sine(10, 10)
+    g = torch.Generator().manual_seed(0)
+    batches = [family.sample("train", 5, g) for _ in range(3)]
+    model = family.make_model(g)
+    running = make_learner(algo, model, "regression")
+    running.meta_step(batches[0])
+    state = copy.deepcopy(running.state_dict())  # as written to a checkpoint, not the live tensors
+    assert not running.optimizer.param_groups[0]["capturable"]
+    state["optimizer"]["param_groups"] = [
+        {**group, "capturable": True} for group in state["optimizer"]["param_groups"]
+    ]
+    resumed = make_learner(algo, family.make_model(torch.Generator().manual_seed(1)), "regression")
+    resumed.load_state_dict(state)
+    assert not resumed.optimizer.param_groups[0]["capturable"]
+    for batch in batches[1:]:
+        assert resumed.meta_step(batch) == running.meta_step(batch)
+    for a, b in zip(resumed.meta_parameters(), running.meta_parameters()):
+        assert torch.equal(a, b)

@@ -49,9 +49,27 @@ def test_engine_defaults_to_functional_on_a_gpu(monkeypatch):
 
 
 @pytest.mark.parametrize(
+    "overrides, on_cpu, on_gpu",
+    [
+        ({}, "none", "cuda_graph"),
+        ({"task": "glyphs", "algo": "metasgd"}, "none", "cuda_graph"),
+        ({"algo": "fomaml", "capture": "none"}, "none", "none"),
+        ({"capture": "compile"}, "compile", "compile"),
+        ({"task": "glyphs", "engine": "learn2learn"}, "none", "none"),
+        ({"algo": "reptile"}, "none", "none"),
+        ({"algo": "imaml"}, "none", "none"),
+    ],
+)
+def test_capture_defaults_to_a_cuda_graph_where_a_gpu_step_allows_it(monkeypatch, overrides, on_cpu, on_gpu):
+    assert build_config(MamlConfig, overrides).capture == on_cpu
+    monkeypatch.setattr(maml, "resolve_device", lambda name: torch.device("cuda"))
+    assert build_config(MamlConfig, {**overrides, "device": "cpu"}).capture == on_gpu
+
+
+@pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"capture": "jit"}, "unknown capture 'jit'; valid: none, compile, cuda_graph"),
+        ({"capture": "jit"}, "unknown capture 'jit'; valid: auto, none, compile, cuda_graph"),
         (
             {"capture": "compile", "engine": "learn2learn"},
             "capture=compile with algo=maml, engine=learn2learn; valid",
@@ -97,6 +115,7 @@ def test_gpu_check_runs_on_the_cpu(tmp_path):
         "plumbing: icl",
         "plumbing: metarl",
         "resumed on the CPU",
+        "resumed on the device",
         "engines: maml conv-4",
         "engines: metasgd conv-4",
         "training: sine MAML",

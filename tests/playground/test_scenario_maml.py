@@ -215,7 +215,7 @@ def test_names_come_from_the_library_registries():
         ("capture", CAPTURES),
     ):
         assert ", ".join(names) in lines[name], name
-    with pytest.raises(ValueError, match="unknown capture 'graph'; valid: none, compile, cuda_graph"):
+    with pytest.raises(ValueError, match="unknown capture 'graph'; valid: auto, none, compile, cuda_graph"):
         build_config(MamlConfig, {"capture": "graph"})
     with pytest.raises(ValueError, match="meta_batch=0; valid: an integer >= 1"):
         build_config(MamlConfig, {"meta_batch": "0"})
