@@ -409,11 +409,20 @@ _FINN_GLYPHS = (
     "maml task=glyphs algo=maml meta_batch=32 inner_lr=0.4 inner_steps=1 eval_steps=3 eval_every=500"
 )
 _GPU_RUNS = {
+    "sine": "maml task=sine shots=10 iterations=70000 device=cuda",
     "glyphs-1shot": f"{_FINN_GLYPHS} shots=1 iterations=10250 device=cuda",
     "glyphs-5shot": f"{_FINN_GLYPHS} shots=5 iterations=7000 device=cuda",
     "gpt": "icl model=gpt dim=10 context=20 x_dist=gaussian layers=6 heads=4 width=128 batch=256 "
     "steps=15000 eval_every=1000 device=cuda",
 }
+
+
+def _gpu_sine(r: dict) -> str:
+    s = r["sine"]
+    return (
+        f"MSE before adaptation {_with_ci(s, 'eval/pre_adapt_mse', 3)}, after 1 step "
+        f"**{_with_ci(s, 'eval/post_adapt_mse', 3)}**, after 10 {_with_ci(s, 'eval/post_eval_steps_mse', 3)}"
+    )
 
 
 def _gpu_glyphs(label: str) -> Callable[[dict], str]:
@@ -443,6 +452,7 @@ GPU = Table(
     header=("run on a GPU", "result", "wall"),
     runs=_GPU_RUNS,
     rows=(
+        _run_row(_GPU_RUNS, "sine", _gpu_sine),
         _run_row(_GPU_RUNS, "glyphs-1shot", _gpu_glyphs("glyphs-1shot")),
         _run_row(_GPU_RUNS, "glyphs-5shot", _gpu_glyphs("glyphs-5shot")),
         _run_row(_GPU_RUNS, "gpt", _gpu_gpt),
