@@ -79,7 +79,7 @@ def _gpu_section(device: torch.device) -> str:
 
 def _captured(device: torch.device, captures=CAPTURES) -> str:
     """The functional engine's meta-step eager and captured, on the same tasks: the sine MLP (all
-    captures) and second-order MAML on conv-4 (eager and CUDA graph; compiling it takes minutes)."""
+    captures) and second-order MAML on conv-4 (eager and CUDA graph only: compile is not timed there)."""
     cases = [
         ("maml, sine K=10, batch 25", Sine(10, 10), 25, 0.01, captures),
         (
@@ -92,9 +92,7 @@ def _captured(device: torch.device, captures=CAPTURES) -> str:
     ]
     rows = []
     for name, family, meta_batch, inner_lr, options in cases:
-        generator = torch.Generator().manual_seed(0)
-        model = family.make_model(generator).to(device)
-        tasks = Tasks(*(t.to(device) for t in family.sample("train", meta_batch, generator)))
+        model, tasks = _model_and_tasks(family, meta_batch, device)
         steps_of = {}
         for capture in options:
             learner = make_learner(
@@ -111,10 +109,15 @@ def _captured(device: torch.device, captures=CAPTURES) -> str:
     return markdown_table(["case", "capture", "step (ms)", "± (ms)", "speed-up"], rows)
 
 
-def _compare(name, algo, family, meta_batch, steps, inner_lr, threads, device=CPU) -> list[list[object]]:
+def _model_and_tasks(family, meta_batch: int, device: torch.device) -> tuple[torch.nn.Module, Tasks]:
+    """The family's model and one training meta-batch, from seed 0, on `device`."""
     generator = torch.Generator().manual_seed(0)
     model = family.make_model(generator).to(device)
-    tasks = Tasks(*(t.to(device) for t in family.sample("train", meta_batch, generator)))
+    return model, Tasks(*(t.to(device) for t in family.sample("train", meta_batch, generator)))
+
+
+def _compare(name, algo, family, meta_batch, steps, inner_lr, threads, device=CPU) -> list[list[object]]:
+    model, tasks = _model_and_tasks(family, meta_batch, device)
     learners = {
         engine: make_learner(
             algo, copy.deepcopy(model), family.kind, engine=engine, inner_lr=inner_lr, inner_steps=steps

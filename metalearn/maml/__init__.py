@@ -14,6 +14,7 @@ from metalearn.maml.learners import (
     MetaLearner,
     ProtoNet,
     Reptile,
+    can_capture,
     learner_factory,
     make_learner,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "accuracy",
     "adaptation_curve",
     "adapted_predictions",
+    "can_capture",
     "criterion",
     "evaluate",
     "fine_tune",

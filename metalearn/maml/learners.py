@@ -36,6 +36,12 @@ from metalearn.maml.imaml import implicit_meta_gradient, proximal_step
 GRADIENT_ALGORITHMS = ("maml", "fomaml", "anil", "metasgd")  # the meta-gradient flows through the inner loop
 
 
+def can_capture(algo: str, engine: str) -> bool:
+    """Whether `algo`'s meta-step in `engine` can be compiled or recorded (a capture other than
+    `none`): the MAML family's, in the functional engine."""
+    return algo in GRADIENT_ALGORITHMS and engine == "functional"
+
+
 class MetaLearner:
     """A model, its Adam meta-optimiser, and test-time adaptation by `inner_lr` SGD on all weights."""
 
@@ -52,11 +58,7 @@ class MetaLearner:
         self.model, self.kind = model, kind
         self.inner_lr, self.inner_steps = inner_lr, inner_steps
         self.loss_fn = criterion(kind)
-        # On a GPU Adam is capturable (its step count on the device, as a CUDA graph needs) whether
-        # or not the step is recorded: eager and replayed steps then round alike, and their curves
-        # agree bit for bit. Capturable Adam's rounding alone moves a sine curve by 1e-4 in 100 steps.
-        parameters = self.meta_parameters()
-        self.optimizer = torch.optim.Adam(parameters, lr=meta_lr, capturable=parameters[0].is_cuda)
+        self.optimizer = torch.optim.Adam(self.meta_parameters(), lr=meta_lr, capturable=self._capturable())
 
     def meta_parameters(self) -> list[nn.Parameter]:
         return list(self.model.parameters())
@@ -113,10 +115,18 @@ class MetaLearner:
         self._load_optimizer(self.optimizer.state_dict())  # moves its state to the parameters
         return self
 
+    def _capturable(self) -> bool:
+        """Adam is capturable (its step count on the device, as a CUDA graph needs) exactly on a GPU,
+        whether or not the step is recorded: eager and replayed steps then round alike, and their
+        curves agree bit for bit. Capturable Adam's rounding alone moves a sine curve by 1e-4 in 100
+        steps."""
+        return self.meta_parameters()[0].is_cuda
+
     def _load_optimizer(self, state: dict) -> None:
-        """Adam's state, capturable exactly where the parameters are on a GPU, whichever device the
-        state was saved on (Adam keeps a capturable step count beside the parameters, else on the CPU)."""
-        capturable = self.meta_parameters()[0].is_cuda
+        """Adam's state, capturable or not as `_capturable()` says where the parameters are now,
+        whichever device the state was saved on (a capturable step count lives beside the
+        parameters, any other on the CPU)."""
+        capturable = self._capturable()
         groups = [{**group, "capturable": capturable} for group in state["param_groups"]]
         self.optimizer.load_state_dict({**state, "param_groups": groups})
         for moments in self.optimizer.state.values():
@@ -334,7 +344,7 @@ def make_learner(
         raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
     if capture not in CAPTURES:
         raise ValueError(f"unknown capture {capture!r}; valid: {', '.join(CAPTURES)}")
-    if capture != "none" and (algo not in GRADIENT_ALGORITHMS or engine != "functional"):
+    if capture != "none" and not can_capture(algo, engine):
         raise ValueError(
             f"capture={capture!r} with algo={algo!r}, engine={engine!r}; valid: capture='none', "
             f"or algo one of {', '.join(GRADIENT_ALGORITHMS)} with engine='functional'"

@@ -47,6 +47,7 @@ from metalearn.maml import (
     ENGINES,
     AdaptationCurve,
     adapted_predictions,
+    can_capture,
     learner_factory,
     meta_train,
 )
@@ -203,12 +204,12 @@ class MamlConfig(RunConfig):
                 f"inner_lr={self.inner_lr}, meta_lr={self.meta_lr}, "
                 f"prox_lambda={self.prox_lambda}; valid: all > 0"
             )
-        capturable = self.algo in metalearn.GRADIENT_ALGORITHMS and self.engine == "functional"
+        recordable = can_capture(self.algo, self.engine)
         if self.capture == "auto":
             object.__setattr__(
-                self, "capture", "cuda_graph" if capturable and device.type == "cuda" else "none"
+                self, "capture", "cuda_graph" if recordable and device.type == "cuda" else "none"
             )
-        if self.capture != "none" and not capturable:
+        if self.capture != "none" and not recordable:
             raise ValueError(
                 f"capture={self.capture} with algo={self.algo}, engine={self.engine}; valid: "
                 f"capture=none, or algo {'/'.join(metalearn.GRADIENT_ALGORITHMS)} with "
