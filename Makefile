@@ -11,12 +11,13 @@ REQS := requirements.txt tools/install-learn2learn.sh
 # requirements differ from those the environment was built with, so a
 # re-run with the environment present installs nothing; the editable install of this checkout is
 # redone only when the environment was made for a checkout elsewhere (CI's shared cache) or the
-# project's packages changed (pyproject.toml).
+# project's packages changed (pyproject.toml). The environment is made at the link's target:
+# `python -m venv` refuses a path that is a symbolic link, which is how CI's cache is attached.
 venv:
 	@sh tools/venv-link.sh $(VENV)
 	@if ! cat $(REQS) | cmp -s - $(STAMP); then \
 		set -e; \
-		python3 -m venv $(VENV); \
+		python3 -m venv "$$(realpath -m $(VENV))"; \
 		$(PYTHON) -m pip install --quiet wheel cython; \
 		$(PYTHON) -m pip install --quiet -r requirements.txt; \
 		sh tools/install-learn2learn.sh $(PYTHON); \

@@ -1,25 +1,28 @@
 """Bilevel optimisation: hypergradients of min_λ L_val(w*(λ), λ), w*(λ) = argmin_w L_train(w, λ).
 
-Problems with known answers (`PROBLEMS`: ridge, lr_horizon, hypercleaning, best_response), the
-hypergradient methods that can be compared on each (`METHODS`: unrolled, truncated, forward,
-ift_exact, ift_cg, ift_neumann, finite_diff), a learned best response (`SelfTuning`), and the
-outer loop (`outer_descent`).
+Problems with known answers (`PROBLEMS`: ridge, lr_horizon, hypercleaning, best_response,
+darts_toy), the hypergradient methods that can be compared on each (`METHODS`: unrolled, truncated,
+forward, ift_exact, ift_cg, ift_neumann, finite_diff, and DARTS' first_order and one_step), a
+learned best response (`SelfTuning`), the outer loop (`outer_descent`), and the linear solvers they
+share (`conjugate_gradient`, `neumann_series`, `dense_solve`).
 """
 
 from bilevel.best_response import LinearBestResponse, SelfTuning
+from bilevel.darts_toy import DartsToy
 from bilevel.hypercleaning import HyperCleaning, auc
-from bilevel.hypergradients import Hypergradient, Method, relative_error
+from bilevel.hypergradients import Hypergradient, Method, mixed_product, relative_error
 from bilevel.lr_horizon import LrHorizon
 from bilevel.outer import OuterResult, outer_descent
 from bilevel.problem import BilevelProblem, outer_loss_curve, unroll
 from bilevel.registry import METHODS, PROBLEMS, make_method, make_problem
 from bilevel.ridge import Ridge
-from bilevel.solvers import conjugate_gradient, neumann_series
+from bilevel.solvers import conjugate_gradient, dense_solve, neumann_series
 
 __all__ = [
     "METHODS",
     "PROBLEMS",
     "BilevelProblem",
+    "DartsToy",
     "HyperCleaning",
     "Hypergradient",
     "LinearBestResponse",
@@ -30,8 +33,10 @@ __all__ = [
     "SelfTuning",
     "auc",
     "conjugate_gradient",
+    "dense_solve",
     "make_method",
     "make_problem",
+    "mixed_product",
     "neumann_series",
     "outer_descent",
     "outer_loss_curve",

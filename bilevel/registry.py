@@ -8,14 +8,17 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bilevel.best_response import best_response
+from bilevel.darts_toy import darts_toy
 from bilevel.hypercleaning import hypercleaning
 from bilevel.hypergradients import (
     Method,
     finite_diff,
+    first_order,
     forward,
     ift_cg,
     ift_exact,
     ift_neumann,
+    one_step,
     truncated,
     unrolled,
 )
@@ -28,6 +31,7 @@ PROBLEMS: dict[str, Callable[..., BilevelProblem]] = {
     "lr_horizon": lr_horizon,
     "hypercleaning": hypercleaning,
     "best_response": best_response,
+    "darts_toy": darts_toy,
 }
 
 METHODS: dict[str, Callable[..., Method]] = {
@@ -38,6 +42,8 @@ METHODS: dict[str, Callable[..., Method]] = {
     "ift_cg": ift_cg,
     "ift_neumann": ift_neumann,
     "finite_diff": finite_diff,
+    "first_order": first_order,
+    "one_step": one_step,
 }
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from torch.func import grad, jacfwd, vjp
 
+from bilevel.solvers import conjugate_gradient
 from games.curvature import Curvature, curvature
 from games.dynamics import Dynamics, _stateless
 from games.game import Game
@@ -111,34 +112,12 @@ def cgd(lr: float, cg_iters: int = 20) -> Dynamics:
         if curv.off_diagonal is not None:
             system = torch.eye(game.dim, dtype=z.dtype, device=z.device) + lr * curv.off_diagonal
             return z - lr * torch.linalg.solve(system, curv.field)
-        direction = _normal_cg(
-            lambda v: v + lr * curv.h_o(v),
-            lambda u: u + lr * curv.h_o_t(u),
-            curv.field,
-            min(cg_iters, game.dim),
-        )
+        system, transposed = (lambda v: v + lr * curv.h_o(v)), (lambda u: u + lr * curv.h_o_t(u))
+        normal = lambda v: transposed(system(v))  # MᵀM: conjugate gradient on the normal equations
+        direction = conjugate_gradient(normal, transposed(curv.field), min(cg_iters, game.dim))
         return z - lr * direction
 
     return _stateless(step)
-
-
-def _normal_cg(matvec, rmatvec, rhs: Tensor, iters: int) -> Tensor:
-    """x ≈ M⁻¹rhs by conjugate gradients on MᵀMx = Mᵀrhs, starting from x = 0 (so r = Mᵀrhs).
-    A fixed number of steps (no data-dependent stop, for vmap); divisions are guarded once the
-    residual vanishes."""
-    tiny = torch.finfo(rhs.dtype).tiny
-    x = torch.zeros_like(rhs)
-    residual = rmatvec(rhs)
-    direction, res_sq = residual, residual @ residual
-    for _ in range(iters):
-        product = rmatvec(matvec(direction))
-        step = res_sq / torch.clamp(direction @ product, min=tiny)
-        x = x + step * direction
-        residual = residual - step * product
-        new_res_sq = residual @ residual
-        direction = residual + new_res_sq / torch.clamp(res_sq, min=tiny) * direction
-        res_sq = new_res_sq
-    return x
 
 
 def stackelberg_field(game: Game, z: Tensor, regularization: float = 0.0) -> Tensor:  # (d,)

@@ -30,7 +30,7 @@ from metalearn.rl.maml_rl import (
 )
 from metalearn.rl.policy import GaussianMLPPolicy
 from metalearn.rl.rollouts import Episodes, Sampler
-from metalearn.rl.trpo import conjugate_gradient, trpo_step
+from metalearn.rl.trpo import trpo_step
 
 register_environments()
 
@@ -50,7 +50,6 @@ __all__ = [
     "Sampler",
     "adapt",
     "adaptation_curve",
-    "conjugate_gradient",
     "env_id",
     "env_spec",
     "make_env",

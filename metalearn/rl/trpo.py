@@ -13,32 +13,14 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from bilevel import conjugate_gradient
+
 
 class TRPOStats(NamedTuple):
     surrogate_before: float
     surrogate_after: float
     kl: float
     line_search_steps: int  # backtracks taken; = max steps + 1 when no step was accepted
-
-
-def conjugate_gradient(
-    matvec: Callable[[Tensor], Tensor], b: Tensor, iters: int, tol: float = 1e-10
-) -> Tensor:
-    """Approximate solution of A x = b for symmetric positive definite A given by `matvec`."""
-    x = torch.zeros_like(b)
-    r, p = b.clone(), b.clone()
-    rr = r @ r
-    for _ in range(iters):
-        ap = matvec(p)
-        alpha = rr / (p @ ap)
-        x = x + alpha * p
-        r = r - alpha * ap
-        rr_new = r @ r
-        if rr_new < tol:
-            break
-        p = r + (rr_new / rr) * p
-        rr = rr_new
-    return x
 
 
 def _flat(tensors) -> Tensor:
@@ -68,7 +50,7 @@ def trpo_step(
     def fisher_vector(v: Tensor) -> Tensor:
         return _flat(torch.autograd.grad(grad_kl @ v, params, retain_graph=True)) + damping * v
 
-    direction = conjugate_gradient(fisher_vector, g, cg_iters)
+    direction = conjugate_gradient(fisher_vector, g, cg_iters, atol=1e-5)  # stops once ‖r‖² < 1e-10
     step = torch.sqrt(2 * max_kl / (direction @ fisher_vector(direction)).clamp(min=1e-12)) * direction
     old = [p.detach().clone() for p in params]
     before = float(loss.detach())

@@ -70,6 +70,23 @@ def outer_path(curves: dict, lambdas: list[float], losses: list[float], title: s
     return fig
 
 
+def method_paths(curves: dict, paths: dict[str, tuple[list, list]], fixed: dict[str, float]) -> Figure:
+    """F(λ) with each method's outer path on it (left) and λ against outer step (right), each
+    method's known fixed point dotted."""
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    on_f, over_steps = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    on_f.plot(curves["grid"], curves["losses"], color="grey", lw=1.5, label="F(λ)")
+    for k, (name, (lambdas, losses)) in enumerate(paths.items()):
+        on_f.plot(lambdas, losses, "o-", color=f"C{k}", ms=2.5, lw=0.8, label=name)
+        over_steps.plot(lambdas, color=f"C{k}", lw=1.2, label=f"{name} (fixed point {fixed[name]:.3g})")
+        over_steps.axhline(fixed[name], color=f"C{k}", ls=":", lw=1)
+    on_f.set(xlabel="λ (α)", ylabel="validation loss F(λ)", title="outer paths on F")
+    over_steps.set(xlabel="outer step", ylabel="λ (α)", title="where each method settles")
+    on_f.legend(fontsize=8)
+    over_steps.legend(fontsize=8)
+    return fig
+
+
 def outer_losses_and_weights(
     losses: list[float], clean: torch.Tensor, flipped: torch.Tensor, title: str
 ) -> Figure:

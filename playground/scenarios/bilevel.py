@@ -6,6 +6,7 @@ method, after measuring every method's error and cost at the start point.
     python -m playground run bilevel problem=lr_horizon inner_steps=1     # greedy: tuned for one step
     python -m playground run bilevel problem=hypercleaning flip_fraction=0.4
     python -m playground run bilevel problem=best_response radius=0.5     # Self-Tuning Networks on ridge
+    python -m playground run bilevel problem=darts_toy method=one_step xi=0.5  # DARTS' Figure 2
 
 The outer optimiser is plain gradient descent, λ ← λ − β dF/dλ (`outer_lr` = β), so the path on
 the plot of F(λ) reads directly. Each outer step logs F(λ) from the problem's exact or reference
@@ -15,13 +16,18 @@ hypergradient) and `hypergrad/seconds` (the median over the outer steps), the gr
 for a scalar λ (`reference/...`), and per problem: `lr_horizon` the greedy (T = 1) optimum beside
 the T-step one; `hypercleaning` the AUC of the learned weights separating clean from flipped
 examples and the test accuracy against training on all data with equal weights; `best_response`
-the error of the last fitted best response. With `compare=true` (default) every method runs at the
-start point over a range of budgets (`hypergradients.json` and the error-vs-cost figure). Runs
-on the CPU in float64 whatever `device` says: the problems have tens to a thousand parameters.
+the error of the last fitted best response; `darts_toy` the fixed point the chosen method is known
+to settle at (`reference/method_lambda`) and the paths of first_order, one_step and ift_exact on
+F (figure `method_paths`). `alternate=k` takes k inner steps between outer steps and the
+hypergradient at that inner iterate, as DARTS does (the default on darts_toy, k = 1), instead of
+at the accurate inner solution. With `compare=true` (default) every method runs at the start point
+over a range of budgets (`hypergradients.json` and the error-vs-cost figure). Runs on the CPU in
+float64 whatever `device` says: the problems have tens to a thousand parameters.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import statistics
 from dataclasses import dataclass
@@ -37,10 +43,13 @@ _DEFAULTS = {  # per problem, for the options left at None
     "best_response": dict(method=None, outer_steps=40, outer_lr=0.5, inner_steps=1000),
     "lr_horizon": dict(method="unrolled", outer_steps=30, outer_lr=1.0, inner_steps=None),  # T = horizon
     "hypercleaning": dict(method="ift_cg", outer_steps=100, outer_lr=30.0, inner_steps=300),
+    "darts_toy": dict(method="one_step", outer_steps=100, outer_lr=0.2, inner_steps=50, alternate=1),
 }
 _PROBLEM_OPTIONS = ("dim", "train", "noise", "horizon", "chains", "flip_fraction")
 _SELF_TUNING_OPTIONS = ("radius", "samples", "fit_steps")
 _K_METHODS = ("truncated", "ift_cg", "ift_neumann")
+_METHOD_OPTIONS = {"xi": "one_step", "hvp": "one_step", "tol": "ift_cg"}
+_TOY_PATHS = ("first_order", "one_step", "ift_exact")  # drawn together on darts_toy's F
 _COSTS = ("inner_steps", "products", "solves", "seconds")
 
 
@@ -50,7 +59,7 @@ class BilevelConfig(RunConfig):
     method: str | None = option(
         None,
         "hypergradient method of the outer steps, default ift_cg, unrolled on "
-        "lr_horizon (best_response steps through its learned best response)",
+        "lr_horizon, one_step on darts_toy (best_response steps through its learned best response)",
         choices=tuple(bilevel.METHODS),
     )
     outer_steps: int | None = option(
@@ -75,6 +84,19 @@ class BilevelConfig(RunConfig):
         "(default dim w); ift_neumann: series terms (default inner_steps)",
         min=1,
     )
+    xi: float | None = option(
+        None, "one_step: ξ of the virtual inner step (default the problem's inner step size)", min=0
+    )
+    hvp: str = option(
+        "fd", "one_step: its mixed Hessian-vector product, fd (DARTS') or exact", choices=("fd", "exact")
+    )
+    tol: float = option(0.0, "ift_cg: stop once the residual is below tol·‖∂_wL_val‖ (0: run all k)", min=0)
+    alternate: int | None = option(
+        None,
+        "inner steps between outer steps, the hypergradient taken at that inner iterate "
+        "(DARTS); 0: at the accurate inner solution. Default 1 on darts_toy, else 0",
+        min=0,
+    )
     dim: int | None = option(None, "size of x (ridge 20, hypercleaning 10) or of w (lr_horizon 10)", min=1)
     train: int | None = option(None, "ridge, hypercleaning: training examples (30, 200)", min=1)
     noise: float | None = option(None, "ridge: label noise std (3); lr_horizon: gradient noise σ (1)", min=0)
@@ -97,6 +119,19 @@ class BilevelConfig(RunConfig):
         for name in ("method", "outer_steps", "outer_lr"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, defaults[name])
+        if self.alternate is None:
+            object.__setattr__(self, "alternate", defaults.get("alternate", 0))
+        if self.alternate and self.problem in ("lr_horizon", "best_response"):
+            raise ValueError(
+                f"alternate={self.alternate} does not apply to problem={self.problem}; it applies to: "
+                "ridge, hypercleaning, darts_toy"
+            )
+        for name, method in _METHOD_OPTIONS.items():
+            if (
+                getattr(self, name) != BilevelConfig.__dataclass_fields__[name].default
+                and self.method != method
+            ):
+                raise ValueError(f"{name}={getattr(self, name)} applies to method={method} only")
         if self.problem == "best_response" and self.method is not None:
             raise ValueError(
                 f"method={self.method} does not apply to problem=best_response, which steps "
@@ -127,7 +162,9 @@ class BilevelConfig(RunConfig):
 
 def make_problem(config: BilevelConfig) -> bilevel.BilevelProblem:
     options = {k: getattr(config, k) for k in _PROBLEM_OPTIONS if getattr(config, k) is not None}
-    return bilevel.make_problem(config.problem, seed=config.seed, **options)
+    if "seed" in inspect.signature(bilevel.PROBLEMS[config.problem]).parameters:  # darts_toy draws nothing
+        options["seed"] = config.seed
+    return bilevel.make_problem(config.problem, **options)
 
 
 def make_method(config: BilevelConfig, problem: bilevel.BilevelProblem) -> bilevel.Method:
@@ -140,8 +177,9 @@ def make_method(config: BilevelConfig, problem: bilevel.BilevelProblem) -> bilev
         "unrolled": {"steps": steps},
         "forward": {"steps": steps},
         "truncated": {"steps": steps, "last": k or min(10, steps)},
-        "ift_cg": {"iters": k or problem.w0.numel()},
+        "ift_cg": {"iters": k or problem.w0.numel(), "tol": config.tol},
         "ift_neumann": {"terms": k or steps},
+        "one_step": {"xi": config.xi, "hvp": config.hvp},
     }.get(config.method, {})
     return bilevel.make_method(config.method, **budget)
 
@@ -152,7 +190,13 @@ def run(config: BilevelConfig, run) -> dict:
     comparison = compare_methods(problem, config, reference) if config.compare else []
     method = make_method(config, problem)
     result = bilevel.outer_descent(
-        problem, method, config.outer_steps, config.outer_lr, log=run.log, progress=run.progress
+        problem,
+        method,
+        config.outer_steps,
+        config.outer_lr,
+        log=run.log,
+        progress=run.progress,
+        alternate=config.alternate,
     )
     final = result.lambdas[-1]
     summary = {
@@ -199,6 +243,8 @@ def compare_methods(
         "ift_cg": [{"iters": s} for s in _geometric(dim)],
         "ift_neumann": [{"terms": s} for s in _geometric(steps)],
         "finite_diff": [{}],
+        "first_order": [{}],
+        "one_step": [{"hvp": "fd"}, {"hvp": "exact"}],
     }
     rows = []
     for name, budgets in sweeps.items():
@@ -264,6 +310,8 @@ def _problem_summary(problem, config: BilevelConfig, final: torch.Tensor, curves
                 "test/accuracy_all_data": problem.accuracy(problem.inner_solution(problem.lam0)),
             }
         )
+    if isinstance(problem, bilevel.DartsToy):
+        summary["reference/method_lambda"] = _toy_fixed_point(problem, config.method, config.xi)
     if isinstance(method, bilevel.SelfTuning) and method.responses:
         response = method.responses[-1]
         w_star, slope = problem.inner_solution(response.centre), problem.best_response_slope(response.centre)
@@ -278,6 +326,33 @@ def _problem_summary(problem, config: BilevelConfig, final: torch.Tensor, curves
     return summary
 
 
+def _toy_fixed_point(problem: bilevel.DartsToy, method: str, xi: float | None) -> float:
+    """Where each method settles on DARTS' toy: ∂_αL_val = w − 2 vanishes at α = 2; the one-step
+    approximation at 2/(1 + 2ξ); every exact or converged method at the optimum α = 1."""
+    if method == "first_order":
+        return 2.0
+    if method == "one_step":
+        return 2 / (1 + 2 * (problem.inner_lr if xi is None else xi))
+    return 1.0
+
+
+def _toy_paths(problem: bilevel.DartsToy, config: BilevelConfig) -> dict[str, tuple[list, list]]:
+    """The outer path (λ_s, F(λ_s)) of each of first_order, one_step and ift_exact with this run's
+    settings, for one figure."""
+    paths = {}
+    for name in _TOY_PATHS:
+        options = {"xi": config.xi, "hvp": config.hvp} if name == "one_step" else {}
+        result = bilevel.outer_descent(
+            problem,
+            bilevel.make_method(name, **options),
+            config.outer_steps,
+            config.outer_lr,
+            alternate=config.alternate,
+        )
+        paths[name] = (torch.stack(result.lambdas).tolist(), result.losses)
+    return paths
+
+
 def _plot(run, problem, config: BilevelConfig, result, comparison: list[dict], curves: dict, method) -> None:
     title = f"{config.problem}: {config.method or 'learned best response'}"
     if comparison:
@@ -285,6 +360,9 @@ def _plot(run, problem, config: BilevelConfig, result, comparison: list[dict], c
     if curves:
         lambdas = torch.stack(result.lambdas).tolist()
         run.save_figure(plots.outer_path(curves, lambdas, result.losses, title), "outer_path")
+    if isinstance(problem, bilevel.DartsToy):
+        fixed = {name: _toy_fixed_point(problem, name, config.xi) for name in _TOY_PATHS}
+        run.save_figure(plots.method_paths(curves, _toy_paths(problem, config), fixed), "method_paths")
     elif isinstance(problem, bilevel.HyperCleaning):
         weights = torch.sigmoid(result.lambdas[-1])
         run.save_figure(
@@ -312,5 +390,6 @@ SCENARIO = Scenario(
     demo=(
         {"label": "ridge-ift_cg", "problem": "ridge", "method": "ift_cg"},
         {"label": "hypercleaning", "problem": "hypercleaning", "outer_steps": 50},
+        {"label": "darts_toy-one_step", "problem": "darts_toy"},
     ),
 )

@@ -115,7 +115,79 @@ def test_costs_are_counted(ridge):
 def test_make_method_errors():
     with pytest.raises(ValueError, match="unknown method 'adjoint'; valid: unrolled, truncated, forward"):
         bilevel.make_method("adjoint")
-    with pytest.raises(ValueError, match="method 'ift_cg' takes no option 'terms'; valid: iters"):
+    with pytest.raises(ValueError, match="method 'ift_cg' takes no option 'terms'; valid: iters, tol"):
         bilevel.make_method("ift_cg", terms=3)
     with pytest.raises(ValueError, match="truncated: last=20 exceeds steps=10"):
         bilevel.make_method("truncated", steps=10, last=20)
+
+
+_ALL_PROBLEMS = {"ridge": {}, "hypercleaning": {"train": 40}, "lr_horizon": {"chains": 10}, "darts_toy": {}}
+
+
+@pytest.mark.parametrize("name", [*_ALL_PROBLEMS, "best_response"])
+def test_darts_finite_difference_product_matches_autograd(name):
+    """DARTS' central difference ε = 0.01/‖v‖ against the exact mixed product, at w* and a random
+    v and at the v one_step uses (∇_wL_val after the virtual step): relative error < 1e-4."""
+    problem = bilevel.make_problem(name, **_ALL_PROBLEMS.get(name, {}))
+    lam, w = problem.lam0, problem.inner_solution(problem.lam0)
+    v = torch.randn(w.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    exact = bilevel.mixed_product(problem, w, lam, v)
+    assert (
+        bilevel.relative_error(bilevel.mixed_product(problem, w, lam, v, finite_difference=True), exact)
+        < 1e-4
+    )
+    fd, autograd = (bilevel.make_method("one_step", hvp=hvp)(problem, lam) for hvp in ("fd", "exact"))
+    assert bilevel.relative_error(fd.value, autograd.value) < 1e-4
+    assert (fd.products, autograd.products, fd.inner_steps) == (2, 1, 1)
+
+
+def test_darts_approximations_on_the_toy_by_hand():
+    """L_train = (w − α)², L_val = αw − 2α + 1 at (α, w) = (2, −2): first order w − 2 = −4; one step
+    w′ = w − 2ξ(w − α), value w′ − 2 + 2ξα."""
+    problem = bilevel.make_problem("darts_toy")
+    lam, w = problem.lam0, problem.w0
+    assert bilevel.make_method("first_order")(problem, lam, w=w).value.item() == -4.0
+    for xi in (0.1, 0.25, 0.5):
+        virtual = -2 - 2 * xi * (-2 - 2)
+        expected = virtual - 2 + 2 * xi * 2
+        for hvp in ("fd", "exact"):
+            value = bilevel.make_method("one_step", xi=xi, hvp=hvp)(problem, lam, w=w).value.item()
+            assert value == pytest.approx(expected, rel=1e-12)
+    default = bilevel.make_method("one_step")(problem, lam, w=w).value.item()
+    assert default == pytest.approx(-2 - 0.5 * (-4) - 2 + 0.5 * 2, rel=1e-12)  # ξ = inner_lr = 0.25
+
+
+def test_one_step_with_xi_zero_is_first_order(ridge):
+    w = bilevel.unroll(ridge, ridge.lam0, 5)
+    first = bilevel.make_method("first_order")(ridge, ridge.lam0, w=w).value
+    assert (
+        bilevel.make_method("one_step", xi=0.0, hvp="exact")(ridge, ridge.lam0, w=w).value.item()
+        == first.item()
+    )
+    exact = torch.func.grad(ridge.val_loss, argnums=1)(w, ridge.lam0)  # L_val has no λ: zero
+    assert first.item() == exact.item() == 0.0
+
+
+def test_methods_work_from_a_given_inner_iterate(ridge):
+    """IFT at a given w equals IFT at its own solve when w = w* (and solves nothing); unrolling K
+    steps from w_T equals truncation through the last K of T + K steps."""
+    w_star = ridge.inner_solution(ridge.lam0)
+    own, given = (bilevel.make_method("ift_exact")(ridge, ridge.lam0, **kw) for kw in ({}, {"w": w_star}))
+    assert given.value.item() == own.value.item() and (own.solves, given.solves) == (1, 0)
+    w_t = bilevel.unroll(ridge, ridge.lam0, 300)
+    from_w = bilevel.make_method("unrolled", steps=20)(ridge, ridge.lam0, w=w_t).value
+    truncated = bilevel.make_method("truncated", steps=320, last=20)(ridge, ridge.lam0).value
+    assert from_w.item() == truncated.item()
+    far = bilevel.make_method("ift_exact")(ridge, ridge.lam0, w=ridge.w0)  # IFT at w₀ ≠ w*: not dF/dλ
+    assert bilevel.relative_error(far.value, ridge.hypergradient(ridge.lam0)) > 0.1
+
+
+def test_cg_tolerance_takes_fewer_products(ridge):
+    loose = bilevel.make_method("ift_cg", iters=20, tol=1e-2)(ridge, ridge.lam0)
+    full = bilevel.make_method("ift_cg", iters=20)(ridge, ridge.lam0)
+    assert loose.products < full.products == 21
+    assert bilevel.relative_error(loose.value, ridge.hypergradient(ridge.lam0)) < 0.05
+    with pytest.raises(ValueError, match="ift_cg: tol=-1 must be >= 0"):
+        bilevel.make_method("ift_cg", tol=-1)
+    with pytest.raises(ValueError, match="one_step: hvp='adjoint'; valid: fd, exact"):
+        bilevel.make_method("one_step", hvp="adjoint")

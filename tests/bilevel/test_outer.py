@@ -84,3 +84,31 @@ def test_self_tuning_outer_run_reaches_the_grid_minimiser(ridge):
     assert result.lambdas[-1].item() == pytest.approx(_grid_minimiser(ridge), rel=1e-2)
     assert len(self_tuning.responses) == 40
     assert self_tuning.responses[-1].centre.item() == result.lambdas[-2].item()
+
+
+@pytest.mark.parametrize(
+    "name,options,fixed_point",
+    [
+        ("first_order", {}, 2.0),
+        ("one_step", {"xi": 0.1}, 2 / 1.2),
+        ("one_step", {"xi": 0.5, "hvp": "exact"}, 1.0),
+        ("one_step", {}, 2 / 1.5),  # ξ = the inner step size, 0.25
+        ("ift_exact", {}, 1.0),
+        ("ift_cg", {"iters": 1}, 1.0),
+        ("unrolled", {"steps": 40}, 1.0),
+    ],
+)
+@pytest.mark.parametrize("alternate", [0, 1])
+def test_darts_toy_methods_settle_where_the_paper_says(name, options, fixed_point, alternate):
+    """DARTS' Figure 2 problem from (α, w) = (2, −2): first order settles at α = 2, one step at
+    2/(1 + 2ξ), the exact and converged methods at the optimum 1, whether λ steps at w*(α) or
+    alternates with one inner step (the paper's scheme)."""
+    problem = bilevel.make_problem("darts_toy")
+    result = bilevel.outer_descent(
+        problem, bilevel.make_method(name, **options), 300, 0.2, alternate=alternate
+    )
+    assert result.lambdas[-1].item() == pytest.approx(fixed_point, abs=1e-6)
+    assert len(result.iterates) == (300 if alternate else 0)
+    if alternate:
+        assert result.iterates[0].item() == -2 - 0.5 * (-2 - 2)  # one step of size 1/4 from w = −2
+        assert result.iterates[-1].item() == pytest.approx(fixed_point, abs=1e-5)  # w has caught up

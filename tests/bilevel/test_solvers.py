@@ -1,6 +1,6 @@
 import torch
 
-from bilevel import conjugate_gradient, neumann_series
+from bilevel import conjugate_gradient, dense_solve, neumann_series
 
 
 def _spd(dim: int, seed: int) -> torch.Tensor:
@@ -31,3 +31,46 @@ def test_neumann_error_shrinks_at_the_spectral_rate():
     exact = torch.linalg.solve(h, b)
     errors = [(neumann_series(lambda v: h @ v, b, alpha, j) - exact).norm().item() for j in (10, 20)]
     assert abs(errors[1] / errors[0] - rate**10) < 1e-10
+
+
+def test_conjugate_gradient_stops_at_its_tolerance():
+    """Relative and absolute tolerances: the first iterate whose residual is within it, counted."""
+    h = _spd(30, 5)
+    b = torch.randn(30, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    calls = []
+    product = lambda v: calls.append(1) or h @ v
+    for tol, atol in ((1e-3, 0.0), (0.0, 1e-3 * b.norm().item())):
+        calls.clear()
+        x = conjugate_gradient(product, b, iters=30, tol=tol, atol=atol)
+        assert (b - h @ x).norm() <= 1e-3 * b.norm()
+        one_fewer = conjugate_gradient(lambda v: h @ v, b, iters=len(calls) - 1)
+        assert (b - h @ one_fewer).norm() > 1e-3 * b.norm()  # it stopped at the first that qualifies
+        assert len(calls) < 30
+
+
+def test_conjugate_gradient_vmaps_and_survives_an_exact_solve():
+    """Without a tolerance there is no data-dependent branch: vmapped over right-hand sides it
+    equals the per-system solves, and iterations past an exact solve (a 2×2 system, 5 iterations)
+    leave the answer finite and unchanged."""
+    h = _spd(8, 7)
+    bs = torch.randn(3, 8, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    batched = torch.func.vmap(lambda b: conjugate_gradient(lambda v: h @ v, b, iters=8))(bs)
+    torch.testing.assert_close(batched, torch.linalg.solve(h, bs.T).T, rtol=1e-9, atol=0)
+    diagonal = torch.diag(torch.tensor([2.0, 2.0], dtype=torch.float64))
+    x = conjugate_gradient(lambda v: diagonal @ v, torch.tensor([1.0, 3.0], dtype=torch.float64), iters=5)
+    assert x.tolist() == [0.5, 1.5]
+
+
+def test_conjugate_gradient_on_the_normal_equations_solves_a_nonsymmetric_system():
+    m = torch.randn(10, 10, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    m = m + 10 * torch.eye(10, dtype=torch.float64)
+    b = torch.randn(10, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+    x = conjugate_gradient(lambda v: m.T @ (m @ v), m.T @ b, iters=40, tol=1e-13)
+    torch.testing.assert_close(x, torch.linalg.solve(m, b), rtol=1e-9, atol=0)
+
+
+def test_dense_solve_forms_the_operator_column_by_column():
+    m = torch.randn(7, 7, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    m = m + 7 * torch.eye(7, dtype=torch.float64)  # not symmetric: rows and columns differ
+    b = torch.randn(7, generator=torch.Generator().manual_seed(12), dtype=torch.float64)
+    torch.testing.assert_close(dense_solve(lambda v: m @ v, b), torch.linalg.solve(m, b), rtol=1e-12, atol=0)

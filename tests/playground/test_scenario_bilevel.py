@@ -97,6 +97,33 @@ def test_best_response_tracks_the_exact_one(tmp_path):
     assert (tmp_path / "r" / "best_response.png").stat().st_size > 0
 
 
+@pytest.mark.parametrize(
+    "overrides,fixed_point",
+    [
+        (["method=first_order"], 2.0),
+        (["xi=0.1", "hvp=exact"], 2 / 1.2),
+        ([], 2 / 1.5),
+        (["method=ift_cg"], 1.0),
+    ],
+)
+def test_darts_toy_settles_at_each_methods_known_point(tmp_path, overrides, fixed_point):
+    """DARTS' Figure 2 problem, alternating one inner step with one outer step from (α, w) = (2, −2)."""
+    summary = run_bilevel(tmp_path, "problem=darts_toy", *overrides, "compare=false", "plots=false")
+    assert summary["reference/method_lambda"] == pytest.approx(fixed_point, rel=1e-15)
+    assert summary["outer/lambda"] == pytest.approx(fixed_point, abs=1e-6)
+    assert summary["reference/lambda"] == 1.0  # the grid minimiser of F = (α − 1)², on the grid
+    assert rows(tmp_path)[-2]["inner/distance"] < 1e-6  # w has caught up with w*(α) = α
+
+
+def test_darts_toy_draws_every_methods_path(tmp_path):
+    summary = run_bilevel(tmp_path, "problem=darts_toy", "outer_steps=30")
+    table = json.loads((tmp_path / "r" / "hypergradients.json").read_text())
+    assert {"first_order", "one_step"} <= {r["method"] for r in table}
+    assert summary["steps_run"] == 30
+    for name in ("hypergradient_cost", "outer_path", "method_paths"):
+        assert (tmp_path / "r" / f"{name}.png").stat().st_size > 0
+
+
 def test_a_diverging_outer_run_is_a_result(tmp_path):
     summary = run_bilevel(tmp_path, "problem=ridge", "outer_lr=1e6", "compare=false")
     assert summary["diverged"] is True and summary["diverged_step"] < 40
@@ -118,6 +145,13 @@ def test_a_diverging_outer_run_is_a_result(tmp_path):
         (["method=truncated", "inner_steps=10", "k=20"], "k=20 exceeds inner_steps=10"),
         (["horizon=5"], "problem 'ridge' takes no option 'horizon'; valid: dim, train"),
         (["problem=hypercleaning", "flip_fraction=0.7"], "flip_fraction=0.7 must lie in (0, 0.5)"),
+        (["method=ift_cg", "xi=0.5"], "xi=0.5 applies to method=one_step only"),
+        (["method=unrolled", "tol=0.01"], "tol=0.01 applies to method=ift_cg only"),
+        (["problem=lr_horizon", "alternate=1"], "alternate=1 does not apply to problem=lr_horizon"),
+        (
+            ["problem=darts_toy", "dim=3"],
+            "problem 'darts_toy' takes no option 'dim'; valid: alpha0, w0, inner_lr",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(overrides, message, tmp_path, capsys):

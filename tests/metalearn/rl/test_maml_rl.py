@@ -21,7 +21,7 @@ from metalearn.rl.maml_rl import (
     reinforce_loss,
 )
 from metalearn.rl.policy import params_of, stack
-from metalearn.rl.trpo import conjugate_gradient, trpo_step
+from metalearn.rl.trpo import trpo_step
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/metalearn/conftest.py
 
@@ -86,13 +86,6 @@ def test_outer_gradient_through_the_inner_step_matches_finite_differences():
             shifted[name].view(-1)[index] -= 2 * eps
             numeric = (up - outer_loss(shifted)) / (2 * eps)
             assert grad.view(-1)[index].item() == pytest.approx(numeric.item(), rel=1e-5, abs=1e-8), name
-
-
-def test_conjugate_gradient_solves_a_positive_definite_system():
-    g = torch.Generator().manual_seed(0)
-    m = torch.randn(6, 6, generator=g, dtype=torch.float64)
-    a, b = m @ m.T + torch.eye(6, dtype=torch.float64), torch.randn(6, generator=g, dtype=torch.float64)
-    torch.testing.assert_close(conjugate_gradient(lambda v: a @ v, b, iters=6), torch.linalg.solve(a, b))
 
 
 def test_trpo_step_on_a_quadratic_trust_region_is_the_closed_form():
