@@ -339,6 +339,10 @@ METARL = Table(
 _BILEVEL_RUNS = {
     name: f"bilevel problem={name}" for name in ("ridge", "lr_horizon", "hypercleaning", "best_response")
 }
+_TOY_VARIANTS = {"first_order": "method=first_order", "xi0.5": "xi=0.5", "ift_cg": "method=ift_cg"}
+_BILEVEL_RUNS |= {"darts_toy": "bilevel problem=darts_toy"} | {
+    f"darts_toy-{label}": f"bilevel problem=darts_toy {options}" for label, options in _TOY_VARIANTS.items()
+}
 
 
 def _bilevel_ridge(r: dict) -> str:
@@ -377,6 +381,17 @@ def _bilevel_response(r: dict) -> str:
     )
 
 
+def _darts_toy(r: dict) -> str:
+    alpha = {label: r[f"darts_toy-{label}"]["outer/lambda"] for label in _TOY_VARIANTS} | {
+        "default": r["darts_toy"]["outer/lambda"]
+    }
+    return (
+        f"α {alpha['default']:.4f} (one_step, ξ = 0.25: 2/(1 + 2ξ) = 1.3333); "
+        f"first_order {alpha['first_order']:.4f} (2); one_step ξ = 0.5 {alpha['xi0.5']:.4f} (1); "
+        f"ift_cg {alpha['ift_cg']:.4f} (1)"
+    )
+
+
 def _run_row(runs: dict[str, str], label: str, text: Callable[[dict], str]) -> Row:
     """A row of one run: its command, `text` of its results, its wall time."""
     return Row(
@@ -397,6 +412,17 @@ BILEVEL = Table(
         _run_row(_BILEVEL_RUNS, "lr_horizon", _bilevel_horizon),
         _run_row(_BILEVEL_RUNS, "hypercleaning", _bilevel_cleaning),
         _run_row(_BILEVEL_RUNS, "best_response", _bilevel_response),
+        Row(
+            ("darts_toy", *(f"darts_toy-{label}" for label in _TOY_VARIANTS)),
+            (
+                _const(
+                    "`playground run bilevel problem=darts_toy` "
+                    "(and `method=first_order`, `xi=0.5`, `method=ift_cg`)"
+                ),
+                _cell(_darts_toy),
+                _cell(lambda r: f"{r['darts_toy']['wall_s']:.0f} s"),
+            ),
+        ),
     ),
     tolerance=(0.03, 0.01),
     minutes=2,

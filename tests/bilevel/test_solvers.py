@@ -74,3 +74,13 @@ def test_dense_solve_forms_the_operator_column_by_column():
     m = m + 7 * torch.eye(7, dtype=torch.float64)  # not symmetric: rows and columns differ
     b = torch.randn(7, generator=torch.Generator().manual_seed(12), dtype=torch.float64)
     torch.testing.assert_close(dense_solve(lambda v: m @ v, b), torch.linalg.solve(m, b), rtol=1e-12, atol=0)
+
+
+def test_a_tolerance_met_at_the_start_takes_no_product():
+    """‖b − H·0‖ = ‖b‖ ≤ 1·‖b‖: with tol = 1 (or atol = ‖b‖) x₀ = 0 is already within tolerance."""
+    b = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    calls = []
+    product = lambda v: calls.append(1) or 2 * v
+    assert conjugate_gradient(product, b, iters=5, tol=1.0).tolist() == [0.0, 0.0]
+    assert conjugate_gradient(product, b, iters=5, atol=5.0).tolist() == [0.0, 0.0] and not calls
+    assert conjugate_gradient(product, b, iters=5, tol=0.5).tolist() == [1.5, 2.0] and len(calls) == 1
