@@ -1,13 +1,17 @@
 """Bilevel optimisation: hypergradients of min_λ L_val(w*(λ), λ), w*(λ) = argmin_w L_train(w, λ).
 
-Problems with known answers (`PROBLEMS`: ridge, lr_horizon, hypercleaning, best_response,
-darts_toy), the hypergradient methods that can be compared on each (`METHODS`: unrolled, truncated,
-forward, ift_exact, ift_cg, ift_neumann, finite_diff, and DARTS' first_order and one_step), a
-learned best response (`SelfTuning`), the outer loop (`outer_descent`), and the linear solvers they
-share (`conjugate_gradient`, `neumann_series`, `dense_solve`).
+Problems with known answers (`PROBLEMS`: ridge, lr_horizon, hypercleaning, darts_toy), the
+hypergradient methods that can be compared on each (`METHODS`: unrolled, truncated, forward,
+ift_exact, ift_cg, ift_neumann, finite_diff, DARTS' first_order and one_step, and Self-Tuning
+Networks' stn, `SelfTuningNetwork`: package `bilevel.stn`), the outer loop (`outer_descent`), and
+the linear solvers they share (`conjugate_gradient`, `neumann_series`, `dense_solve`).
+
+The three systems built on them are subpackages: `bilevel.darts` (differentiable architecture
+search, Liu et al. 2019), `bilevel.stn` (Self-Tuning Networks, MacKay et al. 2019) and
+`bilevel.deq` (deep equilibrium models, Bai et al. 2019); `bilevel.digits` loads the bundled 8×8
+digits they train on.
 """
 
-from bilevel.best_response import LinearBestResponse, SelfTuning
 from bilevel.darts_toy import DartsToy
 from bilevel.hypercleaning import HyperCleaning, auc
 from bilevel.hypergradients import Hypergradient, Method, mixed_product, relative_error
@@ -17,6 +21,7 @@ from bilevel.problem import BilevelProblem, outer_loss_curve, unroll
 from bilevel.registry import METHODS, PROBLEMS, make_method, make_problem
 from bilevel.ridge import Ridge
 from bilevel.solvers import conjugate_gradient, dense_solve, neumann_series
+from bilevel.stn import SelfTuningNetwork
 
 __all__ = [
     "METHODS",
@@ -25,12 +30,11 @@ __all__ = [
     "DartsToy",
     "HyperCleaning",
     "Hypergradient",
-    "LinearBestResponse",
     "LrHorizon",
     "Method",
     "OuterResult",
     "Ridge",
-    "SelfTuning",
+    "SelfTuningNetwork",
     "auc",
     "conjugate_gradient",
     "dense_solve",

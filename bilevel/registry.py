@@ -7,7 +7,6 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bilevel.best_response import best_response
 from bilevel.darts_toy import darts_toy
 from bilevel.hypercleaning import hypercleaning
 from bilevel.hypergradients import (
@@ -25,12 +24,12 @@ from bilevel.hypergradients import (
 from bilevel.lr_horizon import lr_horizon
 from bilevel.problem import BilevelProblem
 from bilevel.ridge import ridge
+from bilevel.stn.method import SelfTuningNetwork
 
 PROBLEMS: dict[str, Callable[..., BilevelProblem]] = {
     "ridge": ridge,
     "lr_horizon": lr_horizon,
     "hypercleaning": hypercleaning,
-    "best_response": best_response,
     "darts_toy": darts_toy,
 }
 
@@ -44,6 +43,7 @@ METHODS: dict[str, Callable[..., Method]] = {
     "finite_diff": finite_diff,
     "first_order": first_order,
     "one_step": one_step,
+    "stn": SelfTuningNetwork,
 }
 
 

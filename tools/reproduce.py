@@ -5,9 +5,9 @@ prints it, in the README's format, from what those runs wrote. A `playground` ru
 OUT/TABLE/LABEL (default OUT: runs/reproduce) and is read from its summary.json; a benchmark's
 section (`bench`) is kept as OUT/bench/NAME/section.md. A run that finished is reused, so a
 regeneration that was stopped continues where it stopped; `--print-only` prints from what is
-there, "—" where a run is missing. Tables: sine, glyphs, imaml, icl, metarl, bilevel, bench; none
-named means all of them (hours). tests/tools/test_reproduce.py checks each row against the README
-(`make test-slow`).
+there, "—" where a run is missing. Tables: sine, glyphs, imaml, icl, metarl, bilevel, deq, stn,
+darts, bench; none named means all of them (hours). tests/tools/test_reproduce.py checks each row
+against the README (`make test-slow`).
 """
 
 from __future__ import annotations
@@ -336,8 +336,8 @@ METARL = Table(
 
 # ---------------------------------------------------------------- bilevel
 
-_BILEVEL_RUNS = {
-    name: f"bilevel problem={name}" for name in ("ridge", "lr_horizon", "hypercleaning", "best_response")
+_BILEVEL_RUNS = {name: f"bilevel problem={name}" for name in ("ridge", "lr_horizon", "hypercleaning")} | {
+    "stn": "bilevel problem=ridge method=stn"
 }
 _TOY_VARIANTS = {"first_order": "method=first_order", "xi0.5": "xi=0.5", "ift_cg": "method=ift_cg"}
 _BILEVEL_RUNS |= {"darts_toy": "bilevel problem=darts_toy"} | {
@@ -373,11 +373,13 @@ def _bilevel_cleaning(r: dict) -> str:
     )
 
 
-def _bilevel_response(r: dict) -> str:
-    s = r["best_response"]
+def _bilevel_stn(r: dict) -> str:
+    s = r["stn"]
     return (
-        f"λ {s['outer/lambda']:.4f} vs {s['reference/lambda']:.4f}; learned response off by "
-        f"{s['best_response/w_rel_error']:.1e}, its slope by {100 * s['best_response/slope_rel_error']:.1f}%"
+        f"λ {s['outer/lambda']:.4f} vs grid minimiser {s['reference/lambda']:.4f} (fully trained STN at its "
+        f"σ = {s['best_response/sigma']:.3f}: {s['reference/stn_lambda']:.4f}); 1 − cos(dŵ/dλ, dw*/dλ) "
+        f"{1 - s['best_response/jacobian_cosine']:.1e}; E‖ŵ − w*‖ {s['best_response/error']:.4f} "
+        f"(fully trained {s['reference/stn_error']:.4f})"
     )
 
 
@@ -411,7 +413,7 @@ BILEVEL = Table(
         _run_row(_BILEVEL_RUNS, "ridge", _bilevel_ridge),
         _run_row(_BILEVEL_RUNS, "lr_horizon", _bilevel_horizon),
         _run_row(_BILEVEL_RUNS, "hypercleaning", _bilevel_cleaning),
-        _run_row(_BILEVEL_RUNS, "best_response", _bilevel_response),
+        _run_row(_BILEVEL_RUNS, "stn", _bilevel_stn),
         Row(
             ("darts_toy", *(f"darts_toy-{label}" for label in _TOY_VARIANTS)),
             (
@@ -426,6 +428,174 @@ BILEVEL = Table(
     ),
     tolerance=(0.03, 0.01),
     minutes=2,
+)
+
+
+# ---------------------------------------------------------------- darts
+
+_DARTS_RUNS = {
+    "first_order": "darts",
+    "one_step": "darts method=one_step",
+    "ift_cg": "darts method=ift_cg method.iters=20 method.tol=1e-4",
+    "first_order-50": "darts epochs=50",
+    "one_step-50": "darts method=one_step epochs=50",
+}
+
+
+def _darts_row(label: str) -> Row:
+    s = lambda r: r[label]
+    percent = lambda key: _cell(lambda r: _with_ci(s(r), key, 1, scale=100))
+    start_end = lambda key, digits: _cell(
+        lambda r: f"{_number(s(r)[key + '_start'], digits)} → {_number(s(r)[key], digits)}"
+    )
+    return Row(
+        (label,),
+        (
+            _const(f"`playground run {_DARTS_RUNS[label]}`"),
+            _cell(lambda r: s(r)["search/genotype"]),
+            percent("eval/accuracy"),
+            percent("baseline/random_search_accuracy"),
+            _cell(
+                lambda r: (
+                    f"{s(r)['baseline/best_single_op']} "
+                    + _with_ci(s(r), "baseline/best_single_op_accuracy", 1, scale=100)
+                )
+            ),
+            start_end("search/skip_fraction", 2),
+            start_end("search/hessian_eigenvalue", 3),
+            start_end("search/ift_cosine", 2),
+            _cell(lambda r: f"{s(r)['wall_s']:.0f} s"),
+        ),
+    )
+
+
+DARTS = Table(
+    header=(
+        "run",
+        "derived cell",
+        "test accuracy (%)",
+        "random search, equal steps",
+        "best single op",
+        "skip/none edges",
+        "dominant eigenvalue ∇²_α L_val",
+        "cos to IFT",
+        "wall",
+    ),
+    runs=_DARTS_RUNS,
+    rows=tuple(_darts_row(label) for label in _DARTS_RUNS),
+    tolerance=(0.03, 0.01),
+    minutes=10,
+)
+
+
+# ---------------------------------------------------------------- deq
+
+_DEQ_FAST = "lr=0.01 steps=600"  # a faster, longer run in which the unregularised ρ(∂f/∂z) passes 1
+_DEQ_RUNS = {"linear": "deq task=linear", "digits": "deq task=digits"} | {
+    f"synthetic1d-jac{gamma}{fast}": f"deq task=synthetic1d jac_reg={gamma}{' ' + _DEQ_FAST if fast else ''}"
+    for fast in ("", "-fast")
+    for gamma in (0, 4)
+}
+
+
+def _deq_linear(r: dict) -> str:
+    s = r["linear"]
+    return (
+        f"forward error {s['deq/forward_error']:.1e}, gradient error {s['deq/grad_error']:.1e} (IFT, exact "
+        f"adjoint); NFE to 1e-12: fixed point {s['solver/fixed_point_nfe']}, Anderson "
+        f"{s['solver/anderson_nfe']}, Broyden {s['solver/broyden_nfe']}; phantom (k = 5, τ = 0.5) "
+        f"cosine to IFT {s['grad/phantom_cosine']:.3f}"
+    )
+
+
+def _deq_synthetic(label: str) -> Callable[[dict], str]:
+    def text(r: dict) -> str:
+        s = r[label]
+        return (
+            f"NFE to 1e-4: Anderson {s['deq/nfe']}, fixed point {s['solver/fixed_point_nfe']}, Broyden "
+            f"{s['solver/broyden_nfe']}; ρ(∂f/∂z) mean {s['jacobian/spectral_radius']:.2f}, max "
+            f"{s['jacobian/spectral_radius_max']:.2f}; validation MSE {s['val/mse']:.1f} "
+            f"({s['val/mse_clean']:.1f} to the noiseless curve)"
+        )
+
+    return text
+
+
+def _deq_digits(r: dict) -> str:
+    s = r["digits"]
+    return (
+        f"test accuracy {100 * s['test/accuracy']:.1f}%; NFE to 1e-4: Anderson {s['deq/nfe']}, fixed point "
+        f"{s['solver/fixed_point_nfe']}; ρ(∂f/∂z) {s['jacobian/spectral_radius']:.2f}"
+    )
+
+
+def _deq_row(label: str, text: Callable[[dict], str], published: str) -> Row:
+    return Row(
+        (label,),
+        (
+            _const(f"`playground run {_DEQ_RUNS[label]}`"),
+            _cell(text),
+            _const(published),
+            _cell(lambda r: f"{r[label]['wall_s']:.0f} s"),
+        ),
+    )
+
+
+DEQ = Table(
+    header=("deq run (defaults)", "result", "published", "wall"),
+    runs=_DEQ_RUNS,
+    rows=(
+        _deq_row("linear", _deq_linear, "closed forms: z* = (I − W)⁻¹(Ux + b) and its gradient"),
+        *(
+            _deq_row(label, _deq_synthetic(label), "Bai et al. 2021, Fig. 5: NFE falls as γ rises")
+            for label in _DEQ_RUNS
+            if label.startswith("synthetic1d")
+        ),
+        _deq_row("digits", _deq_digits, "—"),
+    ),
+    tolerance=(0.1, 1e-9),
+    minutes=2,
+)
+
+
+# ---------------------------------------------------------------- stn
+
+_STN_RUNS = {f"seed{seed}": f"stn seed={seed}" for seed in (0, 1, 2)}
+
+
+def _stn_row(label: str) -> Row:
+    s = lambda r: r[label]  # noqa: E731
+    return Row(
+        (label,),
+        (
+            _const(f"`playground run {_STN_RUNS[label]}`"),
+            _cell(lambda r: f"{100 * s(r)['eval/accuracy']:.2f}%"),
+            _cell(lambda r: f"{100 * s(r)['baseline/random_search_accuracy']:.2f}%"),
+            _cell(lambda r: f"{100 * s(r)['baseline/fixed_final_accuracy']:.2f}%"),
+            _cell(
+                lambda r: (
+                    ", ".join(f"{s(r)[f'hyper/dropout_{k}']:.2f}" for k in range(3))
+                    + f"; {s(r)['hyper/weight_decay']:.1e}"
+                )
+            ),
+            _cell(lambda r: f"{s(r)['wall_s']:.0f} s"),
+        ),
+    )
+
+
+STN = Table(
+    header=(
+        "run (defaults)",
+        "STN",
+        "random search, same steps",
+        "fixed at STN's final values",
+        "STN's final dropout (input, hidden 1, hidden 2); weight decay",
+        "wall",
+    ),
+    runs=_STN_RUNS,
+    rows=tuple(_stn_row(label) for label in _STN_RUNS),
+    tolerance=(0.02, 0.0),
+    minutes=3,
 )
 
 
@@ -613,6 +783,9 @@ TABLES = {
     "icl": ICL,
     "metarl": METARL,
     "bilevel": BILEVEL,
+    "deq": DEQ,
+    "stn": STN,
+    "darts": DARTS,
     "gpu": GPU,
     "bench": BENCH,
 }

@@ -13,7 +13,8 @@ import sys
 from playground.errors import BadInput
 from playground.scenario import Scenario
 
-_MODULES = ("game", "maml", "metarl", "icl", "bilevel")  # built-in scenario modules of this package
+# built-in scenario modules of this package
+_MODULES = ("game", "maml", "metarl", "icl", "bilevel", "deq", "stn", "darts")
 
 
 def _load() -> dict[str, Scenario]:

@@ -106,8 +106,8 @@ def outer_losses_and_weights(
 def best_responses(
     grid: torch.Tensor, exact: torch.Tensor, responses: dict, radius: float, coordinates: int = 4
 ) -> Figure:
-    """A few coordinates of w*(λ) and of the fitted ŵ(λ) = w₀ + B(λ − λ₀), each response drawn
-    within max(3r, 1) of its centre λ₀, where λ₀ ± r is shaded."""
+    """A few coordinates of w*(λ) and of a learned affine ŵ(λ) (STN's, `method=stn`), each
+    response drawn within max(3r, 1) of λ₀, the λ it was trained around, where λ₀ ± r is shaded."""
     fig = Figure(figsize=(6.5, 4.2), layout="constrained")
     ax = fig.add_subplot()
     for j in range(min(coordinates, exact.shape[1])):
@@ -127,7 +127,7 @@ def best_responses(
     ax.set(
         xlabel="λ",
         ylabel="weights (first coordinates)",
-        title="exact best response w*(λ) and learned linear ones",
+        title="exact best response w*(λ) and the learned one",
     )
     ax.legend(fontsize=8)
     return fig

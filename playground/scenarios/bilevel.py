@@ -5,7 +5,7 @@ method, after measuring every method's error and cost at the start point.
     python -m playground run bilevel problem=ridge method=truncated inner_steps=1000 k=10
     python -m playground run bilevel problem=lr_horizon inner_steps=1     # greedy: tuned for one step
     python -m playground run bilevel problem=hypercleaning flip_fraction=0.4
-    python -m playground run bilevel problem=best_response radius=0.5     # Self-Tuning Networks on ridge
+    python -m playground run bilevel problem=ridge method=stn tau=0.01    # Self-Tuning Networks
     python -m playground run bilevel problem=darts_toy method=one_step xi=0.5  # DARTS' Figure 2
 
 The outer optimiser is plain gradient descent, λ ← λ − β dF/dλ (`outer_lr` = β), so the path on
@@ -15,14 +15,16 @@ and F, `hypergrad/rel_error` (the method's error at the start point against the 
 hypergradient) and `hypergrad/seconds` (the median over the outer steps), the grid-search minimiser
 for a scalar λ (`reference/...`), and per problem: `lr_horizon` the greedy (T = 1) optimum beside
 the T-step one; `hypercleaning` the AUC of the learned weights separating clean from flipped
-examples and the test accuracy against training on all data with equal weights; `best_response`
-the error of the last fitted best response; `darts_toy` the fixed point the chosen method is known
-to settle at (`reference/method_lambda`) and the paths of first_order, one_step and ift_exact on
-F (figure `method_paths`). `alternate=k` takes k inner steps between outer steps and the
-hypergradient at that inner iterate, as DARTS does (the default on darts_toy, k = 1), instead of
-at the accurate inner solution. With `compare=true` (default) every method runs at the start point
-over a range of budgets (`hypergradients.json` and the error-vs-cost figure). Runs on the CPU in
-float64 whatever `device` says: the problems have tens to a thousand parameters.
+examples and the test accuracy against training on all data with equal weights; `method=stn`
+(ridge only) its learned best response ŵ against w* (`best_response/...`) and where STN settles
+in closed form (`reference/stn_lambda`, figures `best_response` and `stn_bias`); `darts_toy` the
+fixed point the chosen method is known to settle at (`reference/method_lambda`) and the paths
+of first_order, one_step and ift_exact on F (figure `method_paths`). `alternate=k` takes k inner
+steps between outer steps and the hypergradient at that inner iterate, as DARTS does (the default
+on darts_toy, k = 1), instead of at the accurate inner solution. With `compare=true` (default)
+every method runs at the start point over a range of budgets (`hypergradients.json` and the
+error-vs-cost figure). Runs on the CPU in float64 whatever `device` says: the problems have tens
+to a thousand parameters.
 """
 
 from __future__ import annotations
@@ -35,18 +37,20 @@ from dataclasses import dataclass
 import torch
 
 import bilevel
+from bilevel import stn
 from playground.scenario import RunConfig, Scenario, option
 from playground.scenarios import _bilevel_plots as plots
+from playground.scenarios import _stn_plots as stn_plots
 
 _DEFAULTS = {  # per problem, for the options left at None
     "ridge": dict(method="ift_cg", outer_steps=40, outer_lr=0.5, inner_steps=1000),
-    "best_response": dict(method=None, outer_steps=40, outer_lr=0.5, inner_steps=1000),
     "lr_horizon": dict(method="unrolled", outer_steps=30, outer_lr=1.0, inner_steps=None),  # T = horizon
     "hypercleaning": dict(method="ift_cg", outer_steps=100, outer_lr=30.0, inner_steps=300),
     "darts_toy": dict(method="one_step", outer_steps=100, outer_lr=0.2, inner_steps=50, alternate=1),
 }
 _PROBLEM_OPTIONS = ("dim", "train", "noise", "horizon", "chains", "flip_fraction")
-_SELF_TUNING_OPTIONS = ("radius", "samples", "fit_steps")
+_STN_OPTIONS = ("scale", "tau", "samples")  # method=stn
+_STN_INNER_STEPS = 100  # its default best-response steps per outer step
 _K_METHODS = ("truncated", "ift_cg", "ift_neumann")
 _METHOD_OPTIONS = {"xi": "one_step", "hvp": "one_step", "tol": "ift_cg"}
 _TOY_PATHS = ("first_order", "one_step", "ift_exact")  # drawn together on darts_toy's F
@@ -59,23 +63,23 @@ class BilevelConfig(RunConfig):
     method: str | None = option(
         None,
         "hypergradient method of the outer steps, default ift_cg, unrolled on "
-        "lr_horizon, one_step on darts_toy (best_response steps through its learned best response)",
+        "lr_horizon, one_step on darts_toy; stn: Self-Tuning Networks (ridge only)",
         choices=tuple(bilevel.METHODS),
     )
     outer_steps: int | None = option(
         None,
-        "outer gradient steps on λ, default 40 (ridge, best_response), 30 (lr_horizon), 100 (hypercleaning)",
+        "outer gradient steps on λ, default 40 (ridge), 30 (lr_horizon), 100 (hypercleaning)",
         min=1,
     )
     outer_lr: float | None = option(
         None,
-        "outer step size β, default 0.5 (ridge, best_response), 1 (lr_horizon), 30 (hypercleaning)",
+        "outer step size β, default 0.5 (ridge), 1 (lr_horizon), 30 (hypercleaning)",
         min=0,
     )
     inner_steps: int | None = option(
         None,
         "T, inner steps of unrolled, truncated and forward, default 1000 "
-        "(ridge), 300 (hypercleaning), horizon (lr_horizon)",
+        "(ridge), 300 (hypercleaning), horizon (lr_horizon); stn: best-response steps per outer step (100)",
         min=1,
     )
     k: int | None = option(
@@ -105,9 +109,9 @@ class BilevelConfig(RunConfig):
     )
     chains: int | None = option(None, "lr_horizon: sampled SGD runs averaged in L_val (100)", min=1)
     flip_fraction: float | None = option(None, "hypercleaning: fraction of training labels flipped (0.3)")
-    radius: float | None = option(None, "best_response: std of the λ perturbations fitted on (0.1)", min=0)
-    samples: int | None = option(None, "best_response: perturbations per fit step (16)", min=1)
-    fit_steps: int | None = option(None, "best_response: fit steps per outer step (20)", min=1)
+    scale: float | None = option(None, "stn: initial perturbation scale σ of λ (0.5)", above=0)
+    tau: float | None = option(None, "stn: entropy bonus τ·log σ of the perturbation (1e-3)", min=0)
+    samples: int | None = option(None, "stn: perturbations of λ per best-response step (16)", min=1)
     compare: bool = option(True, "measure every method's error and cost at the start point")
     plots: bool = option(True, "write the PNG plots")
     threads: int = option(1, "torch CPU threads (0: torch's default); one is fastest for these sizes", min=0)
@@ -121,7 +125,11 @@ class BilevelConfig(RunConfig):
                 object.__setattr__(self, name, defaults[name])
         if self.alternate is None:
             object.__setattr__(self, "alternate", defaults.get("alternate", 0))
-        if self.alternate and self.problem in ("lr_horizon", "best_response"):
+        if self.alternate and self.method == "stn":
+            raise ValueError(
+                f"alternate={self.alternate} does not apply to method=stn, which keeps its own ŵ(λ)"
+            )
+        if self.alternate and self.problem == "lr_horizon":
             raise ValueError(
                 f"alternate={self.alternate} does not apply to problem={self.problem}; it applies to: "
                 "ridge, hypercleaning, darts_toy"
@@ -132,21 +140,21 @@ class BilevelConfig(RunConfig):
                 and self.method != method
             ):
                 raise ValueError(f"{name}={getattr(self, name)} applies to method={method} only")
-        if self.problem == "best_response" and self.method is not None:
+        if self.method == "stn" and self.problem != "ridge":
             raise ValueError(
-                f"method={self.method} does not apply to problem=best_response, which steps "
-                "through its learned best response; methods apply to: ridge, lr_horizon, hypercleaning"
+                f"method=stn applies to problem=ridge only (a linear model's gated layer), not {self.problem}"
             )
-        for name in _SELF_TUNING_OPTIONS:
-            if getattr(self, name) is not None and self.problem != "best_response":
-                raise ValueError(f"{name}={getattr(self, name)} applies to problem=best_response only")
+        for name in _STN_OPTIONS:
+            if getattr(self, name) is not None and self.method != "stn":
+                raise ValueError(f"{name}={getattr(self, name)} applies to method=stn only")
         if self.k is not None and self.method not in _K_METHODS:
             raise ValueError(
                 f"k={self.k} does not apply to method={self.method}; it applies to: {', '.join(_K_METHODS)}"
             )
         problem = make_problem(self)
         if self.inner_steps is None:
-            object.__setattr__(self, "inner_steps", defaults["inner_steps"] or problem.horizon)
+            steps = _STN_INNER_STEPS if self.method == "stn" else defaults["inner_steps"] or problem.horizon
+            object.__setattr__(self, "inner_steps", steps)
         if isinstance(problem, bilevel.LrHorizon) and self.inner_steps > problem.horizon:
             raise ValueError(
                 f"inner_steps={self.inner_steps} exceeds horizon={problem.horizon}: "
@@ -168,10 +176,10 @@ def make_problem(config: BilevelConfig) -> bilevel.BilevelProblem:
 
 
 def make_method(config: BilevelConfig, problem: bilevel.BilevelProblem) -> bilevel.Method:
-    """The outer steps' method: the configured one, or a learned best response on best_response."""
-    if config.problem == "best_response":
-        options = {k: getattr(config, k) for k in _SELF_TUNING_OPTIONS if getattr(config, k) is not None}
-        return bilevel.SelfTuning(seed=config.seed, **options)
+    """The outer steps' method with this run's budget; stn is stateful, so one per run."""
+    if config.method == "stn":
+        options = {k: getattr(config, k) for k in _STN_OPTIONS if getattr(config, k) is not None}
+        return bilevel.make_method("stn", inner_steps=config.inner_steps, seed=config.seed, **options)
     steps, k = config.inner_steps, config.k
     budget = {
         "unrolled": {"steps": steps},
@@ -204,16 +212,16 @@ def run(config: BilevelConfig, run) -> dict:
         "outer/val_loss": result.losses[-1],
         "outer/val_loss_start": result.losses[0],
         "steps_run": len(result.losses) - 1,
-        "hypergrad/method": config.method or "best_response",
+        "hypergrad/method": config.method,
     }
     if result.hypergradients:
         first = result.hypergradients[0]
         summary["hypergrad/rel_error"] = bilevel.relative_error(first.value, reference)
         summary["hypergrad/seconds"] = statistics.median(h.seconds for h in result.hypergradients)
-        if comparison and isinstance(method, bilevel.SelfTuning):  # its first fit, at λ₀, beside the others
+        if comparison and isinstance(method, bilevel.SelfTuningNetwork):  # its first step, at λ₀
             comparison.append(
                 {
-                    "method": "best_response",
+                    "method": "stn",
                     "rel_error": summary["hypergrad/rel_error"],
                     **{k: getattr(first, k) for k in _COSTS},
                 }
@@ -312,18 +320,29 @@ def _problem_summary(problem, config: BilevelConfig, final: torch.Tensor, curves
         )
     if isinstance(problem, bilevel.DartsToy):
         summary["reference/method_lambda"] = _toy_fixed_point(problem, config.method, config.xi)
-    if isinstance(method, bilevel.SelfTuning) and method.responses:
-        response = method.responses[-1]
-        w_star, slope = problem.inner_solution(response.centre), problem.best_response_slope(response.centre)
-        summary.update(
-            {
-                "best_response/w_rel_error": ((response.w - w_star).norm() / w_star.norm()).item(),
-                "best_response/slope_rel_error": (
-                    (response.slope[:, 0] - slope).norm() / slope.norm()
-                ).item(),
-            }
-        )
+    if isinstance(method, bilevel.SelfTuningNetwork) and method.sigmas:
+        summary.update(_stn_summary(problem, method, final, config.seed))
     return summary
+
+
+def _stn_check(problem, method, lam: torch.Tensor, seed: int) -> stn.ResponseCheck:
+    """The learned ŵ at the final λ against w*, over its final perturbation (Monte Carlo, seeded)."""
+    slope = torch.func.jacfwd(method.response)(lam).detach()
+    generator = torch.Generator().manual_seed(seed)
+    responses = lambda lams: method.responses(lams).detach()  # noqa: E731
+    return stn.check_response(problem, responses, slope, lam, method.sigma.item(), generator)
+
+
+def _stn_summary(problem, method, lam: torch.Tensor, seed: int) -> dict:
+    check = _stn_check(problem, method, lam, seed)
+    return {
+        "best_response/jacobian_cosine": check.jacobian_cosine,
+        "best_response/error": check.error,
+        "best_response/sigma": check.sigma,
+        "reference/stn_jacobian_cosine": check.optimum_jacobian_cosine,
+        "reference/stn_error": check.optimum_error,
+        "reference/stn_lambda": check.settles_at,
+    }
 
 
 def _toy_fixed_point(problem: bilevel.DartsToy, method: str, xi: float | None) -> float:
@@ -354,7 +373,7 @@ def _toy_paths(problem: bilevel.DartsToy, config: BilevelConfig) -> dict[str, tu
 
 
 def _plot(run, problem, config: BilevelConfig, result, comparison: list[dict], curves: dict, method) -> None:
-    title = f"{config.problem}: {config.method or 'learned best response'}"
+    title = f"{config.problem}: {config.method}"
     if comparison:
         run.save_figure(plots.error_vs_cost(comparison, config.problem), "hypergradient_cost")
     if curves:
@@ -371,15 +390,18 @@ def _plot(run, problem, config: BilevelConfig, result, comparison: list[dict], c
             ),
             "outer_path",
         )
-    if isinstance(method, bilevel.SelfTuning):
-        low, high = problem.lambda_range
-        grid = torch.linspace(low, high, 201, dtype=torch.float64)
+    if isinstance(method, bilevel.SelfTuningNetwork) and method.sigmas:
+        final, sigma = result.lambdas[-1], method.sigma.item()
+        grid = torch.linspace(*problem.lambda_range, 201, dtype=torch.float64)
         exact = torch.func.vmap(problem.inner_solution)(grid)  # (201, d)
-        responses = {
-            label: (r.centre.item(), torch.func.vmap(r)(grid))
-            for label, r in (("start", method.responses[0]), ("final", method.responses[-1]))
-        }
-        run.save_figure(plots.best_responses(grid, exact, responses, method.radius), "best_response")
+        responses = {"final": (final.item(), method.responses(grid).detach())}
+        run.save_figure(plots.best_responses(grid, exact, responses, sigma), "best_response")
+        check = _stn_check(problem, method, final, config.seed)
+        sigmas, taus = [0.01 * 2**k for k in range(9)], [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+        bias = stn.bias_curves(problem, final, sigmas, taus, torch.Generator().manual_seed(config.seed))
+        measured = {**check._asdict(), "tau": method.tau, "lambda": final.item()}
+        best = curves["grid"][curves["losses"].argmin()].item()
+        run.save_figure(stn_plots.bias(bias, measured, best), "stn_bias")
 
 
 SCENARIO = Scenario(
@@ -391,5 +413,6 @@ SCENARIO = Scenario(
         {"label": "ridge-ift_cg", "problem": "ridge", "method": "ift_cg"},
         {"label": "hypercleaning", "problem": "hypercleaning", "outer_steps": 50},
         {"label": "darts_toy-one_step", "problem": "darts_toy"},
+        {"label": "ridge-stn", "problem": "ridge", "method": "stn", "compare": False},
     ),
 )

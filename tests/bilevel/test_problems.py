@@ -113,11 +113,11 @@ def test_auc_counts_pairs_and_half_ties():
 
 def test_registry_errors_name_the_valid_choices():
     with pytest.raises(
-        ValueError, match="unknown problem 'lasso'; valid: ridge, lr_horizon, hypercleaning, best_response"
+        ValueError, match="unknown problem 'lasso'; valid: ridge, lr_horizon, hypercleaning, darts_toy"
     ):
         bilevel.make_problem("lasso")
     with pytest.raises(ValueError, match="problem 'ridge' takes no option 'horizon'; valid: dim, train"):
         bilevel.make_problem("ridge", horizon=3)
-    assert bilevel.make_problem("best_response", dim=5).x_train.shape == (30, 5)
+    assert bilevel.make_problem("ridge", dim=5).x_train.shape == (30, 5)
     with pytest.raises(ValueError, match="flip_fraction=0.6 must lie in"):
         bilevel.make_problem("hypercleaning", flip_fraction=0.6)
