@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements
 REQS := requirements.txt tools/install-learn2learn.sh
 
-.PHONY: venv demo test test-slow test-gpu bench gpu-check reproduce clean
+.PHONY: venv demo test test-slow test-gpu bench gpu-check reproduce mutate clean
 
 # A dangling or foreign .venv link is replaced first (tools/venv-link.sh). Installs only when the
 # requirements differ from those the environment was built with, so a
@@ -59,5 +59,11 @@ gpu-check: venv
 reproduce: venv
 	$(PYTHON) tools/reproduce.py $(TABLE)
 
+# Mutation testing of the core modules, or of MODULE (e.g. MODULE=bilevel/solvers.py): tools/mutate.py
+# writes tools/mutation/report.md. Hours for all of them on two cores; mutmut's cache in mutants/
+# makes a rerun retest only what changed.
+mutate: venv
+	$(PYTHON) tools/mutate.py $(MODULE)
+
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs .pytest_cache mutants

@@ -1,6 +1,7 @@
 """The hypergradient methods against the closed forms (float64): the bars of the bilevel issue."""
 
 import itertools
+import time
 
 import pytest
 import torch
@@ -191,3 +192,144 @@ def test_cg_tolerance_takes_fewer_products(ridge):
         bilevel.make_method("ift_cg", tol=-1)
     with pytest.raises(ValueError, match="one_step: hvp='adjoint'; valid: fd, exact"):
         bilevel.make_method("one_step", hvp="adjoint")
+
+
+@pytest.mark.parametrize(
+    "name,options,message",
+    [
+        ("unrolled", {"steps": 0}, "unrolled: steps=0 must be >= 1"),
+        ("truncated", {"steps": 0}, "truncated: steps=0 must be >= 1"),
+        ("truncated", {"last": 0}, "truncated: last=0 must be >= 1"),
+        ("forward", {"steps": 0}, "forward: steps=0 must be >= 1"),
+        ("ift_cg", {"iters": 0}, "ift_cg: iters=0 must be >= 1"),
+        ("ift_neumann", {"terms": 0}, "ift_neumann: terms=0 must be >= 1"),
+        ("ift_neumann", {"alpha": 0.0}, "ift_neumann: alpha=0.0 must be > 0"),
+        ("finite_diff", {"eps": 0.0}, "finite_diff: eps=0.0 must be > 0"),
+        ("one_step", {"xi": -0.5}, "one_step: xi=-0.5 must be >= 0"),
+    ],
+)
+def test_each_budget_is_checked_with_the_methods_name(name, options, message):
+    with pytest.raises(ValueError) as raised:
+        bilevel.make_method(name, **options)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    "name,options,costs",
+    [
+        ("unrolled", {"steps": 7}, (7, 7, 0)),
+        ("truncated", {"steps": 9, "last": 4}, (9, 4, 0)),
+        ("forward", {"steps": 5}, (5, 5 * 30, 0)),  # one tangent per coordinate of λ
+        ("ift_exact", {}, (0, 12, 1)),  # dim(w) = 11 products (10 weights and a bias) and the mixed one
+        ("ift_cg", {"iters": 3}, (0, 4, 1)),
+        ("ift_neumann", {"terms": 6}, (0, 6, 1)),  # 5 Hessian products and the mixed one
+        ("finite_diff", {}, (0, 0, 60)),  # two inner solves per coordinate of λ
+        ("first_order", {}, (0, 0, 1)),
+        ("one_step", {}, (1, 2, 1)),
+        ("one_step", {"hvp": "exact"}, (1, 1, 1)),
+    ],
+)
+def test_costs_are_counted_per_method(name, options, costs):
+    """(inner steps, products, solves) of each method on a problem with dim(w) = 11, dim(λ) = 30;
+    given the inner iterate, the methods that would solve for it solve nothing."""
+    problem = bilevel.make_problem("hypercleaning", train=30)
+    result = bilevel.make_method(name, **options)(problem, problem.lam0)
+    assert (result.inner_steps, result.products, result.solves) == costs
+    given = bilevel.make_method(name, **options)(
+        problem, problem.lam0, w=problem.inner_solution(problem.lam0)
+    )
+    expected_solves = costs[2] if name == "finite_diff" else 0
+    assert (given.inner_steps, given.products, given.solves) == (*costs[:2], expected_solves)
+
+
+def test_unrolling_methods_start_from_the_given_iterate(ridge):
+    """Forward mode from w equals reverse mode from w, and truncation from w equals unrolling the
+    last K steps from where T − K steps from w end; neither equals the same from w₀."""
+    w = bilevel.unroll(ridge, ridge.lam0, 40)
+    reverse = bilevel.make_method("unrolled", steps=25)(ridge, ridge.lam0, w=w).value
+    forward = bilevel.make_method("forward", steps=25)(ridge, ridge.lam0, w=w).value
+    assert bilevel.relative_error(forward, reverse) < 1e-12
+    from_w0 = bilevel.make_method("forward", steps=25)(ridge, ridge.lam0).value
+    assert bilevel.relative_error(from_w0, reverse) > 1e-3
+    truncated = bilevel.make_method("truncated", steps=25, last=5)(ridge, ridge.lam0, w=w).value
+    last = bilevel.make_method("unrolled", steps=5)(
+        ridge, ridge.lam0, w=bilevel.unroll(ridge, ridge.lam0, 20, w)
+    ).value
+    assert truncated.item() == last.item()
+
+
+def test_truncation_replays_the_last_steps_of_an_indexed_optimiser():
+    """On lr_horizon the t-th inner step draws the t-th noise: truncating all T steps is unrolling
+    them, and truncating the last K differs from unrolling K steps from w₀ (steps 0..K−1)."""
+    problem = bilevel.make_problem("lr_horizon", chains=10, horizon=30)
+    whole = bilevel.make_method("truncated", steps=30, last=30)(problem, problem.lam0).value
+    assert whole.item() == bilevel.make_method("unrolled", steps=30)(problem, problem.lam0).value.item()
+    held = bilevel.unroll(problem, problem.lam0, 20)
+    last = torch.func.grad(
+        lambda lam: problem.val_loss(bilevel.unroll(problem, lam, 10, held, first=20), lam)
+    )(problem.lam0)
+    truncated = bilevel.make_method("truncated", steps=30, last=10)(problem, problem.lam0).value
+    assert truncated.item() == last.item()
+
+
+def test_neumann_takes_the_given_step_size(ridge):
+    """One term of the series is α∇_wL_val: the hypergradient is −α ∂²_{λw}L_train ∇_wL_val."""
+    w = ridge.inner_solution(ridge.lam0)
+    val_w = torch.func.grad(ridge.val_loss)(w, ridge.lam0)
+    alpha = 0.3 * ridge.inner_lr
+    one_term = bilevel.make_method("ift_neumann", terms=1, alpha=alpha)(ridge, ridge.lam0).value
+    expected = -alpha * bilevel.mixed_product(ridge, w, ridge.lam0, val_w)
+    assert bilevel.relative_error(one_term, expected) < 1e-14
+
+
+def test_the_finite_difference_product_is_an_approximation(cleaning):
+    """On a loss that is not quadratic in w, DARTS' central difference differs from autograd's
+    product (by O(ε²)), unlike on ridge; a zero vector gives exactly zero without dividing by 0."""
+    lam, w = cleaning.lam0, cleaning.inner_solution(cleaning.lam0)
+    fd, exact = (bilevel.make_method("one_step", hvp=hvp)(cleaning, lam).value for hvp in ("fd", "exact"))
+    assert 1e-13 < bilevel.relative_error(fd, exact) < 1e-4
+    zero = bilevel.mixed_product(cleaning, w, lam, torch.zeros_like(w), finite_difference=True)
+    assert torch.equal(zero, torch.zeros_like(lam))
+
+
+@pytest.mark.parametrize(
+    "name,costs",
+    [
+        ("unrolled", (200, 200)),
+        ("truncated", (200, 10)),
+        ("forward", (200, 200)),
+        ("ift_cg", (0, 21)),
+        ("ift_neumann", (0, 200)),
+    ],
+)
+def test_default_budgets(name, costs):
+    """The budgets a method takes when none is given (the CLI's defaults come from elsewhere), read
+    off its counted costs on the toy, whose one weight makes every step cheap; CG on ridge's 20."""
+    problem = bilevel.make_problem("ridge" if name == "ift_cg" else "darts_toy")
+    result = bilevel.make_method(name)(problem, problem.lam0)
+    assert (result.inner_steps, result.products) == costs
+
+
+def test_one_step_assembles_its_product_as_asked(cleaning):
+    """one_step = ∂_λL_val(w′) − ξ·(mixed product at w with ∇_{w′}L_val), the product by central
+    differences for hvp="fd" and by autograd for "exact", each equal to its own assembly."""
+    lam, w = cleaning.lam0, cleaning.inner_solution(cleaning.lam0)
+    xi = cleaning.inner_lr
+    virtual = w - xi * cleaning.train_grad(w, lam)
+    val_w, val_lam = torch.func.grad(cleaning.val_loss, argnums=(0, 1))(virtual, lam)
+    for hvp, finite_difference in (("fd", True), ("exact", False)):
+        value = bilevel.make_method("one_step", hvp=hvp)(cleaning, lam, w=w).value
+        expected = val_lam - xi * bilevel.mixed_product(cleaning, w, lam, val_w, finite_difference)
+        assert torch.equal(value, expected)
+
+
+def test_relative_error_below_and_above_a_unit_reference():
+    assert bilevel.relative_error(torch.tensor([0.5]), torch.tensor([0.25])) == 1.0
+    assert bilevel.relative_error(torch.tensor([6.0, 8.0]), torch.tensor([3.0, 4.0])) == 1.0
+    assert bilevel.relative_error(torch.tensor([0.5]), torch.tensor([0.0])) == 0.5  # absolute at zero
+
+
+def test_seconds_are_the_wall_time_of_the_call(ridge):
+    start = time.perf_counter()
+    seconds = bilevel.make_method("ift_exact")(ridge, ridge.lam0).seconds
+    assert 0 < seconds <= time.perf_counter() - start
