@@ -135,7 +135,8 @@ def run(config: DartsConfig, run) -> dict:
     found, picked, single, best = _compare(config, data, result, generator, run, summary)
     if config.plots:
         _plot(run, config, result, found, picked, single, best)
-    return summary
+    compared = {k: v for k, v in summary.items() if k.startswith(("eval/", "baseline/"))}
+    return compared | summary  # the accuracies first: they lead the CLI's one-line headline
 
 
 def _compare(config: DartsConfig, data, result: darts.SearchResult, generator, run, summary: dict) -> tuple:
