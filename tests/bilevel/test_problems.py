@@ -121,3 +121,26 @@ def test_registry_errors_name_the_valid_choices():
     assert bilevel.make_problem("ridge", dim=5).x_train.shape == (30, 5)
     with pytest.raises(ValueError, match="flip_fraction=0.6 must lie in"):
         bilevel.make_problem("hypercleaning", flip_fraction=0.6)
+
+
+def test_darts_toy_closed_forms():
+    """F(α) = (α − 1)² and dF/dα = 2(α − 1): the values, and the exact hypergradient against the
+    implicit function theorem and central differences."""
+    problem = bilevel.make_problem("darts_toy")
+    for alpha in (-0.5, 0.25, 2.0, 3.0):
+        lam = torch.tensor(alpha, dtype=torch.float64)
+        assert problem.outer_loss(lam).item() == pytest.approx((alpha - 1) ** 2, abs=1e-15)
+        assert problem.hypergradient(lam).item() == 2 * (alpha - 1)
+        for name in ("ift_exact", "finite_diff"):
+            value = bilevel.make_method(name)(problem, lam).value.item()
+            assert value == pytest.approx(2 * (alpha - 1), abs=1e-9)
+
+
+def test_darts_toy_inner_step_sizes():
+    """Up to 1/2, the inverse curvature of (w − α)², where one step lands on w* = α."""
+    half = bilevel.make_problem("darts_toy", inner_lr=0.5)
+    assert bilevel.unroll(half, half.lam0, 1).item() == half.lam0.item()
+    for bad in (0.0, 0.6):
+        with pytest.raises(ValueError) as raised:
+            bilevel.make_problem("darts_toy", inner_lr=bad)
+        assert str(raised.value) == f"darts_toy: inner_lr={bad}; valid: 0 < inner_lr <= 0.5"
