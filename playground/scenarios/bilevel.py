@@ -229,11 +229,13 @@ def run(config: BilevelConfig, run) -> dict:
     if result.diverged_step is not None:
         summary.update(diverged=True, diverged_step=result.diverged_step, last_finite=result.last_finite)
     curves = _curves(problem, config) if problem.lambda_range is not None else {}
-    summary.update(_problem_summary(problem, config, final, curves, method))
+    learned = isinstance(method, bilevel.SelfTuningNetwork) and method.sigmas
+    check = _stn_check(problem, method, final, config.seed) if learned else None  # summary and figure
+    summary.update(_problem_summary(problem, config, final, curves, check))
     if comparison:
         run.save_json("hypergradients", comparison)
     if config.plots:
-        _plot(run, problem, config, result, comparison, curves, method)
+        _plot(run, problem, config, result, comparison, curves, method, check)
     return summary
 
 
@@ -286,7 +288,9 @@ def _curves(problem: bilevel.BilevelProblem, config: BilevelConfig) -> dict:
     return curves
 
 
-def _problem_summary(problem, config: BilevelConfig, final: torch.Tensor, curves: dict, method) -> dict:
+def _problem_summary(
+    problem, config: BilevelConfig, final: torch.Tensor, curves: dict, check: stn.ResponseCheck | None
+) -> dict:
     summary = {}
     if curves:
         best = curves["grid"][curves["losses"].argmin()].item()
@@ -320,8 +324,8 @@ def _problem_summary(problem, config: BilevelConfig, final: torch.Tensor, curves
         )
     if isinstance(problem, bilevel.DartsToy):
         summary["reference/method_lambda"] = _toy_fixed_point(problem, config.method, config.xi)
-    if isinstance(method, bilevel.SelfTuningNetwork) and method.sigmas:
-        summary.update(_stn_summary(problem, method, final, config.seed))
+    if check is not None:
+        summary.update(_stn_summary(check))
     return summary
 
 
@@ -333,8 +337,7 @@ def _stn_check(problem, method, lam: torch.Tensor, seed: int) -> stn.ResponseChe
     return stn.check_response(problem, responses, slope, lam, method.sigma.item(), generator)
 
 
-def _stn_summary(problem, method, lam: torch.Tensor, seed: int) -> dict:
-    check = _stn_check(problem, method, lam, seed)
+def _stn_summary(check: stn.ResponseCheck) -> dict:
     return {
         "best_response/jacobian_cosine": check.jacobian_cosine,
         "best_response/error": check.error,
@@ -372,7 +375,16 @@ def _toy_paths(problem: bilevel.DartsToy, config: BilevelConfig) -> dict[str, tu
     return paths
 
 
-def _plot(run, problem, config: BilevelConfig, result, comparison: list[dict], curves: dict, method) -> None:
+def _plot(
+    run,
+    problem,
+    config: BilevelConfig,
+    result,
+    comparison: list[dict],
+    curves: dict,
+    method,
+    check: stn.ResponseCheck | None,
+) -> None:
     title = f"{config.problem}: {config.method}"
     if comparison:
         run.save_figure(plots.error_vs_cost(comparison, config.problem), "hypergradient_cost")
@@ -390,13 +402,12 @@ def _plot(run, problem, config: BilevelConfig, result, comparison: list[dict], c
             ),
             "outer_path",
         )
-    if isinstance(method, bilevel.SelfTuningNetwork) and method.sigmas:
+    if check is not None:
         final, sigma = result.lambdas[-1], method.sigma.item()
         grid = torch.linspace(*problem.lambda_range, 201, dtype=torch.float64)
         exact = torch.func.vmap(problem.inner_solution)(grid)  # (201, d)
         responses = {"final": (final.item(), method.responses(grid).detach())}
         run.save_figure(plots.best_responses(grid, exact, responses, sigma), "best_response")
-        check = _stn_check(problem, method, final, config.seed)
         sigmas, taus = [0.01 * 2**k for k in range(9)], [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
         bias = stn.bias_curves(problem, final, sigmas, taus, torch.Generator().manual_seed(config.seed))
         measured = {**check._asdict(), "tau": method.tau, "lambda": final.item()}
