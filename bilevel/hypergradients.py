@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -44,6 +44,7 @@ class Hypergradient(NamedTuple):
     seconds: float
 
 
+@runtime_checkable
 class Method(Protocol):
     def __call__(self, problem: BilevelProblem, lam: Tensor, w: Tensor | None = None) -> Hypergradient: ...
 

@@ -1,67 +1,38 @@
-"""The registries of bilevel problems and hypergradient methods, and building one by name with
-checked options: an option its factory does not take is an error naming those it does take."""
+"""The registries of bilevel problems and hypergradient methods (see `registration`): adding one
+is a factory and one line here; a user's own is `module:factory`, from the user's module."""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping
-from typing import Any
-
+from bilevel import hypergradients
 from bilevel.darts_toy import darts_toy
 from bilevel.hypercleaning import hypercleaning
-from bilevel.hypergradients import (
-    Method,
-    finite_diff,
-    first_order,
-    forward,
-    ift_cg,
-    ift_exact,
-    ift_neumann,
-    one_step,
-    truncated,
-    unrolled,
-)
 from bilevel.lr_horizon import lr_horizon
 from bilevel.problem import BilevelProblem
 from bilevel.ridge import ridge
 from bilevel.stn.method import SelfTuningNetwork
+from registration import Registry
 
-PROBLEMS: dict[str, Callable[..., BilevelProblem]] = {
-    "ridge": ridge,
-    "lr_horizon": lr_horizon,
-    "hypercleaning": hypercleaning,
-    "darts_toy": darts_toy,
-}
+PROBLEMS = Registry("problem", returns=BilevelProblem)
+PROBLEMS.register("ridge", ridge)
+PROBLEMS.register("lr_horizon", lr_horizon)
+PROBLEMS.register("hypercleaning", hypercleaning)
+PROBLEMS.register("darts_toy", darts_toy)
 
-METHODS: dict[str, Callable[..., Method]] = {
-    "unrolled": unrolled,
-    "truncated": truncated,
-    "forward": forward,
-    "ift_exact": ift_exact,
-    "ift_cg": ift_cg,
-    "ift_neumann": ift_neumann,
-    "finite_diff": finite_diff,
-    "first_order": first_order,
-    "one_step": one_step,
-    "stn": SelfTuningNetwork,
-}
+METHODS = Registry("method", returns=hypergradients.Method)
+METHODS.register("unrolled", hypergradients.unrolled)
+METHODS.register("truncated", hypergradients.truncated)
+METHODS.register("forward", hypergradients.forward)
+METHODS.register("ift_exact", hypergradients.ift_exact)
+METHODS.register("ift_cg", hypergradients.ift_cg)
+METHODS.register("ift_neumann", hypergradients.ift_neumann)
+METHODS.register("finite_diff", hypergradients.finite_diff)
+METHODS.register("first_order", hypergradients.first_order)
+METHODS.register("one_step", hypergradients.one_step)
+METHODS.register(
+    "stn",
+    SelfTuningNetwork,
+    help="Self-Tuning Networks (MacKay et al. 2019): dF/dλ through ŵ(λ) learned on perturbed λ.",
+)
 
-
-def make_problem(name: str, **options: Any) -> BilevelProblem:
-    """The problem `name` built with its options."""
-    return _build("problem", PROBLEMS, name, options)
-
-
-def make_method(name: str, **options: Any) -> Method:
-    """The hypergradient method `name` with its options."""
-    return _build("method", METHODS, name, options)
-
-
-def _build(kind: str, registry: Mapping[str, Callable], name: str, options: dict[str, Any]) -> Any:
-    if name not in registry:
-        raise ValueError(f"unknown {kind} {name!r}; valid: {', '.join(registry)}")
-    valid = list(inspect.signature(registry[name]).parameters)
-    for key in options:
-        if key not in valid:
-            raise ValueError(f"{kind} {name!r} takes no option {key!r}; valid: {', '.join(valid) or 'none'}")
-    return registry[name](**options)
+make_problem = PROBLEMS.make
+make_method = METHODS.make

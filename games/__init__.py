@@ -21,18 +21,15 @@ from games.analysis import (
     update_jacobian,
 )
 from games.curvature import Curvature, dense_curvature, matrix_free_curvature
-from games.dynamics import Dynamics, alt_gd, extragradient, momentum, optimistic, sim_gd
+from games.dynamics import Dynamics, alt_gd, extragradient, lookahead, momentum, optimistic, sim_gd
 from games.game import Game
 from games.gan import gaussian_mixture_gan
 from games.play import BatchTrajectory, Trajectory, observe, play, play_batch
 from games.registry import (
     DYNAMICS,
     GAMES,
-    dynamics_factory,
-    game_factory,
     make_dynamics,
     make_game,
-    option_names,
 )
 from games.zoo import (
     bilinear,
@@ -57,9 +54,6 @@ __all__ = [
     "DYNAMICS",
     "make_game",
     "make_dynamics",
-    "game_factory",
-    "dynamics_factory",
-    "option_names",
     "bilinear",
     "quadratic",
     "matching_pennies",
@@ -76,6 +70,7 @@ __all__ = [
     "consensus",
     "hamiltonian",
     "momentum",
+    "lookahead",
     "sga",
     "lola",
     "sos",

@@ -2,12 +2,16 @@
 
 (The second-order ones, which also use the game Hessian, are in `games.adjusted`.)
 
-`init(game, z)` returns the dynamics' state (a NamedTuple of tensors, empty when memoryless) and
-`update(game, z, state)` returns the next joint parameters and state. `fixed_point(game, z)`, for
-dynamics whose fixed points are not the game's Nash points, finds the one near z (None if it
-fails); None means they are the Nash points. Updates call the game for
-the field wherever they need it (extragradient and consensus need more than ξ at z), use no
-data-dependent Python branches, and so run unchanged under `torch.func.vmap` and `jacfwd`.
+`init(game, z)` returns the dynamics' state (a NamedTuple of tensors, possibly nested, empty when
+memoryless) and `update(game, z, state)` returns the next joint parameters and state. `fixed_point(game,
+z)`, for dynamics whose fixed points are not the game's Nash points, finds the one near z (None if it
+fails); None means they are the Nash points. `period` is the number of updates after which the
+update map repeats (k for a lookahead that restarts every k steps); a step counter that tells the
+updates of a period apart is an integer entry of the state (an int64 tensor; a Python int is fine
+for `play` and the analysis but not for `play_batch`, whose `vmap` returns tensors only), which the
+analysis carries as a constant instead of differentiating it. Updates call the game for the field
+wherever they need it (extragradient and consensus need more than ξ at z), use no data-dependent
+Python branches, and so run unchanged under `torch.func.vmap` and `jacfwd`.
 Notation: ξ the simultaneous gradient, H = ∂ξ/∂z, η the learning rate.
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+import torch
 from torch import Tensor
 
 from games.game import Game
@@ -25,6 +30,7 @@ class Dynamics(NamedTuple):
     init: Callable[[Game, Tensor], tuple]
     update: Callable[[Game, Tensor, tuple], tuple[Tensor, tuple]]
     fixed_point: Callable[[Game, Tensor], Tensor | None] | None = None
+    period: int = 1  # updates after which the update map repeats (its counter is back at init)
 
 
 class NoState(NamedTuple):
@@ -37,6 +43,12 @@ class PreviousField(NamedTuple):
 
 class PreviousParams(NamedTuple):
     params: Tensor  # z_{t−1}
+
+
+class LookaheadState(NamedTuple):
+    slow: Tensor  # φ, the slow weights the fast ones restart from
+    inner: tuple  # the base dynamics' state, kept across restarts
+    count: Tensor  # int64, fast steps since the last restart, in [0, k)
 
 
 def _stateless(step: Callable[[Game, Tensor], Tensor]) -> Dynamics:
@@ -97,3 +109,34 @@ def momentum(lr: float, beta: float = -0.5, alternating: bool = False) -> Dynami
         return new, PreviousParams(z)
 
     return Dynamics(lambda game, z: PreviousParams(z), update)
+
+
+_BASES = {f.__name__: f for f in (sim_gd, alt_gd, extragradient, optimistic, momentum)}
+
+
+def lookahead(lr: float, k: int = 5, alpha: float = 0.5, base: str = "extragradient") -> Dynamics:
+    """Lookahead (Zhang et al. 2019; on games, Chavdarova et al. 2021): k fast steps of `base` from
+    the slow weights φ, then φ ← φ + α(z − φ) and the fast weights z restart at φ. z is the fast
+    weights; the base's state is kept across restarts (Zhang et al.'s default). The counter is an
+    int64 tensor advanced modulo k and read through `torch.where`; the period is k. On a linear
+    field with a memoryless base of map M (I − ηH + η²H² for extragradient), k updates from a
+    restart are z ↦ ((1 − α)I + αM^k)z."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k={k!r} must be an integer >= 1")
+    if not 0 < alpha <= 1:
+        raise ValueError(f"alpha={alpha} must be in (0, 1]")
+    if base not in _BASES:
+        raise ValueError(f"base={base!r} is not a first-order dynamics; valid: {', '.join(_BASES)}")
+    fast = _BASES[base](lr)
+
+    def init(game: Game, z: Tensor) -> LookaheadState:
+        return LookaheadState(z, fast.init(game, z), torch.zeros((), dtype=torch.int64, device=z.device))
+
+    def update(game: Game, z: Tensor, state: LookaheadState):
+        z, inner = fast.update(game, z, state.inner)
+        count = (state.count + 1) % k
+        restart = count == 0
+        slow = torch.where(restart, state.slow + alpha * (z - state.slow), state.slow)
+        return torch.where(restart, slow, z), LookaheadState(slow, inner, count)
+
+    return Dynamics(init, update, period=k)

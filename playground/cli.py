@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from playground.errors import BadInput, Interrupted
-from playground.rundir import COST_KEYS
+from playground.rundir import COST_KEYS, DIVERGED, FAILED, INTERRUPTED, run_status
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -31,7 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="playground", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    commands.add_parser("list", help="every scenario with its options, defaults and help")
+    commands.add_parser(
+        "list",
+        help="every scenario with its options, and every registry (games, dynamics, ...) with its entries",
+    )
 
     run = commands.add_parser("run", help="one run: playground run SCENARIO key=value ...")
     run.add_argument("scenario")
@@ -81,13 +84,16 @@ def _interrupt(signum, frame):
 
 
 def _list(args, argv) -> int:
-    from playground.config import format_options
+    from playground.config import format_options, format_registry, registries
     from playground.scenarios import SCENARIOS
 
     for scenario in SCENARIOS.values():
         print(f"{scenario.name}: {scenario.help}")
         for line in format_options(scenario.config):
             print(f"    {line}")
+    print("\nWhat the scenarios pick by name (a scenario option of the same name):")
+    for registry in registries(scenario.config for scenario in SCENARIOS.values()):
+        print("\n".join(format_registry(registry)))
     return 0
 
 
@@ -97,11 +103,26 @@ def _run(args, argv) -> int:
     from playground.scenarios import get_scenario
 
     scenario = get_scenario(args.scenario)
-    config = build_config(scenario.config, parse_overrides(args.overrides))
+    overrides = parse_overrides(args.overrides)
+    _check_resumable(scenario, overrides)
+    config = build_config(scenario.config, overrides)
     out = args.out or _timestamped(Path("runs") / scenario.name)
     summary = execute(scenario, config, out, argv=["playground", *argv], overwrite=args.overwrite)
     print(f"{out}: {_headline(summary)}")
     return 0
+
+
+def _check_resumable(scenario, overrides: dict[str, str]) -> None:
+    """`resume=` and `checkpoint_every=` only where the scenario declares a checkpoint."""
+    from playground.scenarios import SCENARIOS
+
+    for key in ("resume", "checkpoint_every"):
+        if key in overrides and scenario.checkpoint is None:
+            resumable = [name for name, s in SCENARIOS.items() if s.checkpoint is not None]
+            raise BadInput(
+                f"scenario {scenario.name!r} declares no checkpoint, so it takes no {key}=; "
+                f"valid: {key}= with {', '.join(resumable)}"
+            )
 
 
 def _sweep(args, argv) -> int:
@@ -122,12 +143,13 @@ def _sweep(args, argv) -> int:
         launcher=args.launcher,
         address=args.address,
         overwrite=args.overwrite,
+        spec=args.scenario,
     )
     counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
     print(f"sweep: {len(points)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}), table {table}")
-    if "interrupted" in statuses:
+    if INTERRUPTED in statuses:
         raise KeyboardInterrupt
-    return EXIT_FAILED if "failed" in statuses else 0
+    return EXIT_FAILED if FAILED in statuses else 0
 
 
 def _report(args, argv) -> int:
@@ -159,7 +181,7 @@ def _timestamped(parent: Path) -> Path:
 
 
 def _headline(summary: dict) -> str:
-    if summary.get("diverged"):
+    if run_status(summary) == DIVERGED:
         return f"diverged at step {summary.get('diverged_step')}"
     numbers = [f"{k}={v:.4g}" for k, v in summary.items() if isinstance(v, float) and k not in COST_KEYS][:4]
     return ", ".join(numbers + [f"{summary['wall_s']:.1f}s"])

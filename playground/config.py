@@ -10,15 +10,16 @@ in a library factory it calls) is the user's: it comes out as `BadInput`.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
+import sys
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from playground.devices import resolve_device
 from playground.errors import BadInput
+from registration import Registry
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -48,6 +49,7 @@ def parse_overrides(texts: Iterable[str]) -> dict[str, str]:
 def build_config(config_type: type, overrides: dict[str, str]) -> Any:
     """The config with each override parsed to its field's type, bounded, and validated;
     `namespace.keyword` overrides go to the factory the namespace's field names (see `keywords`)."""
+    overrides, notices = _renamed(config_type, overrides)
     hints = typing.get_type_hints(config_type)
     fields = {f.name: f for f in dataclasses.fields(config_type) if "namespace" not in f.metadata}
     spaces = {
@@ -68,6 +70,9 @@ def build_config(config_type: type, overrides: dict[str, str]) -> Any:
             if dot and namespace in spaces:
                 space = spaces[namespace]
                 chosen = values.get(namespace, fields[namespace].default)
+                if chosen is None:  # a default that depends on other options: the config's own
+                    given = {k: v for k, v in values.items() if k not in {f.name for f in spaces.values()}}
+                    chosen = getattr(config_type(**given), namespace)
                 kwargs = values.setdefault(space.name, {})
                 kwargs[keyword] = _parse_keyword(space, chosen, keyword, key, text)
         config = config_type(**values)
@@ -78,35 +83,32 @@ def build_config(config_type: type, overrides: dict[str, str]) -> Any:
         raise
     except ValueError as error:
         raise BadInput(str(error)) from None
+    for notice in notices:  # once the config is good: bad input stays one line
+        print(f"playground: {notice}", file=sys.stderr)
     return config
 
 
-def factory_keywords(factory: Callable, skip: tuple[str, ...] = ()) -> dict[str, tuple[Any, Any]]:
-    """A factory's keyword options, each with its annotated type (or its default's) and default."""
-    try:
-        hints = typing.get_type_hints(factory)
-    except Exception:  # a user's factory with unresolvable annotations
-        hints = {}
-    found = {}
-    for name, parameter in inspect.signature(factory).parameters.items():
-        if name in skip or parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
-            continue
-        default = parameter.default
-        kind = hints.get(name) or (type(default) if isinstance(default, (bool, int, float)) else str)
-        found[name] = (kind, None if default is inspect.Parameter.empty else default)
-    return found
+def _renamed(config_type: type, overrides: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Overrides with the config's deprecated names (`renamed`, old name -> new) given their new
+    names, and a notice for each; both names given is an error."""
+    renamed, notices = getattr(config_type, "renamed", {}), []
+    for old, new in renamed.items():
+        if old in overrides:
+            if new in overrides:
+                raise BadInput(f"{old}= and {new}= both given; give {new} only")
+            notices.append(f"{old}= is deprecated, to be removed in the next release: use {new}=")
+    return {renamed.get(key, key): value for key, value in overrides.items()}, notices
 
 
 def _parse_keyword(space: dataclasses.Field, chosen: str, keyword: str, key: str, text: str) -> Any:
-    namespace = space.metadata["namespace"]
-    factory = space.metadata["lookup"](chosen)  # an unknown name raises its own ValueError
-    valid = factory_keywords(factory, space.metadata["skip"])
+    namespace, registry = space.metadata["namespace"], space.metadata["registry"]
+    valid = registry.options(chosen)  # an unknown name raises its own ValueError
     if keyword not in valid:
         raise BadInput(
             f"{namespace} {chosen!r} takes no option {keyword!r}; valid: "
             f"{', '.join(f'{namespace}.{k}' for k in valid) or 'none'}"
         )
-    return parse_value(key, text, valid[keyword][0])
+    return parse_value(key, text, valid[keyword].type)
 
 
 def check_bounds(field: dataclasses.Field, value: Any) -> None:
@@ -145,7 +147,9 @@ def parse_value(key: str, text: str, annotation: Any) -> Any:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in options:
         if text.lower() == "none":
             return None
-        (annotation,) = [a for a in options if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        others = [a for a in options if a is not type(None)]  # str | Path: read as str
+        annotation = str if str in others else others[0]
     is_list = typing.get_origin(annotation) is tuple
     kind = typing.get_args(annotation)[0] if is_list else annotation
     parts = ([part.strip() for part in text.split(",")] if text.strip() else []) if is_list else [text]
@@ -182,6 +186,8 @@ def _type_text(annotation: Any) -> str:
     options = typing.get_args(annotation)
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in options:
         return " or ".join(_type_text(a) for a in options if a is not type(None)) + " or none"
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return " or ".join(_type_text(a) for a in options)
     if typing.get_origin(annotation) is tuple:
         return f"comma-separated list of {typing.get_args(annotation)[0].__name__}"
     if annotation is bool:
@@ -197,7 +203,10 @@ def config_dict(config: Any) -> dict[str, Any]:
 def format_options(config_type: type) -> list[str]:
     """One line per option: `name (type, default X): help [valid: bounds]`."""
     hints = typing.get_type_hints(config_type)
-    lines = []
+    lines = [
+        f"{old} (deprecated, to be removed in the next release): use {new}"
+        for old, new in getattr(config_type, "renamed", {}).items()
+    ]
     for f in dataclasses.fields(config_type):
         if "namespace" in f.metadata:
             lines += _format_keywords(f)
@@ -214,15 +223,41 @@ def format_options(config_type: type) -> list[str]:
 
 def _format_keywords(space: dataclasses.Field) -> list[str]:
     """`namespace.<keyword>` options, one line per factory of the registry that takes any."""
-    namespace, lines = space.metadata["namespace"], []
-    for name, factory in space.metadata["registry"].items():
-        valid = factory_keywords(factory, space.metadata["skip"])
+    namespace, registry, lines = space.metadata["namespace"], space.metadata["registry"], []
+    for name in registry:
+        valid = registry.options(name)
         if valid:
             shown = ", ".join(
-                f"{k} ({_type_text(kind)}, default {format_value(default)})"
-                for k, (kind, default) in valid.items()
+                f"{k} ({_type_text(option.type)}, default {format_value(option.default)})"
+                for k, option in valid.items()
             )
             lines.append(f"{namespace}.<keyword> with {namespace}={name}: {shown}")
+    return lines
+
+
+def registries(config_types: Iterable[type]) -> list[Registry]:
+    """The registries the configs' `namespace.<keyword>` fields pick from, each once, in order."""
+    found = {}
+    for config_type in config_types:
+        for f in dataclasses.fields(config_type):
+            if "registry" in f.metadata:
+                found.setdefault(id(f.metadata["registry"]), f.metadata["registry"])
+    return list(found.values())
+
+
+def format_registry(registry: Registry) -> list[str]:
+    """A registry's entries, one line each with its description and options."""
+    lines = [f"{registry.kind}: {registry.kind}=NAME, or {registry.kind}=module:factory for your own"]
+    for name in registry:
+        options = registry.options(name)
+        shown = ", ".join(
+            f"{registry.kind}.{k} ({_type_text(o.type)}, "
+            + ("required)" if o.required else f"default {format_value(o.default)})")
+            for k, o in options.items()
+        )
+        lines.append(
+            f"    {name}: {registry.help(name) or '(no description)'}" + (f" [{shown}]" if shown else "")
+        )
     return lines
 
 

@@ -20,7 +20,17 @@ import matplotlib
 from playground.errors import BadInput
 from playground.files import read_json, read_jsonl, write_atomic
 from playground.plots import overlay_curves
-from playground.rundir import COST_KEYS
+from playground.rundir import (
+    CONFIG,
+    COST_KEYS,
+    DIVERGED,
+    FAILED,
+    FIGURE_SUFFIX,
+    FINISHED,
+    METRICS,
+    SUMMARY,
+    run_status,
+)
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222; }
@@ -39,12 +49,12 @@ def find_runs(paths: list[Path]) -> list[Path]:
     for path in paths:
         if not path.is_dir():
             raise BadInput(f"not a directory: {str(path)!r}")
-        if (path / "config.json").exists():
+        if (path / CONFIG).exists():
             found[path] = None
-        for config in sorted(path.rglob("config.json")):
+        for config in sorted(path.rglob(CONFIG)):
             found[config.parent] = None
     if not found:
-        raise BadInput(f"no run directories (with config.json) under {', '.join(map(str, paths))}")
+        raise BadInput(f"no run directories (with {CONFIG}) under {', '.join(map(str, paths))}")
     return list(found)
 
 
@@ -108,30 +118,30 @@ def _load(run: Path, base: Path) -> dict:
     except ValueError:
         name = str(run)
     problems = []
-    config = _read_object(run / "config.json", problems)
+    config = _read_object(run / CONFIG, problems)
     if config is not None and not (
         isinstance(config.get("scenario"), str) and isinstance(config.get("config"), dict)
     ):
-        problems.append("config.json: no scenario and config in it")
+        problems.append(f"{CONFIG}: no scenario and config in it")
         config = None
-    summary = _read_object(run / "summary.json", problems, missing_ok=True)
+    summary = _read_object(run / SUMMARY, problems, missing_ok=True)
     metrics = []
-    if (run / "metrics.jsonl").exists():
+    if (run / METRICS).exists():
         try:
-            metrics, torn = read_jsonl(run / "metrics.jsonl")
+            metrics, torn = read_jsonl(run / METRICS)
         except (OSError, UnicodeDecodeError) as error:
-            torn, problems = 0, problems + [f"metrics.jsonl unreadable: {error}"]
+            torn, problems = 0, problems + [f"{METRICS} unreadable: {error}"]
         if torn:
-            problems.append(f"metrics.jsonl: {torn} damaged line{'s' if torn > 1 else ''} skipped")
+            problems.append(f"{METRICS}: {torn} damaged line{'s' if torn > 1 else ''} skipped")
     return {
         "name": name,
-        "scenario": config["scenario"] if config else "(unreadable config.json)",
+        "scenario": config["scenario"] if config else f"(unreadable {CONFIG})",
         "config": config["config"] if config else {},
         "summary": summary or {},
         "status": _status(summary, config),
         "problems": problems,
         "metrics": [r for r in metrics if isinstance(r.get("step"), (int, float))],
-        "plots": sorted(run.glob("*.png")),
+        "plots": sorted(run.glob(f"*{FIGURE_SUFFIX}")),
     }
 
 
@@ -173,7 +183,7 @@ def _summary_table(records: list[dict]) -> str:
             " class='diverged'"
             if r["summary"].get("diverged")
             else " class='problem'"
-            if r["problems"] or r["status"] != "finished"
+            if r["problems"] or r["status"] != FINISHED
             else ""
         )
         rows.append(
@@ -198,18 +208,10 @@ def _status(summary: dict | None, config: dict | None) -> str:
     summary: still running, or killed), or unreadable."""
     if summary is None:
         return "unreadable" if config is None else "unfinished"
-    state = summary.get("status") or (
-        "interrupted"
-        if summary.get("interrupted")
-        else "failed"
-        if "error" in summary
-        else "diverged"
-        if summary.get("diverged")
-        else "finished"
-    )
-    if state == "diverged":
+    state = run_status(summary)
+    if state == DIVERGED:
         return f"diverged (step {summary.get('diverged_step')})"
-    if state == "failed" and isinstance(summary.get("error"), dict):
+    if state == FAILED and isinstance(summary.get("error"), dict):
         return f"failed ({summary['error'].get('type')})"
     return state
 

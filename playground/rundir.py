@@ -1,7 +1,17 @@
-"""A run directory belongs to one run: an exclusive lock while it runs, and no mixing with the
-files of another run.
+"""A run directory: the files a run writes there, the outcome its summary records, and the lock
+that gives it to one run.
 
-`claim` takes an advisory `flock` on `<dir>/.lock` (released by the kernel when the process ends,
+    config.json     the resolved config, seed, command line, package versions and device
+    metrics.jsonl   one strict-JSON object per logged step
+    summary.json    written atomically when the run ends, whatever the outcome, with its status
+    checkpoint.pt   the state a resumed run continues from (scenarios that declare a Checkpoint)
+    <name>.png      the scenario's figures
+    tensorboard/    TensorBoard events, when asked for
+    .lock           held while a process writes the directory
+
+A sweep directory holds one run directory per grid point and `sweep.csv`, one row per point.
+
+`claim` takes an advisory `flock` on the lock (released by the kernel when the process ends,
 however it ends), so a second writer fails at once. A directory that already holds files is
 refused unless the caller replaces them (`overwrite`) or continues them (`keep`, a run resumed in
 place).
@@ -12,15 +22,60 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from playground.errors import BadInput
 
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+CHECKPOINT = "checkpoint.pt"
+FIGURE_SUFFIX = ".png"
+TENSORBOARD = "tensorboard"
 LOCK = ".lock"
+SWEEP_TABLE = "sweep.csv"
+
+# The outcomes a summary records: the runner writes one of these as its `status`.
+FINISHED, DIVERGED, INTERRUPTED, FAILED = "finished", "diverged", "interrupted", "failed"
 # summary.json keys that measure what a run cost, not what it found: left out of result tables
 COST_KEYS = ("wall_s", "peak_gpu_memory_mib")
+
+
+def run_status(summary: Mapping[str, Any]) -> str:
+    """The outcome of the run that wrote `summary`: the `status` it records (how the run ended:
+    finished, interrupted or failed), where a finished run whose numbers diverged is `diverged`.
+    A summary written before runs recorded a status is read from its keys."""
+    ended = summary.get("status") or (
+        INTERRUPTED if summary.get("interrupted") else FAILED if "error" in summary else FINISHED
+    )
+    return DIVERGED if ended == FINISHED and summary.get("diverged") else ended
+
+
+def diverged(step: int, last_finite: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The summary keys of a run whose numbers stopped being finite at `step`, with the last
+    finite value of each metric when the loop kept them."""
+    record: dict[str, Any] = {"diverged": True, "diverged_step": step}
+    if last_finite is not None:
+        record["last_finite"] = last_finite
+    return record
+
+
+def resumes_in_place(resume: str | Path | None, directory: Path) -> bool:
+    """Whether a run written to `directory` continues the checkpoint of that same directory."""
+    return bool(resume) and Path(resume).resolve() == Path(directory).resolve()
+
+
+def check_resume(resume: str | Path | None, scenario: str) -> None:
+    """A `resume=` option names a run directory holding a checkpoint (checked when the config is
+    built, before anything runs)."""
+    if resume is not None and not (Path(resume) / CHECKPOINT).is_file():
+        raise ValueError(
+            f"resume={resume!r} holds no {CHECKPOINT}; valid: a {scenario} run directory "
+            "written with checkpoint_every > 0"
+        )
 
 
 @contextmanager

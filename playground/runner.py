@@ -1,9 +1,6 @@
-"""One run: a run directory, its logged metrics, and the summary written when it ends.
-
-A run directory holds `config.json` (resolved config, seed, command line, package versions, the
-device), `metrics.jsonl` (one JSON object per logged step), `summary.json` (written atomically at
-the end, whatever the outcome, with its `status`) and the scenario's PNG plots. Every file is
-strict JSON: a non-finite number is written as null and listed under "nonfinite".
+"""One run: its directory (laid out as `playground.rundir` says), its logged metrics, its
+checkpoint, and the summary written when it ends, whatever the outcome, with its `status`. Every
+file is strict JSON: a non-finite number is written as null and listed under "nonfinite".
 """
 
 from __future__ import annotations
@@ -17,6 +14,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterable
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +24,26 @@ from tqdm import tqdm
 
 from playground.config import config_dict
 from playground.devices import resolve_device
+from playground.errors import BadInput
 from playground.files import strict, write_atomic, write_json
-from playground.rundir import claim
+from playground.rundir import (
+    CHECKPOINT,
+    CONFIG,
+    FAILED,
+    FIGURE_SUFFIX,
+    FINISHED,
+    INTERRUPTED,
+    METRICS,
+    SUMMARY,
+    TENSORBOARD,
+    claim,
+    diverged,
+    resumes_in_place,
+    run_status,
+)
 from playground.scenario import Scenario
 
 _PACKAGES = ("torch", "numpy", "learn2learn", "gymnasium", "matplotlib")
-METRICS = "metrics.jsonl"
 
 
 class Run:
@@ -54,6 +66,7 @@ class Run:
         self.last_row: dict[str, Any] = {}
         self.last_finite: dict[str, float] = {}
         self.first_nonfinite_step: int | None = None
+        self.checkpoint: Checkpointer | None = None  # for a scenario that declares a Checkpoint
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         """Append one row `{"step": step, **metrics}` to metrics.jsonl: strict JSON, a non-finite
@@ -94,7 +107,7 @@ class Run:
 
     def save_figure(self, fig, name: str) -> Path:
         """Write a matplotlib Figure to `<name>.png` in the run directory."""
-        path = self.dir / f"{name}.png"
+        path = self.dir / f"{name}{FIGURE_SUFFIX}"
         write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"), mode="wb")
         fig.clear()
         return path
@@ -108,6 +121,69 @@ class Run:
         self._metrics.close()
         if self._tensorboard is not None:
             self._tensorboard.close()
+
+
+class Checkpointer:
+    """A run's checkpoint (`checkpoint.pt` in its directory), for a scenario that declares one.
+
+    `save(step, state)` writes the scenario's `state` (tensors, numbers, text, and lists and dicts
+    of them) atomically, with the step it was taken after, the options a resumed run must keep and
+    the number of metrics rows logged so far. `load()` gives back `(step, state)` from the run
+    directory `resume=` names (None when the run starts afresh), once its options are this run's
+    but those the scenario's `Checkpoint.may_change` (an option the checkpoint does not name, one
+    added since, counts at its default), and its step within this run's budget; a run resumed in
+    its own directory drops the metrics rows logged after the checkpoint.
+    """
+
+    _OWN = ("iteration", "metrics_rows", "options")  # the keys the checkpointer writes beside the state
+
+    def __init__(self, run: Run, config: Any, scenario: Scenario):
+        self._run, self._config, self._scenario = run, config, scenario
+
+    def save(self, step: int, state: dict[str, Any]) -> None:
+        saved = {"iteration": step, "metrics_rows": self._run.rows, "options": self._fixed_options(), **state}
+        write_atomic(self._run.dir / CHECKPOINT, lambda f: torch.save(saved, f), mode="wb")
+
+    def load(self) -> tuple[int, dict[str, Any]] | None:
+        resume, name = self._config.resume, self._scenario.name
+        if not resume:
+            return None
+        path = Path(resume) / CHECKPOINT
+        try:
+            saved = torch.load(path, weights_only=True, map_location="cpu")  # the scenario moves it
+            theirs, ours = saved["options"], self._fixed_options()
+        except Exception as error:  # truncated, corrupt, or not ours
+            raise BadInput(
+                f"resume={resume!r}: cannot read {path}: {type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else ''}; valid: a {name} run's checkpoint"
+            ) from None
+        theirs = {k: theirs.get(k, default) for k, default in self._defaults().items()}
+        changed = [f"{k}={theirs[k]!r} there, {v!r} here" for k, v in ours.items() if theirs[k] != v]
+        if changed:
+            raise BadInput(
+                f"resume={resume!r} was run with other options ({'; '.join(changed)}); "
+                f"only {', '.join(self._scenario.checkpoint.may_change)} may change"
+            )
+        budget, step = self._scenario.checkpoint.budget, saved["iteration"]
+        if step > getattr(self._config, budget):
+            raise BadInput(
+                f"{budget}={getattr(self._config, budget)} is below the checkpoint's {step}; valid: >= {step}"
+            )
+        rows = saved.get("metrics_rows")  # None: written before rows were counted
+        if resumes_in_place(resume, self._run.dir) and rows is not None:
+            self._run.truncate_metrics(rows)
+        return step, {k: v for k, v in saved.items() if k not in self._OWN}
+
+    def _defaults(self) -> dict[str, Any]:
+        return {
+            f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(self._config)
+        }
+
+    def _fixed_options(self) -> dict[str, Any]:
+        may_change = self._scenario.checkpoint.may_change
+        return {
+            f.name: getattr(self._config, f.name) for f in fields(self._config) if f.name not in may_change
+        }
 
 
 def execute(
@@ -127,8 +203,7 @@ def execute(
     the caller to report.
     """
     directory = Path(directory)
-    resume = getattr(config, "resume", None)
-    in_place = bool(resume) and Path(resume).resolve() == directory.resolve()
+    in_place = scenario.checkpoint is not None and resumes_in_place(config.resume, directory)
     with claim(directory, overwrite=overwrite, keep=in_place):
         return _execute(scenario, config, directory, argv, progress)
 
@@ -136,7 +211,7 @@ def execute(
 def _execute(scenario, config, directory, argv, progress) -> dict:
     device = resolve_device(config.device)
     write_json(
-        directory / "config.json",
+        directory / CONFIG,
         {
             "scenario": scenario.name,
             "config": config_dict(config),
@@ -149,8 +224,10 @@ def _execute(scenario, config, directory, argv, progress) -> dict:
     )
     seed_everything(config.seed)
     run = Run(directory, tensorboard=config.tensorboard, progress=progress, device=device)
+    if scenario.checkpoint is not None:
+        run.checkpoint = Checkpointer(run, config, scenario)
     summary: dict[str, Any] = {"scenario": scenario.name}
-    status = "failed"
+    ended = FAILED
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads or threads)
     if device.type == "cuda":
@@ -163,9 +240,9 @@ def _execute(scenario, config, directory, argv, progress) -> dict:
                 "ignore", message="`torch.jit.script` is deprecated", category=FutureWarning
             )
             summary.update(scenario.run(config, run) or {})
-        status = "finished"
+        ended = FINISHED
     except KeyboardInterrupt:
-        status = "interrupted"
+        ended = INTERRUPTED
         summary["last_logged"] = run.last_row
         raise
     except BaseException as error:
@@ -178,20 +255,18 @@ def _execute(scenario, config, directory, argv, progress) -> dict:
         if device.type == "cuda":  # the CUDA allocator's peak: what the run needs of the GPU's memory
             summary["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
         _record_divergence(summary, run)
-        if status == "finished" and summary["diverged"]:
-            status = "diverged"
-        summary = {"status": status, **summary}
+        summary = {"status": run_status({**summary, "status": ended}), **summary}
         summary, nonfinite = strict(summary)
         if nonfinite:
             summary["nonfinite"] = nonfinite
-        write_json(directory / "summary.json", summary)
+        write_json(directory / SUMMARY, summary)
     return summary
 
 
 def _record_divergence(summary: dict, run: Run) -> None:
     """Mark a run whose metrics turned non-finite as diverged, unless the scenario said so."""
     if run.first_nonfinite_step is not None and not summary.get("diverged"):
-        summary.update(diverged=True, diverged_step=run.first_nonfinite_step, last_finite=run.last_finite)
+        summary.update(diverged(run.first_nonfinite_step, run.last_finite))
     summary.setdefault("diverged", False)
 
 
@@ -244,4 +319,4 @@ def _git_commit() -> str | None:
 def _summary_writer(directory: Path):
     from torch.utils.tensorboard import SummaryWriter  # heavy: imported only when asked for
 
-    return SummaryWriter(log_dir=str(directory / "tensorboard"))
+    return SummaryWriter(log_dir=str(directory / TENSORBOARD))

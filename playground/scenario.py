@@ -13,9 +13,11 @@ Adding a scenario is one module in `playground/scenarios/` and one line in its r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from registration import Registry
 
 
 def option(
@@ -38,25 +40,14 @@ def option(
     return field(default=default, metadata=metadata, **kwargs)
 
 
-def keywords(
-    namespace: str,
-    registry: Mapping[str, Callable],
-    lookup: Callable[[str], Callable] | None = None,
-    skip: tuple[str, ...] = (),
-    help: str = "",
-) -> Any:
-    """A config field holding the keyword options of a factory picked by name: the field named
-    `namespace` names it in `registry` (or `lookup(name)` finds it), and the user sets its keywords
-    as `namespace.<keyword>=value`, typed and defaulted from the factory's signature (`skip`: the
-    keywords the scenario passes itself). The value is a dict of the keywords given."""
-    metadata = {
-        "help": help,
-        "namespace": namespace,
-        "registry": registry,
-        "lookup": lookup or (lambda name: registry[name]),
-        "skip": tuple(skip),
-    }
-    return field(default_factory=dict, metadata=metadata)
+def keywords(registry: Registry, help: str = "") -> Any:
+    """A config field holding the options of the factory that another field picks from
+    `registry`: the field named `registry.kind` names it (a registered name or `module:factory`),
+    and the user sets its options as `<kind>.<keyword>=value`, typed and defaulted from the
+    factory's signature. The value is a dict of the options given."""
+    return field(
+        default_factory=dict, metadata={"help": help, "namespace": registry.kind, "registry": registry}
+    )
 
 
 @dataclass(frozen=True)
@@ -75,6 +66,23 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """A scenario whose runs can stop and continue. Its config has the options `checkpoint_every`
+    (steps between checkpoints, 0: none) and `resume` (the run directory to continue); its run
+    saves its state with `run.checkpoint.save(step, state)` and gets it back, on resume, from
+    `run.checkpoint.load()` (`playground.runner.Checkpointer`)."""
+
+    budget: str  # the option counting the loop's steps: a resumed run asks for no fewer than it holds
+    also: tuple[str, ...] = ()  # the scenario's options a resumed run may also set anew
+
+    @property
+    def may_change(self) -> tuple[str, ...]:
+        """The options a resumed run may set anew (the budget, how the run is checkpointed and
+        where it computes, and `also`); every other must match the checkpoint's run."""
+        return (self.budget, "checkpoint_every", "resume", "threads", "tensorboard", "device", *self.also)
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A job the runner can run, sweep and put in the demo."""
 
@@ -83,3 +91,14 @@ class Scenario:
     config: type  # a RunConfig subclass
     run: Callable[[Any, Any], dict]  # (config, Run) -> summary metrics
     demo: tuple[dict, ...] = ()  # override sets run by `playground demo`, each with a "label"
+    checkpoint: Checkpoint | None = None  # None: its runs cannot resume
+
+    def __post_init__(self):
+        if self.checkpoint is None:
+            return
+        options = {f.name for f in fields(self.config)}  # a mistake here is the scenario's code's
+        if not set(self.checkpoint.may_change) <= options:
+            raise TypeError(
+                f"scenario {self.name!r}: a checkpoint needs config options checkpoint_every and resume, "
+                "and its budget and `also` among the config's options"
+            )

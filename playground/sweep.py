@@ -27,12 +27,21 @@ from pathlib import Path
 from playground.config import build_config, parse_value
 from playground.errors import BadInput, Interrupted
 from playground.files import read_json, write_atomic
-from playground.rundir import claim
+from playground.rundir import (
+    CONFIG,
+    DIVERGED,
+    FINISHED,
+    INTERRUPTED,
+    SUMMARY,
+    SWEEP_TABLE,
+    claim,
+    run_status,
+)
 from playground.runner import execute
 from playground.scenario import Scenario
 from playground.scenarios import get_scenario
 
-DONE = ("finished", "diverged")  # outcomes a re-run keeps
+DONE = (FINISHED, DIVERGED)  # outcomes a re-run keeps
 
 
 def grid(scenario: Scenario, overrides: list[tuple[str, str]]) -> list[dict[str, str]]:
@@ -71,17 +80,21 @@ def run_sweep(
     launcher: str = "local",
     address: str | None = None,
     overwrite: bool = False,
+    spec: str | None = None,
 ) -> tuple[Path, list[str]]:
     """Run the grid `points` into `out/<point>/` and write `out/sweep.csv`; return its path and
-    each point's status. The sweep directory is locked while the sweep runs."""
+    each point's status. The sweep directory is locked while the sweep runs. `spec` is how each
+    run finds the scenario again (default its registered name; `module:SCENARIO` for one that
+    is not registered)."""
     out = Path(out)
-    if (out / "config.json").exists() and not overwrite:
+    if (out / CONFIG).exists() and not overwrite:
         raise BadInput(
             f"--out {str(out)!r} is a run directory, not a sweep's; choose another --out or pass --overwrite"
         )
     with claim(out, overwrite=overwrite, keep=not overwrite, what="sweep"):
         directories = [out / run_name(point) for point in points]
-        todo = [(scenario.name, p, str(d)) for p, d in zip(points, directories) if status(d) not in DONE]
+        spec = spec or scenario.name
+        todo = [(spec, p, str(d)) for p, d in zip(points, directories) if status(d) not in DONE]
         try:
             if launcher == "ray":
                 _run_ray(todo, address)
@@ -90,7 +103,7 @@ def run_sweep(
         finally:
             outcomes = [outcome(d) for d in directories]
             table = sweep_table(points, outcomes, [d.name for d in directories])
-            path = out / "sweep.csv"
+            path = out / SWEEP_TABLE
             write_atomic(path, lambda f: f.write(table))
         return path, [state for state, _ in outcomes]
 
@@ -110,14 +123,14 @@ def status(directory: Path) -> str:
 def outcome(directory: Path) -> tuple[str, dict]:
     """A point's status and its summary ({} when there is none to read)."""
     try:
-        summary = read_json(directory / "summary.json")
+        summary = read_json(directory / SUMMARY)
     except FileNotFoundError:
         return "not run", {}
     except (OSError, ValueError):
         return "unreadable", {}
     if not isinstance(summary, dict):
         return "unreadable", {}
-    return summary.get("status") or ("diverged" if summary.get("diverged") else "finished"), summary
+    return run_status(summary), summary
 
 
 def sweep_table(points: list[dict[str, str]], outcomes: list[tuple[str, dict]], names: list[str]) -> str:
@@ -145,7 +158,7 @@ def run_point(scenario_name: str, point: dict[str, str], directory: str) -> str:
     try:
         execute(scenario, config, Path(directory), argv=command, progress=False, overwrite=True)
     except KeyboardInterrupt:
-        return "interrupted"
+        return INTERRUPTED
     except BadInput as error:
         print(f"playground: {directory}: {error}", file=sys.stderr)
     except Exception:
@@ -159,7 +172,7 @@ def _run_local(jobs: list[tuple], workers: int) -> None:
     bar = tqdm(total=len(jobs), desc="sweep", leave=False, disable=None)
     if workers == 1:
         for job in jobs:
-            if run_point(*job) == "interrupted":
+            if run_point(*job) == INTERRUPTED:
                 raise KeyboardInterrupt
             bar.update()
         return
@@ -183,7 +196,7 @@ def _run_local(jobs: list[tuple], workers: int) -> None:
                 if not any(p.is_alive() for p in processes):
                     break  # a worker died hard (out of memory, say); its point has no summary
                 continue
-            if outcome == "interrupted":
+            if outcome == INTERRUPTED:
                 raise KeyboardInterrupt
             done += 1
             bar.update()
@@ -223,7 +236,7 @@ def _worker(tasks, results, parent: int) -> None:
                 return
             results.put(run_point(*job))
     except KeyboardInterrupt:
-        results.put("interrupted")
+        results.put(INTERRUPTED)
 
 
 def _run_ray(jobs: list[tuple], address: str | None) -> None:

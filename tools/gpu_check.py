@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.__main__ import machine  # noqa: E402
 from metalearn.convnet import conv4  # noqa: E402
 from metalearn.fewshot import ImageTasks, Sine, Tasks  # noqa: E402
-from metalearn.maml import ALGORITHMS, GRADIENT_ALGORITHMS, make_learner  # noqa: E402
+from metalearn.maml import ALGORITHMS, gradient_algorithms, make_learner  # noqa: E402
 from playground.config import build_config  # noqa: E402
 from playground.devices import resolve_device  # noqa: E402
 from playground.rundir import COST_KEYS  # noqa: E402
@@ -80,7 +80,7 @@ def plumbing_runs(quick: bool) -> dict[str, tuple[str, dict]]:
     for algo in ALGORITHMS:
         if algo == "protonet":
             continue
-        for engine in ("functional", "learn2learn") if algo in GRADIENT_ALGORITHMS else ("functional",):
+        for engine in ("functional", "learn2learn") if algo in gradient_algorithms() else ("functional",):
             runs.setdefault(f"maml {algo} {engine}", ("maml", dict(algo=algo, engine=engine, **TINY_MAML)))
     glyphs = dict(
         task="glyphs",
@@ -225,7 +225,7 @@ def check_engines(device: torch.device, quick: bool) -> list[Check]:
             f"engines: {algo} conv-4 ({hidden} filters) float64, functional vs learn2learn",
             lambda algo=algo: compare(algo),
         )
-        for algo in GRADIENT_ALGORITHMS
+        for algo in gradient_algorithms()
     ]
 
 

@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
+from playground.rundir import SUMMARY
+
 REPO = Path(__file__).resolve().parents[1]
 DASH = "—"
 
@@ -339,7 +341,7 @@ METARL = Table(
 _BILEVEL_RUNS = {name: f"bilevel problem={name}" for name in ("ridge", "lr_horizon", "hypercleaning")} | {
     "stn": "bilevel problem=ridge method=stn"
 }
-_TOY_VARIANTS = {"first_order": "method=first_order", "xi0.5": "xi=0.5", "ift_cg": "method=ift_cg"}
+_TOY_VARIANTS = {"first_order": "method=first_order", "xi0.5": "method.xi=0.5", "ift_cg": "method=ift_cg"}
 _BILEVEL_RUNS |= {"darts_toy": "bilevel problem=darts_toy"} | {
     f"darts_toy-{label}": f"bilevel problem=darts_toy {options}" for label, options in _TOY_VARIANTS.items()
 }
@@ -419,7 +421,7 @@ BILEVEL = Table(
             (
                 _const(
                     "`playground run bilevel problem=darts_toy` "
-                    "(and `method=first_order`, `xi=0.5`, `method=ift_cg`)"
+                    "(and `method=first_order`, `method.xi=0.5`, `method=ift_cg`)"
                 ),
                 _cell(_darts_toy),
                 _cell(lambda r: f"{r['darts_toy']['wall_s']:.0f} s"),
@@ -801,7 +803,7 @@ def result(table: Table, label: str, out: Path) -> dict | list | None:
         section = where / "section.md"
         return markdown_rows(section.read_text()) if section.is_file() else None
     try:
-        summary = json.loads((where / "summary.json").read_text())
+        summary = json.loads((where / SUMMARY).read_text())
     except (OSError, ValueError):
         return None
     return summary if summary.get("status") == "finished" else None

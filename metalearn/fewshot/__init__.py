@@ -6,8 +6,6 @@ from metalearn.fewshot.omniglot import omniglot
 from metalearn.fewshot.registry import (
     TASK_FAMILIES,
     make_task_family,
-    task_family_factory,
-    task_family_options,
 )
 from metalearn.fewshot.sine import Sine
 from metalearn.fewshot.tasks import (
@@ -34,6 +32,4 @@ __all__ = [
     "make_task_family",
     "omniglot",
     "seeded_module",
-    "task_family_factory",
-    "task_family_options",
 ]

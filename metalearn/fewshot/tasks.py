@@ -13,7 +13,7 @@ y int64 (T, ways*shots) with labels 0..ways-1.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -35,6 +35,7 @@ class Tasks(NamedTuple):
         return self.support_x.shape[0]
 
 
+@runtime_checkable
 class TaskFamily(Protocol):
     """A distribution over tasks with train / validation / test splits, and its network."""
 

@@ -32,7 +32,7 @@ from metalearn.icl.data import (
 )
 from metalearn.icl.gpt import GPT
 from metalearn.icl.lsa import LinearSelfAttention, lsa_gd
-from metalearn.icl.models import MODELS, make_model, model_factory, model_options
+from metalearn.icl.models import MODELS, make_model
 from metalearn.icl.probes import alignment, ilwd, implied_weights, probe_r2, sensitivity, spd, sweep
 from metalearn.icl.train import TrainResult, train
 
@@ -59,8 +59,6 @@ __all__ = [
     "linear",
     "lsa_gd",
     "make_model",
-    "model_factory",
-    "model_options",
     "mse",
     "ols",
     "ols_weights",

@@ -34,17 +34,33 @@ def train(
     every: int = 100,
     evaluate: Callable[[], dict[str, float]] | None = None,
     progress: Progress = no_progress,
+    checkpoint: Callable[[int, dict[str, float], dict], None] | None = None,
+    checkpoint_every: int = 0,
+    start: int = 0,
+    last_finite: dict[str, float] | None = None,
+    optimizer_state: dict | None = None,
 ) -> TrainResult:
-    """Train `model` (which has `.loss(Prompts)`) with Adam(lr) for `steps` steps.
+    """Train `model` (which has `.loss(Prompts)`) with Adam(lr) for steps `start + 1 .. steps`.
 
     Every `every` steps (and at the last one) `log(step, {"loss/train": ..., **evaluate()})`; the
     first non-finite loss is logged and ends training. Prompts are drawn with `generator` (on the
-    CPU) and moved to the model's device.
+    CPU) and moved to the model's device. Every `checkpoint_every` steps calls `checkpoint(step,
+    last finite metrics, Adam's state_dict)`; `start`, `last_finite` and `optimizer_state` continue
+    from such a checkpoint: with the model's weights and the generator's state restored, training
+    gives the numbers of an uninterrupted run.
     """
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    last_finite: dict[str, float] = {}
-    for step in progress(range(1, steps + 1), total=steps, desc="icl"):
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    last_finite = dict(last_finite or {})
+
+    def report(step: int) -> None:
+        metrics = {"loss/train": last_finite["loss/train"], **(evaluate() if evaluate is not None else {})}
+        log(step, metrics)
+        last_finite.update((key, v) for key, v in metrics.items() if math.isfinite(v))
+
+    for step in progress(range(start + 1, steps + 1), total=steps - start, desc="icl"):
         loss = model.loss(tasks.sample(batch, generator).to(device))
         value = loss.item()
         if not math.isfinite(value):
@@ -54,8 +70,10 @@ def train(
         loss.backward()
         optimizer.step()
         last_finite["loss/train"] = value
-        if step % every == 0 or step == steps:
-            metrics = {"loss/train": value, **(evaluate() if evaluate is not None else {})}
-            log(step, metrics)
-            last_finite.update((key, v) for key, v in metrics.items() if math.isfinite(v))
+        if step % every == 0:
+            report(step)
+        if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0:
+            checkpoint(step, last_finite, optimizer.state_dict())
+    if steps % every:  # after the checkpoint: a run that goes on past this step does not log it
+        report(steps)
     return TrainResult(steps, None, last_finite)

@@ -6,28 +6,24 @@ from metalearn.maml.capture import CAPTURES
 from metalearn.maml.engines import ENGINES, functional_meta_loss, learn2learn_meta_loss
 from metalearn.maml.evaluation import AdaptationCurve, adapted_predictions, evaluate
 from metalearn.maml.imaml import implicit_meta_gradient, proximal_step
-from metalearn.maml.learners import (
-    ALGORITHMS,
-    GRADIENT_ALGORITHMS,
-    IMAML,
-    GradientMetaLearner,
-    MetaLearner,
-    ProtoNet,
-    Reptile,
-    can_capture,
-    learner_factory,
-    make_learner,
-)
+from metalearn.maml.learners import IMAML, GradientMetaLearner, MetaLearner, ProtoNet, Reptile
+from metalearn.maml.registry import ALGORITHMS, can_capture, gradient_algorithms, learner_class, make_learner
 from metalearn.maml.training import MetaTrainResult, meta_train
+from metalearn.maml.variants import ANIL, FOANIL, FOMAML, MAML, META_SGD, MamlVariant
 
 __all__ = [
     "ALGORITHMS",
+    "ANIL",
     "CAPTURES",
     "ENGINES",
-    "GRADIENT_ALGORITHMS",
+    "FOANIL",
+    "FOMAML",
     "AdaptationCurve",
     "GradientMetaLearner",
     "IMAML",
+    "MAML",
+    "META_SGD",
+    "MamlVariant",
     "MetaLearner",
     "MetaTrainResult",
     "ProtoNet",
@@ -40,10 +36,11 @@ __all__ = [
     "evaluate",
     "fine_tune",
     "functional_meta_loss",
+    "gradient_algorithms",
     "head_names",
     "implicit_meta_gradient",
     "learn2learn_meta_loss",
-    "learner_factory",
+    "learner_class",
     "make_learner",
     "meta_train",
     "proximal_step",

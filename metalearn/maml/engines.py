@@ -2,7 +2,8 @@
 
 Meta-loss (Finn et al. 2017, eq. 2): L(θ) = (1/T) Σ_τ L_query,τ(U_τ(θ)), U_τ the inner loop of
 `adaptation.fine_tune`. Its gradient through U_τ is second order (MAML), or first order when the
-inner gradients are held constant (FOMAML).
+inner gradients are held constant (FOMAML); which parameters adapt, at which rates, is the
+`MamlVariant`'s to say (`metalearn.maml.variants`).
 
 - `functional`: torch.func — `grad` for the inner loop, `vmap` over the whole meta-batch at once
   (the pattern of PyTorch's functorch MAML example); one batched computation per meta-batch.
@@ -27,6 +28,7 @@ from torch.func import functional_call, vmap
 
 from metalearn.fewshot.tasks import Tasks
 from metalearn.maml.adaptation import Loss, fine_tune
+from metalearn.maml.variants import MamlVariant
 
 ENGINES = ("functional", "learn2learn")
 
@@ -51,28 +53,28 @@ def functional_meta_loss(
 
 def learn2learn_meta_loss(
     model: nn.Module,
-    algo: str,
+    variant: MamlVariant,
     inner_lr: float,
     lrs: nn.ParameterList | None,
     tasks: Tasks,
     steps: int,
     loss_fn: Loss,
-    first_order: bool,
 ) -> torch.Tensor:
-    """The same meta-loss with learn2learn, task by task.
+    """The same meta-loss with learn2learn, task by task, as `variant` declares it.
 
-    `algo` "anil" wraps only `model.head` (the body runs as is, shared); "metasgd" uses
-    `l2l.algorithms.MetaSGD` with the learned rates `lrs`; otherwise `l2l.algorithms.MAML`.
+    learn2learn wraps the adapted module: `model.head` (the body then runs as is, shared) or the
+    whole model; with `l2l.algorithms.MetaSGD` and the learned rates `lrs` (one per parameter of
+    that module) if `variant.learned_rates`, else `l2l.algorithms.MAML`.
     """
     from metalearn.maml._l2l import l2l  # slow to import (seconds): only when this engine is asked for
 
-    if algo == "metasgd":
-        wrapper = l2l.algorithms.MetaSGD(model, lr=inner_lr, first_order=first_order, lrs=lrs)
+    head_only = variant.adapt == "head"
+    adapted = model.head if head_only else model
+    if variant.learned_rates:
+        wrapper = l2l.algorithms.MetaSGD(adapted, lr=inner_lr, first_order=variant.first_order, lrs=lrs)
     else:
-        wrapper = l2l.algorithms.MAML(
-            model.head if algo == "anil" else model, lr=inner_lr, first_order=first_order
-        )
-    body = (lambda x: model.features(x).flatten(1)) if algo == "anil" else nn.Identity()
+        wrapper = l2l.algorithms.MAML(adapted, lr=inner_lr, first_order=variant.first_order)
+    body = (lambda x: model.features(x).flatten(1)) if head_only else nn.Identity()
     total = 0.0
     for sx, sy, qx, qy in zip(*tasks):
         learner = wrapper.clone()

@@ -2,8 +2,10 @@
 on a meta-batch of `Tasks`, and adapts to held-out tasks for evaluation.
 
 - `maml` (Finn et al. 2017), second order; `fomaml`, its first-order approximation (same paper);
-  `anil` (Raghu et al. 2020), inner loop on the head only; `metasgd` (Li et al. 2017), learned
-  per-parameter inner rates α, trained with θ. Any of the `ENGINES`.
+  `anil` (Raghu et al. 2020), inner loop on the head only, and `foanil`, its first-order version;
+  `metasgd` (Li et al. 2017), learned per-parameter inner rates α, trained with θ. Each is one
+  `GradientMetaLearner` and a `MamlVariant` declaring what it does (`metalearn.maml.variants`);
+  any of the `ENGINES`.
 - `imaml` (Rajeswaran et al. 2019): proximal inner loop, implicit meta-gradient by conjugate
   gradient (`metalearn.maml.imaml`).
 - `reptile` (Nichol et al. 2018): φ_τ = SGD^k(θ) on all of task τ's data; the meta-optimiser takes
@@ -17,35 +19,31 @@ there too (`meta_train` draws them on the CPU and moves them). `to(device)` move
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
-from functools import partial
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
 from metalearn.convnet import plain_batch_norm
-from metalearn.fewshot.tasks import Tasks
+from metalearn.fewshot.tasks import KINDS, Tasks
 from metalearn.maml.adaptation import Step, accuracy, adaptation_curve, criterion, fine_tune, head_names
 from metalearn.maml.capture import CAPTURES, CudaGraphStep
 from metalearn.maml.engines import ENGINES, functional_meta_loss, learn2learn_meta_loss
 from metalearn.maml.imaml import implicit_meta_gradient, proximal_step
-
-GRADIENT_ALGORITHMS = ("maml", "fomaml", "anil", "metasgd")  # the meta-gradient flows through the inner loop
-
-
-def can_capture(algo: str, engine: str) -> bool:
-    """Whether `algo`'s meta-step in `engine` can be compiled or recorded (a capture other than
-    `none`): the MAML family's, in the functional engine."""
-    return algo in GRADIENT_ALGORITHMS and engine == "functional"
+from metalearn.maml.variants import MAML, MamlVariant
 
 
 class MetaLearner:
-    """A model, its Adam meta-optimiser, and test-time adaptation by `inner_lr` SGD on all weights."""
+    """A model, its Adam meta-optimiser, and test-time adaptation by `inner_lr` SGD on all weights.
+
+    `algo` is a label for progress bars, plots and messages; no learner reads it to decide anything.
+    `kinds`: the task kinds it learns. `capturable`: whether its meta-step can be compiled or
+    recorded (`metalearn.maml.capture`).
+    """
 
     algo = "pretrain"
+    kinds = KINDS
+    capturable = False
 
     def __init__(
         self,
@@ -55,6 +53,9 @@ class MetaLearner:
         inner_steps: int = 1,
         meta_lr: float = 1e-3,
     ):
+        if kind not in self.kinds:
+            needs = " or ".join(f"kind={k!r}" for k in self.kinds)
+            raise ValueError(f"algo={self.algo!r} needs {needs}, got kind={kind!r}")
         self.model, self.kind = model, kind
         self.inner_lr, self.inner_steps = inner_lr, inner_steps
         self.loss_fn = criterion(kind)
@@ -135,33 +136,48 @@ class MetaLearner:
 
 
 class GradientMetaLearner(MetaLearner):
-    """MAML, FOMAML, ANIL or Meta-SGD: the meta-gradient flows through `inner_steps` inner steps.
+    """The MAML family: the meta-gradient flows through `inner_steps` inner steps, as `variant`
+    declares them (first or second order, all weights or the head, fixed or learned rates).
 
-    With the functional engine, second-order MAML and Meta-SGD differentiate the model twice under
-    `vmap`, which torch's own batch norm gets wrong: the model's batch norms are swapped, in place,
-    for `metalearn.convnet.BatchNorm` (same parameters, same forward). `capture` (one of
-    `CAPTURES`, functional engine only) records the meta-step (`metalearn.maml.capture`).
+    With the functional engine, a second-order variant adapting every weight differentiates the
+    model twice under `vmap`, which torch's own batch norm gets wrong: the model's batch norms are
+    swapped, in place, for `metalearn.convnet.BatchNorm` (same parameters, same forward). `capture`
+    (one of `CAPTURES`, functional engine only) records the meta-step (`metalearn.maml.capture`).
     """
+
+    capturable = True
 
     def __init__(
         self,
-        model,
-        kind,
-        algo="maml",
-        engine="functional",
-        inner_lr=0.01,
-        inner_steps=1,
-        meta_lr=1e-3,
-        capture="none",
+        model: nn.Module,
+        kind: str,
+        variant: MamlVariant = MAML,
+        engine: str = "functional",
+        inner_lr: float = 0.01,
+        inner_steps: int = 1,
+        meta_lr: float = 1e-3,
+        capture: str = "none",
+        algo: str = "maml",
     ):
-        self.algo, self.engine = algo, engine
-        self.first_order = algo == "fomaml"
-        if engine == "functional" and algo in ("maml", "metasgd"):
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+        if capture not in CAPTURES:
+            raise ValueError(f"unknown capture {capture!r}; valid: {', '.join(CAPTURES)}")
+        if capture != "none" and engine != "functional":
+            raise ValueError(
+                f"capture={capture!r} with engine={engine!r}; valid: capture='none', or engine='functional'"
+            )
+        device = next(model.parameters()).device
+        if capture == "cuda_graph" and device.type != "cuda":
+            raise ValueError(f"capture='cuda_graph' needs the model on a CUDA device; it is on {device}")
+        self.variant, self.engine, self.algo = variant, engine, algo
+        if engine == "functional" and not variant.first_order and variant.adapt == "all":
             plain_batch_norm(model)
         self.lrs = None
-        if algo == "metasgd":
+        if variant.learned_rates:
+            adapted = model.head if variant.adapt == "head" else model
             self.lrs = nn.ParameterList(
-                [nn.Parameter(torch.full_like(p, inner_lr)) for p in model.parameters()]
+                [nn.Parameter(torch.full_like(p, inner_lr)) for p in adapted.parameters()]
             )
         super().__init__(model, kind, inner_lr, inner_steps, meta_lr)
         compiled = capture == "compile"
@@ -172,26 +188,22 @@ class GradientMetaLearner(MetaLearner):
         return list(self.model.parameters()) + (list(self.lrs) if self.lrs is not None else [])
 
     def rates(self) -> dict[str, torch.Tensor | float]:
-        names = [name for name, _ in self.model.named_parameters()]
+        if self.variant.adapt == "head":
+            names = head_names(self.model)
+        else:
+            names = [name for name, _ in self.model.named_parameters()]
         if self.lrs is not None:
             return dict(zip(names, self.lrs))
-        return {name: self.inner_lr for name in (head_names(self.model) if self.algo == "anil" else names)}
+        return {name: self.inner_lr for name in names}
 
     def meta_loss(self, tasks: Tasks) -> torch.Tensor:
         if self.engine == "functional":
             rates = self.rates()
             return self._functional_meta_loss(
-                self.model, rates, tasks, self.inner_steps, self.loss_fn, self.first_order
+                self.model, rates, tasks, self.inner_steps, self.loss_fn, self.variant.first_order
             )
         return learn2learn_meta_loss(
-            self.model,
-            self.algo,
-            self.inner_lr,
-            self.lrs,
-            tasks,
-            self.inner_steps,
-            self.loss_fn,
-            self.first_order,
+            self.model, self.variant, self.inner_lr, self.lrs, tasks, self.inner_steps, self.loss_fn
         )
 
     def meta_step(self, tasks: Tasks) -> float:
@@ -280,6 +292,7 @@ class ProtoNet(MetaLearner):
     """Prototypical networks on `model.features`; test-time "adaptation" is computing prototypes."""
 
     algo = "protonet"
+    kinds = ("classification",)  # prototypes are class means
 
     def _episode(self, tasks: Tasks) -> tuple[torch.Tensor, torch.Tensor]:
         """Query loss and accuracy per task, shape (T,)."""
@@ -304,64 +317,3 @@ class ProtoNet(MetaLearner):
         with torch.no_grad():
             losses, accuracies = self._episode(tasks)
         return losses[None].expand(steps + 1, -1), accuracies[None].expand(steps + 1, -1)
-
-
-# Each algorithm by name: a factory (model, kind, **options) -> MetaLearner; adding one is a class and a line.
-ALGORITHMS: dict[str, Callable[..., MetaLearner]] = {
-    **{algo: partial(GradientMetaLearner, algo=algo) for algo in GRADIENT_ALGORITHMS},
-    "reptile": Reptile,
-    "protonet": ProtoNet,
-    "pretrain": MetaLearner,
-    "imaml": IMAML,
-}
-
-
-def learner_factory(algo: str) -> Callable[..., MetaLearner]:
-    """The factory of `algo`, or a ValueError naming the valid algorithms."""
-    if algo not in ALGORITHMS:
-        raise ValueError(f"unknown algo {algo!r}; valid: {', '.join(ALGORITHMS)}")
-    return ALGORITHMS[algo]
-
-
-def make_learner(
-    algo: str,
-    model: nn.Module,
-    kind: str,
-    *,
-    engine: str = "functional",
-    inner_lr: float = 0.01,
-    inner_steps: int = 1,
-    meta_lr: float = 1e-3,
-    prox_lambda: float = 1.0,
-    cg_iters: int = 5,
-    capture: str = "none",
-) -> MetaLearner:
-    """The learner for `algo` (one of ALGORITHMS); `engine` (one of ENGINES) and `capture` (one of
-    CAPTURES) for the MAML family, `prox_lambda` and `cg_iters` for iMAML: each factory gets the
-    options its signature takes."""
-    factory = learner_factory(algo)
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
-    if capture not in CAPTURES:
-        raise ValueError(f"unknown capture {capture!r}; valid: {', '.join(CAPTURES)}")
-    if capture != "none" and not can_capture(algo, engine):
-        raise ValueError(
-            f"capture={capture!r} with algo={algo!r}, engine={engine!r}; valid: capture='none', "
-            f"or algo one of {', '.join(GRADIENT_ALGORITHMS)} with engine='functional'"
-        )
-    device = next(model.parameters()).device
-    if capture == "cuda_graph" and device.type != "cuda":
-        raise ValueError(f"capture='cuda_graph' needs the model on a CUDA device; it is on {device}")
-    if algo == "protonet" and kind != "classification":
-        raise ValueError(f"algo='protonet' needs kind='classification', got kind={kind!r}")
-    options = dict(
-        engine=engine,
-        capture=capture,
-        inner_lr=inner_lr,
-        inner_steps=inner_steps,
-        meta_lr=meta_lr,
-        prox_lambda=prox_lambda,
-        cg_iters=cg_iters,
-    )
-    taken = inspect.signature(factory).parameters
-    return factory(model, kind, **{name: value for name, value in options.items() if name in taken})

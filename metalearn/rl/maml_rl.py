@@ -159,9 +159,17 @@ class MetaBatch:
         return _masked_task_mean(kl, mask)
 
 
-#: An outer optimiser bound to a policy: updates its parameters in place from one meta-batch and
-#: returns the update's diagnostics.
-OuterStep = Callable[[MetaBatch], dict[str, float]]
+class OuterStep(NamedTuple):
+    """An outer optimiser bound to a policy: called on a meta-batch, it updates the policy's
+    parameters in place and returns the update's diagnostics. `optimizer`: the torch optimiser
+    whose state carries from one meta-batch to the next (PPO's Adam), for checkpoints; None where
+    no state does (TRPO)."""
+
+    update: Callable[[MetaBatch], dict[str, float]]
+    optimizer: torch.optim.Optimizer | None = None
+
+    def __call__(self, batch: MetaBatch) -> dict[str, float]:
+        return self.update(batch)
 
 
 def trpo_outer(policy: GaussianMLPPolicy, settings: MAMLRLSettings) -> OuterStep:
@@ -179,7 +187,7 @@ def trpo_outer(policy: GaussianMLPPolicy, settings: MAMLRLSettings) -> OuterStep
             "loss/line_search_steps": stats.line_search_steps,
         }
 
-    return step
+    return OuterStep(step)
 
 
 def ppo_outer(policy: GaussianMLPPolicy, settings: MAMLRLSettings) -> OuterStep:
@@ -196,7 +204,7 @@ def ppo_outer(policy: GaussianMLPPolicy, settings: MAMLRLSettings) -> OuterStep:
             surrogate, kl = batch.objective()
         return {"loss/surrogate": float(surrogate), "loss/kl": float(kl)}
 
-    return step
+    return OuterStep(step, optimizer)
 
 
 #: The outer optimisers by name (`MAMLRLSettings.outer`).
@@ -233,16 +241,26 @@ def meta_train(
     generator: torch.Generator,
     log: Log = no_log,
     progress: Progress = no_progress,
+    checkpoint: Callable[[int, dict[str, float], dict | None], None] | None = None,
+    checkpoint_every: int = 0,
+    start: int = 0,
+    last_finite: dict[str, float] | None = None,
+    optimizer_state: dict | None = None,
 ) -> MetaTrainResult:
     """Meta-train `policy` in place for `iterations` meta-batches of `sampler.n_tasks` tasks.
 
     Logs per iteration the outer step's diagnostics and the mean return before and after
     adaptation. Stops, without logging it, at the first iteration whose metrics or parameters are
-    not finite.
+    not finite. Every `checkpoint_every` iterations calls `checkpoint(iterations done, last
+    finite metrics, outer optimiser's state_dict or None)`; `start`, `last_finite` and
+    `optimizer_state` continue from such a checkpoint: with the policy's weights and the
+    generators' states restored, the run gives the numbers of an uninterrupted one.
     """
     outer_step = make_outer(policy, settings)
-    last: dict[str, float] = {}
-    for step in progress(range(iterations), total=iterations, desc="meta-train"):
+    if optimizer_state is not None:
+        outer_step.optimizer.load_state_dict(optimizer_state)
+    last = dict(last_finite or {})
+    for step in progress(range(start, iterations), total=iterations - start, desc="meta-train"):
         batch = MetaBatch(policy, sampler, sample_tasks(sampler.n_tasks), settings, generator)
         metrics = outer_step(batch)
         pre = batch.inner[0][0] if batch.inner else batch.outer
@@ -253,4 +271,7 @@ def meta_train(
             return MetaTrainResult(step, step, last)
         log(step, metrics)
         last = metrics
+        if checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
+            optimizer = outer_step.optimizer
+            checkpoint(step + 1, last, None if optimizer is None else optimizer.state_dict())
     return MetaTrainResult(iterations, None, last)

@@ -4,9 +4,9 @@ method, after measuring every method's error and cost at the start point.
     python -m playground run bilevel problem=ridge method=ift_cg
     python -m playground run bilevel problem=ridge method=truncated inner_steps=1000 k=10
     python -m playground run bilevel problem=lr_horizon inner_steps=1     # greedy: tuned for one step
-    python -m playground run bilevel problem=hypercleaning flip_fraction=0.4
-    python -m playground run bilevel problem=ridge method=stn tau=0.01    # Self-Tuning Networks
-    python -m playground run bilevel problem=darts_toy method=one_step xi=0.5  # DARTS' Figure 2
+    python -m playground run bilevel problem=hypercleaning problem.flip_fraction=0.4
+    python -m playground run bilevel problem=ridge method=stn method.tau=0.01    # Self-Tuning Networks
+    python -m playground run bilevel problem=darts_toy method=one_step method.xi=0.5  # DARTS' Figure 2
 
 The outer optimiser is plain gradient descent, λ ← λ − β dF/dλ (`outer_lr` = β), so the path on
 the plot of F(λ) reads directly. Each outer step logs F(λ) from the problem's exact or reference
@@ -29,16 +29,17 @@ to a thousand parameters.
 
 from __future__ import annotations
 
-import inspect
 import math
 import statistics
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 import bilevel
 from bilevel import stn
-from playground.scenario import RunConfig, Scenario, option
+from playground.rundir import diverged
+from playground.scenario import RunConfig, Scenario, keywords, option
 from playground.scenarios import _bilevel_plots as plots
 from playground.scenarios import _stn_plots as stn_plots
 
@@ -48,23 +49,20 @@ _DEFAULTS = {  # per problem, for the options left at None
     "hypercleaning": dict(method="ift_cg", outer_steps=100, outer_lr=30.0, inner_steps=300),
     "darts_toy": dict(method="one_step", outer_steps=100, outer_lr=0.2, inner_steps=50, alternate=1),
 }
-_PROBLEM_OPTIONS = ("dim", "train", "noise", "horizon", "chains", "flip_fraction")
-_STN_OPTIONS = ("scale", "tau", "samples")  # method=stn
 _STN_INNER_STEPS = 100  # its default best-response steps per outer step
 _K_METHODS = ("truncated", "ift_cg", "ift_neumann")
-_METHOD_OPTIONS = {"xi": "one_step", "hvp": "one_step", "tol": "ift_cg"}
 _TOY_PATHS = ("first_order", "one_step", "ift_exact")  # drawn together on darts_toy's F
 _COSTS = ("inner_steps", "products", "solves", "seconds")
 
 
 @dataclass(frozen=True)
 class BilevelConfig(RunConfig):
-    problem: str = option("ridge", "the bilevel problem", choices=tuple(bilevel.PROBLEMS))
+    problem: str = option("ridge", f"the bilevel problem: {', '.join(bilevel.PROBLEMS)}, or module:factory")
     method: str | None = option(
         None,
-        "hypergradient method of the outer steps, default ift_cg, unrolled on "
-        "lr_horizon, one_step on darts_toy; stn: Self-Tuning Networks (ridge only)",
-        choices=tuple(bilevel.METHODS),
+        f"hypergradient method of the outer steps: {', '.join(bilevel.METHODS)}, or module:factory; "
+        "default ift_cg, unrolled on lr_horizon, one_step on darts_toy; "
+        "stn: Self-Tuning Networks (ridge only)",
     )
     outer_steps: int | None = option(
         None,
@@ -88,38 +86,30 @@ class BilevelConfig(RunConfig):
         "(default dim w); ift_neumann: series terms (default inner_steps)",
         min=1,
     )
-    xi: float | None = option(
-        None, "one_step: ξ of the virtual inner step (default the problem's inner step size)", min=0
-    )
-    hvp: str = option(
-        "fd", "one_step: its mixed Hessian-vector product, fd (DARTS') or exact", choices=("fd", "exact")
-    )
-    tol: float = option(0.0, "ift_cg: stop once the residual is below tol·‖∂_wL_val‖ (0: run all k)", min=0)
     alternate: int | None = option(
         None,
         "inner steps between outer steps, the hypergradient taken at that inner iterate "
         "(DARTS); 0: at the accurate inner solution. Default 1 on darts_toy, else 0",
         min=0,
     )
-    dim: int | None = option(None, "size of x (ridge 20, hypercleaning 10) or of w (lr_horizon 10)", min=1)
-    train: int | None = option(None, "ridge, hypercleaning: training examples (30, 200)", min=1)
-    noise: float | None = option(None, "ridge: label noise std (3); lr_horizon: gradient noise σ (1)", min=0)
-    horizon: int | None = option(
-        None, "lr_horizon: T, the SGD steps the learning rate is tuned for (100)", min=1
-    )
-    chains: int | None = option(None, "lr_horizon: sampled SGD runs averaged in L_val (100)", min=1)
-    flip_fraction: float | None = option(None, "hypercleaning: fraction of training labels flipped (0.3)")
-    scale: float | None = option(None, "stn: initial perturbation scale σ of λ (0.5)", above=0)
-    tau: float | None = option(None, "stn: entropy bonus τ·log σ of the perturbation (1e-3)", min=0)
-    samples: int | None = option(None, "stn: perturbations of λ per best-response step (16)", min=1)
+    problem_options: dict = keywords(bilevel.PROBLEMS)
+    method_options: dict = keywords(bilevel.METHODS)
     compare: bool = option(True, "measure every method's error and cost at the start point")
     plots: bool = option(True, "write the PNG plots")
     threads: int = option(1, "torch CPU threads (0: torch's default); one is fastest for these sizes", min=0)
 
+    # flat names of the factories' keywords, kept for one release beside `problem.<kw>=`, `method.<kw>=`
+    renamed: ClassVar[dict[str, str]] = {
+        **{
+            name: f"problem.{name}"
+            for name in ("dim", "train", "noise", "horizon", "chains", "flip_fraction")
+        },
+        **{name: f"method.{name}" for name in ("xi", "hvp", "tol", "scale", "tau", "samples")},
+    }
+
     def __post_init__(self):
-        if self.problem not in _DEFAULTS:
-            raise ValueError(f"problem={self.problem!r}; valid: {', '.join(_DEFAULTS)}")
-        defaults = _DEFAULTS[self.problem]
+        bilevel.PROBLEMS.factory(self.problem)  # an unknown name: one line naming the valid ones
+        defaults = _DEFAULTS.get(self.problem, _DEFAULTS["ridge"])  # a user's problem: ridge's
         for name in ("method", "outer_steps", "outer_lr"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, defaults[name])
@@ -134,19 +124,11 @@ class BilevelConfig(RunConfig):
                 f"alternate={self.alternate} does not apply to problem={self.problem}; it applies to: "
                 "ridge, hypercleaning, darts_toy"
             )
-        for name, method in _METHOD_OPTIONS.items():
-            if (
-                getattr(self, name) != BilevelConfig.__dataclass_fields__[name].default
-                and self.method != method
-            ):
-                raise ValueError(f"{name}={getattr(self, name)} applies to method={method} only")
+        bilevel.METHODS.factory(self.method)
         if self.method == "stn" and self.problem != "ridge":
             raise ValueError(
                 f"method=stn applies to problem=ridge only (a linear model's gated layer), not {self.problem}"
             )
-        for name in _STN_OPTIONS:
-            if getattr(self, name) is not None and self.method != "stn":
-                raise ValueError(f"{name}={getattr(self, name)} applies to method=stn only")
         if self.k is not None and self.method not in _K_METHODS:
             raise ValueError(
                 f"k={self.k} does not apply to method={self.method}; it applies to: {', '.join(_K_METHODS)}"
@@ -168,28 +150,27 @@ class BilevelConfig(RunConfig):
         make_method(self, problem)
 
 
-def make_problem(config: BilevelConfig) -> bilevel.BilevelProblem:
-    options = {k: getattr(config, k) for k in _PROBLEM_OPTIONS if getattr(config, k) is not None}
-    if "seed" in inspect.signature(bilevel.PROBLEMS[config.problem]).parameters:  # darts_toy draws nothing
-        options["seed"] = config.seed
+def make_problem(config: BilevelConfig, **changed) -> bilevel.BilevelProblem:
+    """The problem with its `problem.<kw>` options (and `changed` ones), seeded by the run's seed
+    when it draws anything and no `problem.seed` is given."""
+    options = {**config.problem_options, **changed}
+    if "seed" in bilevel.PROBLEMS.options(config.problem):  # darts_toy draws nothing
+        options.setdefault("seed", config.seed)
     return bilevel.make_problem(config.problem, **options)
 
 
 def make_method(config: BilevelConfig, problem: bilevel.BilevelProblem) -> bilevel.Method:
     """The outer steps' method with this run's budget; stn is stateful, so one per run."""
-    if config.method == "stn":
-        options = {k: getattr(config, k) for k in _STN_OPTIONS if getattr(config, k) is not None}
-        return bilevel.make_method("stn", inner_steps=config.inner_steps, seed=config.seed, **options)
     steps, k = config.inner_steps, config.k
-    budget = {
+    budget = {  # the budgets `inner_steps` and `k` set; a `method.<kw>` given wins
         "unrolled": {"steps": steps},
         "forward": {"steps": steps},
         "truncated": {"steps": steps, "last": k or min(10, steps)},
-        "ift_cg": {"iters": k or problem.w0.numel(), "tol": config.tol},
+        "ift_cg": {"iters": k or problem.w0.numel()},
         "ift_neumann": {"terms": k or steps},
-        "one_step": {"xi": config.xi, "hvp": config.hvp},
+        "stn": {"inner_steps": steps, "seed": config.seed},
     }.get(config.method, {})
-    return bilevel.make_method(config.method, **budget)
+    return bilevel.make_method(config.method, **{**budget, **config.method_options})
 
 
 def run(config: BilevelConfig, run) -> dict:
@@ -227,7 +208,7 @@ def run(config: BilevelConfig, run) -> dict:
                 }
             )
     if result.diverged_step is not None:
-        summary.update(diverged=True, diverged_step=result.diverged_step, last_finite=result.last_finite)
+        summary.update(diverged(result.diverged_step, result.last_finite))
     curves = _curves(problem, config) if problem.lambda_range is not None else {}
     learned = isinstance(method, bilevel.SelfTuningNetwork) and method.sigmas
     check = _stn_check(problem, method, final, config.seed) if learned else None  # summary and figure
@@ -282,8 +263,7 @@ def _curves(problem: bilevel.BilevelProblem, config: BilevelConfig) -> dict:
     grid, losses = bilevel.outer_loss_curve(problem)
     curves = {"grid": grid, "losses": losses}
     if isinstance(problem, bilevel.LrHorizon):
-        options = {k: getattr(config, k) for k in _PROBLEM_OPTIONS if getattr(config, k) is not None}
-        greedy = bilevel.make_problem("lr_horizon", seed=config.seed, **{**options, "horizon": 1})
+        greedy = make_problem(config, horizon=1)
         curves["greedy_losses"] = bilevel.outer_loss_curve(greedy)[1]
     return curves
 
@@ -323,7 +303,9 @@ def _problem_summary(
             }
         )
     if isinstance(problem, bilevel.DartsToy):
-        summary["reference/method_lambda"] = _toy_fixed_point(problem, config.method, config.xi)
+        summary["reference/method_lambda"] = _toy_fixed_point(
+            problem, config.method, config.method_options.get("xi")
+        )
     if check is not None:
         summary.update(_stn_summary(check))
     return summary
@@ -363,7 +345,7 @@ def _toy_paths(problem: bilevel.DartsToy, config: BilevelConfig) -> dict[str, tu
     settings, for one figure."""
     paths = {}
     for name in _TOY_PATHS:
-        options = {"xi": config.xi, "hvp": config.hvp} if name == "one_step" else {}
+        options = config.method_options if name == config.method == "one_step" else {}
         result = bilevel.outer_descent(
             problem,
             bilevel.make_method(name, **options),
@@ -392,7 +374,8 @@ def _plot(
         lambdas = torch.stack(result.lambdas).tolist()
         run.save_figure(plots.outer_path(curves, lambdas, result.losses, title), "outer_path")
     if isinstance(problem, bilevel.DartsToy):
-        fixed = {name: _toy_fixed_point(problem, name, config.xi) for name in _TOY_PATHS}
+        xi = config.method_options.get("xi") if config.method == "one_step" else None
+        fixed = {name: _toy_fixed_point(problem, name, xi) for name in _TOY_PATHS}
         run.save_figure(plots.method_paths(curves, _toy_paths(problem, config), fixed), "method_paths")
     elif isinstance(problem, bilevel.HyperCleaning):
         weights = torch.sigmoid(result.lambdas[-1])

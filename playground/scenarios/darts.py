@@ -34,6 +34,7 @@ import bilevel
 from bilevel import darts
 from bilevel.digits import load_digits
 from metalearn.stats import mean_ci95
+from playground.rundir import diverged
 from playground.scenario import RunConfig, Scenario, keywords, option
 from playground.scenarios import _darts_plots as plots
 
@@ -52,7 +53,7 @@ class DartsConfig(RunConfig):
         "hypergradient method of α: first_order, one_step (DARTS' second order), ift_cg, unrolled, ...",
         choices=tuple(bilevel.METHODS),
     )
-    method_options: dict = keywords("method", bilevel.METHODS)
+    method_options: dict = keywords(bilevel.METHODS)
     epochs: int = option(10, "search epochs over the 997 training digits", min=1)
     nodes: int = option(3, "intermediate nodes per cell", min=1)
     cells: int = option(1, "cells, sharing α", min=1)
@@ -130,7 +131,7 @@ def run(config: DartsConfig, run) -> dict:
         **{f"{k}_start": result.epochs[0][k] for k in _FINAL if k in result.epochs[0]},
     }
     if result.diverged_step is not None:
-        summary.update(diverged=True, diverged_step=result.diverged_step)
+        summary.update(diverged(result.diverged_step))
         return summary
     found, picked, single, best = _compare(config, data, result, generator, run, summary)
     if config.plots:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from bilevel import deq
 from bilevel.deq import DEQModel, load_mnist, mnist_available, readout, synthetic1d, train_deq
 from playground.errors import BadInput
+from playground.rundir import diverged
 from playground.scenario import RunConfig, Scenario, option
 from playground.scenarios import _deq_plots as plots
 
@@ -317,12 +318,7 @@ def run_training(config: DeqConfig, run) -> dict:
         "deq/train_nfe_mean_last10": sum(result.nfe[-10:]) / len(result.nfe[-10:]),
     }
     if result.diverged_step is not None:
-        return {
-            **summary,
-            "diverged": True,
-            "diverged_step": result.diverged_step,
-            "deq/residual": result.residuals[-1],
-        }
+        return {**summary, **diverged(result.diverged_step), "deq/residual": result.residuals[-1]}
     if result.diagnostics:
         summary.update({k: v for k, v in result.diagnostics[-1].items() if k != "step"})
     prediction, z_star, held = _evaluate(config, model, x_held, y_held, outputs, extra, summary)

@@ -14,58 +14,41 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from matplotlib.figure import Figure
 
 import games
 from games.play import MAX_LOGGED_PARAMS
+from playground.rundir import diverged
 from playground.scenario import RunConfig, Scenario, keywords, option
-
-# Flat names of factory keywords, kept for one release beside `game.<kw>=` and `dynamics.<kw>=`.
-_FLAT = {
-    "dim": ("game", "dim"),
-    "game_seed": ("game", "seed"),
-    "r1": ("game", "r1"),
-    "gamma": ("dynamics", "gamma"),
-    "beta": ("dynamics", "beta"),
-    "alternating": ("dynamics", "alternating"),
-    "lookahead": ("dynamics", "lookahead"),
-}
-_DEPRECATED = "deprecated, to be removed in the next release: use"
 
 
 @dataclass(frozen=True)
 class GameConfig(RunConfig):
     game: str = option("bilinear", f"game: {', '.join(games.GAMES)}, or module:factory")
-    dynamics: str = option("sim_gd", f"dynamics: {', '.join(games.DYNAMICS)}")
+    dynamics: str = option("sim_gd", f"dynamics: {', '.join(games.DYNAMICS)}, or module:factory")
     lr: float = option(0.1, "learning rate η (> 0)")
     steps: int = option(200, "number of updates", min=1)
     init: tuple[float, ...] = option((), "initial joint parameters (default: a draw from seed)")
     batch: int = option(1, "number of initial points run at once, seeded seed, seed+1, ...", min=1)
-    game_options: dict = keywords("game", games.GAMES, lookup=games.game_factory)
-    dynamics_options: dict = keywords("dynamics", games.DYNAMICS, lookup=games.dynamics_factory, skip=("lr",))
-    dim: int | None = option(None, f"{_DEPRECATED} game.dim")
-    game_seed: int | None = option(None, f"{_DEPRECATED} game.seed")
-    r1: float | None = option(None, f"{_DEPRECATED} game.r1")
-    gamma: float | None = option(None, f"{_DEPRECATED} dynamics.gamma")
-    beta: float | None = option(None, f"{_DEPRECATED} dynamics.beta")
-    alternating: bool | None = option(None, f"{_DEPRECATED} dynamics.alternating")
-    lookahead: float | None = option(None, f"{_DEPRECATED} dynamics.lookahead")
+    game_options: dict = keywords(games.GAMES)
+    dynamics_options: dict = keywords(games.DYNAMICS)
     plots: bool = option(True, "write the PNG plots (off for large sweeps)")
 
+    # the flat names of factory keywords, kept for one release beside `game.<kw>=` and `dynamics.<kw>=`
+    renamed: ClassVar[dict[str, str]] = {
+        "dim": "game.dim",
+        "game_seed": "game.seed",
+        "r1": "game.r1",
+        "gamma": "dynamics.gamma",
+        "beta": "dynamics.beta",
+        "alternating": "dynamics.alternating",
+        "lookahead": "dynamics.lookahead",
+    }
+
     def __post_init__(self):
-        for flat, (namespace, keyword) in _FLAT.items():
-            value = getattr(self, flat)
-            if value is None:
-                continue
-            given = getattr(self, f"{namespace}_options")
-            if keyword in given:
-                raise ValueError(
-                    f"{flat}= and {namespace}.{keyword}= both given; give {namespace}.{keyword} only"
-                )
-            object.__setattr__(self, f"{namespace}_options", {**given, keyword: value})
-            object.__setattr__(self, flat, None)
         make_dynamics(self)  # unknown name, lr <= 0, an option it does not take
         dim = make_game(self).dim
         if self.init and len(self.init) != dim:
@@ -113,7 +96,8 @@ def run(config: GameConfig, run) -> dict:
     update_eigs = None
     if game.equilibrium is not None:
         update_eigs = games.eigenvalues(games.update_jacobian(game, dynamics, game.equilibrium))
-        summary.update({"rate/predicted": update_eigs.abs().max().item(), "eig/update": _pairs(update_eigs)})
+        rate = games.predicted_rate(game, dynamics)  # per update: the period's root
+        summary.update({"rate/predicted": rate, "eig/update": _pairs(update_eigs)})
     if config.plots:
         _plot(run, game, config, path, field_eigs, update_eigs)
     return summary
@@ -123,11 +107,11 @@ def _play_one(game, dynamics, z0, steps, run, progress):
     trajectory = games.play(game, dynamics, z0, steps, log=run.log, progress=progress)
     summary = {**trajectory.last_finite, "steps_run": len(trajectory.params) - 1}
     if game.equilibrium is not None:
-        summary["rate/measured"] = games.measured_rate(game.distance(trajectory.params).tolist())
-    if trajectory.diverged_step is not None:
-        summary.update(
-            diverged=True, diverged_step=trajectory.diverged_step, last_finite=trajectory.last_finite
+        summary["rate/measured"] = games.measured_rate(
+            game.distance(trajectory.params).tolist(), period=dynamics.period
         )
+    if trajectory.diverged_step is not None:
+        summary.update(diverged(trajectory.diverged_step, trajectory.last_finite))
     return trajectory.params, summary
 
 
@@ -150,7 +134,9 @@ def _play_many(game, dynamics, z0, steps, run, progress, device):
     per_run = {"diverged_step": trajectory.diverged_step}  # null for a run that stayed finite
     if game.equilibrium is not None:
         dist = game.distance(params)  # (T + 1, B)
-        rates = torch.tensor([games.measured_rate(dist[:, k].tolist()) for k in range(dist.shape[1])])
+        rates = torch.tensor(
+            [games.measured_rate(dist[:, k].tolist(), period=dynamics.period) for k in range(dist.shape[1])]
+        )
         per_run.update({"dist/final": dist[-1].tolist(), "rate/measured": rates.tolist()})
         if finite.any():
             summary["dist/final_median"] = dist[-1][finite].median().item()

@@ -14,6 +14,8 @@ same evaluation tasks; K = `layers` for the LSA models, 1 for gpt. Logged every 
 against every algorithm, linear-probe R² per layer, error vs context length (`context/...`) and
 out-of-distribution scaling (`ood/...`). On a GPU (`device`) the model, its training and every
 baseline run there; prompts are drawn on the CPU from the seed and moved, the same on any device.
+A checkpoint is written every `checkpoint_every` training steps; `resume=RUN_DIR` continues from it
+and gives the numbers of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import numpy as np
 import torch
 
 from metalearn import icl
-from playground.scenario import RunConfig, Scenario, option
+from playground.rundir import CHECKPOINT, check_resume, diverged
+from playground.scenario import Checkpoint, RunConfig, Scenario, option
 from playground.scenarios import _icl_plots as plots
 
 _PROBE_PROMPTS = 2048  # prompts for ILWD and the linear probes
@@ -35,7 +38,7 @@ _FACTORY_DEFAULTS = ("dtype", "gamma")
 
 @dataclass(frozen=True)
 class IclConfig(RunConfig):
-    model: str = option("lsa", f"model: {', '.join(icl.MODELS)}")
+    model: str = option("lsa", f"model: {', '.join(icl.MODELS)}, or module:factory")
     dim: int = option(10, "input dimension d", min=1)
     context: int = option(10, "in-context examples N per prompt", min=1)
     layers: int = option(1, "transformer layers (lsa_gd: GD steps)", min=1)
@@ -55,9 +58,11 @@ class IclConfig(RunConfig):
     ood_scales: tuple[float, ...] = option((0.5, 1.0, 2.0, 4.0), "OOD factors α > 0 for x -> αx, w -> αw")
     threads: int = option(1, "torch threads (0: torch's default)", min=0)
     plots: bool = option(True, "save the PNG figures")
+    checkpoint_every: int = option(500, "training steps between checkpoints (0: none)", min=0)
+    resume: str | None = option(None, f"run directory whose {CHECKPOINT} to continue from")
 
     def __post_init__(self):
-        icl.model_factory(self.model)  # an unknown name: one line naming the valid ones
+        icl.MODELS.factory(self.model)  # an unknown name: one line naming the valid ones
         icl.input_distribution(self.x_dist)
         if not self.ood_scales or min(self.ood_scales) <= 0:
             raise ValueError(f"ood_scales={self.ood_scales}; valid: one or more scales > 0")
@@ -72,6 +77,7 @@ class IclConfig(RunConfig):
             )
         if self.model == "gpt" and self.width % self.heads:
             raise ValueError(f"width={self.width} with heads={self.heads}; valid: width a multiple of heads")
+        check_resume(self.resume, "icl")
 
 
 def run(config: IclConfig, run) -> dict:
@@ -101,6 +107,22 @@ def run(config: IclConfig, run) -> dict:
         run.log(step, metrics)
         history.append({"step": step, **metrics})
 
+    start, state = run.checkpoint.load() or (0, None)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        generator.set_state(state["generator"])
+        history.extend(state["history"])
+
+    def checkpoint(step: int, last_finite: dict, optimizer_state: dict) -> None:
+        saved = {
+            "model": model.state_dict(),
+            "generator": generator.get_state(),
+            "history": history,
+            "last_finite": last_finite,
+            "optimizer": optimizer_state,
+        }
+        run.checkpoint.save(step, saved)
+
     if config.model != "lsa_gd" and config.steps:
         result = icl.train(
             model,
@@ -113,14 +135,14 @@ def run(config: IclConfig, run) -> dict:
             every=config.eval_every,
             evaluate=evaluate,
             progress=run.progress,
+            checkpoint=checkpoint,
+            checkpoint_every=config.checkpoint_every,
+            start=start,
+            last_finite=None if state is None else state["last_finite"],
+            optimizer_state=None if state is None else state["optimizer"],
         )
         if result.diverged_step is not None:
-            return {
-                **summary,
-                "diverged": True,
-                "diverged_step": result.diverged_step,
-                "last_finite": result.last_finite,
-            }
+            return {**summary, **diverged(result.diverged_step, result.last_finite)}
     else:
         log(0, evaluate())
     model.eval()
@@ -182,7 +204,7 @@ def _build_model(config: IclConfig, generator: torch.Generator, gd_lr: float) ->
     own = {"generator": generator, "lr": gd_lr}
     options = {
         name: own[name] if name in own else getattr(config, name)
-        for name in icl.model_options(config.model)
+        for name in icl.MODELS.options(config.model)
         if name not in _FACTORY_DEFAULTS
     }
     return icl.make_model(config.model, **options)
@@ -263,6 +285,7 @@ SCENARIO = Scenario(
     help="in-context linear regression: LSA / GPT vs gradient descent, ridge, least squares",
     config=IclConfig,
     run=run,
+    checkpoint=Checkpoint(budget="steps", also=("eval_every", "plots")),
     demo=(
         {
             "label": "lsa-1-vs-gd",

@@ -26,10 +26,8 @@ runs it eagerly, `compile` works on any device.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -39,8 +37,6 @@ from metalearn.fewshot import (
     TaskFamily,
     Tasks,
     make_task_family,
-    task_family_factory,
-    task_family_options,
 )
 from metalearn.maml import (
     CAPTURES,
@@ -48,17 +44,15 @@ from metalearn.maml import (
     AdaptationCurve,
     adapted_predictions,
     can_capture,
-    learner_factory,
     meta_train,
 )
 from playground.devices import resolve_device
 from playground.errors import BadInput
-from playground.files import write_atomic
-from playground.scenario import RunConfig, Scenario, option
+from playground.rundir import CHECKPOINT, METRICS, check_resume, diverged
+from playground.scenario import Checkpoint, RunConfig, Scenario, keywords, option
 from playground.scenarios._maml_plots import SineFits
 from playground.scenarios._maml_plots import save_all as save_plots
 
-CHECKPOINT = "checkpoint.pt"
 # Per-task defaults of the options left at None (Finn et al. 2017: sinusoid, Omniglot). Engines:
 # see benchmarks/maml.py; on CPU, vmap's grouped convolutions make the functional engine slower
 # than learn2learn's per-task loop for the conv net, and much faster for the small MLP. On a GPU
@@ -97,23 +91,12 @@ _IMAML_DEFAULTS["omniglot"] = _IMAML_DEFAULTS["glyphs"]
 _EVAL_SEEDS = {"validation": 1, "test": 2}
 # Each learner's prefix in the summary, and its training loss `loss/<name>` in the metrics.
 _LOSS_NAMES = {"eval": "meta_train", "baseline": "pretrain"}
-# Options a resumed run may change; every other one must match the checkpoint's run.
-_RESUMABLE = (
-    "iterations",
-    "eval_every",
-    "checkpoint_every",
-    "resume",
-    "threads",
-    "tensorboard",
-    "device",
-    "capture",
-)
 
 
 @dataclass(frozen=True)
 class MamlConfig(RunConfig):
-    algo: str = option("maml", f"algorithm: {', '.join(metalearn.ALGORITHMS)}")
-    task: str = option("sine", f"task family: {', '.join(TASK_FAMILIES)}")
+    algo: str = option("maml", f"algorithm: {', '.join(metalearn.ALGORITHMS)}, or module:factory")
+    task: str = option("sine", f"task family: {', '.join(TASK_FAMILIES)}, or module:factory")
     engine: str | None = option(
         None,
         f"maml/fomaml/anil/metasgd engine: {', '.join(ENGINES)}; "
@@ -156,16 +139,19 @@ class MamlConfig(RunConfig):
     )
     baseline: bool = option(False, "also pretrain one network on the same tasks, fine-tuned at test")
     checkpoint_every: int = option(1000, "iterations between checkpoints (0: none)", min=0)
-    resume: str | None = option(None, "run directory whose checkpoint to continue from")
+    resume: str | None = option(None, f"run directory whose {CHECKPOINT} to continue from")
     threads: int | None = option(None, "torch threads (0: torch's default), default 1 sine, 0 images", min=0)
     data_dir: str | None = option(
         None, "omniglot: folder holding omniglot-py/ (default ~/.cache/playground/omniglot)"
     )
     download: bool = option(False, "omniglot: fetch the data with torchvision into data_dir first")
+    algo_options: dict = keywords(metalearn.ALGORITHMS)
+    task_options: dict = keywords(TASK_FAMILIES)
 
     def __post_init__(self):
-        learner_factory(self.algo)  # each raises a ValueError naming the valid names
-        task_family_factory(self.task)
+        metalearn.ALGORITHMS.factory(self.algo)  # each raises a ValueError naming the valid names
+        TASK_FAMILIES.factory(self.task)
+        _check_flat_options(self)
         # engine and capture: not `choices=`, whose message words it otherwise (the tests pin these)
         for name, valid in (("engine", ENGINES), ("capture", ("auto", *CAPTURES))):
             if getattr(self, name) not in (None, *valid):
@@ -174,23 +160,26 @@ class MamlConfig(RunConfig):
         if self.engine is None and device.type == "cuda":
             object.__setattr__(self, "engine", "functional")
         classifying = _families_taking("ways")  # the classification families
-        if self.task not in classifying:
+        if "ways" not in TASK_FAMILIES.options(self.task):
             if self.ways is not None:
                 raise ValueError(
                     f"ways={self.ways} does not apply to task={self.task}; "
                     f"it applies to: {', '.join(classifying)}"
                 )
-            if self.algo == "protonet":
+            if "regression" not in getattr(metalearn.learner_class(self.algo), "kinds", ("regression",)):
                 raise ValueError(
-                    f"algo=protonet needs a classification task; valid tasks: {', '.join(classifying)}"
+                    f"algo={self.algo} needs a classification task; valid tasks: {', '.join(classifying)}"
                 )
         reading = _families_taking("data_dir")
-        if self.task not in reading and (self.data_dir is not None or self.download):
+        if "data_dir" not in TASK_FAMILIES.options(self.task) and (
+            self.data_dir is not None or self.download
+        ):
             raise ValueError(
                 f"data_dir={self.data_dir!r}, download={self.download} apply only to task={'/'.join(reading)}"
             )
-        defaults = _DEFAULTS[self.task] | _IMAML_DEFAULTS[self.task]
-        if self.algo != "imaml":
+        recipe = self.task if self.task in _DEFAULTS else _recipe_of(self)
+        defaults = _DEFAULTS[recipe] | _IMAML_DEFAULTS[recipe]
+        if "prox_lambda" not in metalearn.ALGORITHMS.options(self.algo):  # not a proximal inner loop
             defaults["inner_steps"] = 1
         for name, value in defaults.items():
             if getattr(self, name) is None:
@@ -212,7 +201,7 @@ class MamlConfig(RunConfig):
         if self.capture != "none" and not recordable:
             raise ValueError(
                 f"capture={self.capture} with algo={self.algo}, engine={self.engine}; valid: "
-                f"capture=none, or algo {'/'.join(metalearn.GRADIENT_ALGORITHMS)} with "
+                f"capture=none, or algo {'/'.join(metalearn.gradient_algorithms())} with "
                 "engine=functional"
             )
         if self.capture == "cuda_graph" and device.type != "cuda":
@@ -220,15 +209,49 @@ class MamlConfig(RunConfig):
                 f"capture=cuda_graph with device={self.device} ({device}); valid: a CUDA "
                 "device, or capture=none/compile"
             )
-        if self.resume is not None and not (Path(self.resume) / CHECKPOINT).is_file():
+        check_resume(self.resume, "maml")
+        metalearn.ALGORITHMS.check(self.algo, learner_options(self, self.algo))
+        if self.algo not in metalearn.ALGORITHMS:  # a user's factory: built once, so that it is refused here
+            family = task_families(self)[0]
+            make_learner(self, self.algo, family.make_model(torch.Generator()), family.kind)
+
+
+# Options of the learner factories with a flat name (and defaults per task above): each is refused
+# when given to an algorithm whose factory does not take it, as `algo.<keyword>` is.
+_LEARNER_OPTIONS = ("engine", "capture", "inner_lr", "inner_steps", "meta_lr", "prox_lambda", "cg_iters")
+_TASK_OPTIONS = ("ways", "shots", "queries", "data_dir", "download")
+
+
+def _check_flat_options(config: MamlConfig) -> None:
+    """Refuse a flat learner option the chosen algorithm does not take, and one given both flat and
+    as `algo.<keyword>` (or `task.<keyword>`)."""
+    taken = metalearn.ALGORITHMS.options(config.algo)
+    unset = {"capture": "auto", "cg_iters": 5, "meta_lr": 1e-3}  # defaults that are not None
+    for name in _LEARNER_OPTIONS:
+        value = getattr(config, name)
+        if value is not None and value != unset.get(name) and name not in taken:
             raise ValueError(
-                f"resume={self.resume!r} holds no {CHECKPOINT}; valid: a maml run directory "
-                "written with checkpoint_every > 0"
+                f"algo {config.algo!r} takes no option {name!r}; valid: "
+                f"{', '.join(k for k in _LEARNER_OPTIONS if k in taken) or 'none'}"
             )
+    for namespace, names, given in (
+        ("algo", _LEARNER_OPTIONS, config.algo_options),
+        ("task", _TASK_OPTIONS, config.task_options),
+    ):
+        for name in given:
+            if name in names and getattr(config, name) not in (None, False, unset.get(name)):
+                raise ValueError(f"{name}= and {namespace}.{name}= both given; give {namespace}.{name} only")
+
+
+def _recipe_of(config: MamlConfig) -> str:
+    """A user's task family takes the defaults of the built-in family of its kind: sine's for
+    regression, glyphs' for classification."""
+    family = make_task_family(config.task, **config.task_options)
+    return "sine" if family.kind == "regression" else "glyphs"
 
 
 def _families_taking(option: str) -> list[str]:
-    return [name for name in TASK_FAMILIES if option in task_family_options(name)]
+    return [name for name in TASK_FAMILIES if option in TASK_FAMILIES.options(name)]
 
 
 def task_families(config: MamlConfig) -> tuple[TaskFamily, TaskFamily]:
@@ -241,40 +264,43 @@ def task_families(config: MamlConfig) -> tuple[TaskFamily, TaskFamily]:
         data_dir=config.data_dir or None,
         download=config.download or None,
     )
-    family = make_task_family(config.task, **{k: v for k, v in options.items() if v is not None})
+    taken = TASK_FAMILIES.options(config.task)
+    given = {k: v for k, v in options.items() if v is not None and k in taken}
+    family = make_task_family(config.task, **(given | config.task_options))
     return family, family.with_queries(config.eval_queries)
+
+
+def learner_options(config: MamlConfig, algo: str) -> dict:
+    """The options of the config that `algo`'s factory takes (`__post_init__` refused those given
+    that it does not take), and the `algo.<keyword>` ones for the chosen algorithm."""
+    taken = metalearn.ALGORITHMS.options(algo)
+    options = {name: getattr(config, name) for name in _LEARNER_OPTIONS if name in taken}
+    return options | config.algo_options if algo == config.algo else options
+
+
+def make_learner(config: MamlConfig, algo: str, model: torch.nn.Module, kind: str) -> metalearn.MetaLearner:
+    """The learner; a factory's refusal of its options (a `ValueError`, or the wrong type) is the
+    user's input, as it is for every factory called while the config is built."""
+    try:
+        return metalearn.make_learner(algo, model, kind, **learner_options(config, algo))
+    except ValueError as error:
+        raise BadInput(str(error)) from None
 
 
 def run(config: MamlConfig, run) -> dict:
     train_family, eval_family = task_families(config)
     generator = torch.Generator().manual_seed(config.seed)
-    hyper = dict(
-        inner_lr=config.inner_lr,
-        inner_steps=config.inner_steps,
-        meta_lr=config.meta_lr,
-        prox_lambda=config.prox_lambda,
-        cg_iters=config.cg_iters,
-    )
     # Models are initialised on the CPU from `generator`, then moved: the same weights on every device.
     learners = {
-        "eval": metalearn.make_learner(
-            config.algo,
-            train_family.make_model(generator).to(run.device),
-            train_family.kind,
-            engine=config.engine,
-            capture=config.capture,
-            **hyper,
+        "eval": make_learner(
+            config, config.algo, train_family.make_model(generator).to(run.device), train_family.kind
         )
     }
     if config.baseline:
-        learners["baseline"] = metalearn.make_learner(
-            "pretrain", train_family.make_model(generator).to(run.device), train_family.kind, **hyper
+        learners["baseline"] = make_learner(
+            config, "pretrain", train_family.make_model(generator).to(run.device), train_family.kind
         )
-    start, window = 0, []
-    if config.resume:
-        start, window, rows = _load_checkpoint(Path(config.resume) / CHECKPOINT, config, learners, generator)
-        if Path(config.resume).resolve() == run.dir.resolve() and rows is not None:
-            run.truncate_metrics(rows)  # resumed in place: drop the rows logged after the checkpoint
+    start, window = _resume(run.checkpoint.load(), learners, generator)
 
     def evaluate(split: str) -> dict:
         metrics = {}
@@ -292,7 +318,9 @@ def run(config: MamlConfig, run) -> dict:
         return metrics
 
     def checkpoint(iteration: int, window: list) -> None:
-        _save_checkpoint(run.dir / CHECKPOINT, config, learners, generator, iteration, window, run.rows)
+        learner_states = {name: learner.state_dict() for name, learner in learners.items()}
+        state = {"window": window, "generator": generator.get_state(), "learners": learner_states}
+        run.checkpoint.save(iteration, state)
 
     result = meta_train(
         {_LOSS_NAMES[prefix]: learner for prefix, learner in learners.items()},
@@ -311,12 +339,12 @@ def run(config: MamlConfig, run) -> dict:
         progress=run.progress,
     )
     if result.diverged_step is not None:
-        return {"diverged": True, "diverged_step": result.diverged_step, "last_finite": result.last_finite}
+        return diverged(result.diverged_step, result.last_finite)
     summary = evaluate("test")
     run.log(config.iterations, {k: v for k, v in summary.items() if "by_step" not in k})
     on_cpu = {prefix: learner.to(torch.device("cpu")) for prefix, learner in learners.items()}  # to draw
     labels = {prefix: config.algo if prefix == "eval" else "pretrain" for prefix in learners}
-    rows = [json.loads(line) for line in (run.dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run.dir / METRICS).read_text().splitlines()]
     save_plots(run, labels, rows, summary, eval_family.kind, *_examples(config, on_cpu, eval_family))
     return summary
 
@@ -349,50 +377,25 @@ def summary_metrics(curve: AdaptationCurve, prefix: str = "eval") -> dict[str, f
 
 
 def _examples(config: MamlConfig, learners: dict, family: TaskFamily) -> tuple[SineFits | None, Tasks | None]:
-    """What the last figure shows: on sine, adapted fits on tasks unseen by the evaluations (Finn
-    et al. 2017, fig. 2); on images, the support sets of a few training tasks."""
-    if not hasattr(family, "sample_on_grid"):  # a family without whole curves to draw: images
+    """What the last figure shows: on a regression family that draws whole curves
+    (`sample_on_grid`, as sine), adapted fits on tasks unseen by the evaluations (Finn et al. 2017,
+    fig. 2); on images, the support sets of a few training tasks; otherwise nothing."""
+    if family.kind == "classification":
         return None, family.sample("train", 4, torch.Generator().manual_seed(config.seed))
+    if not hasattr(family, "sample_on_grid"):
+        return None, None
     tasks = family.sample_on_grid(3, torch.Generator().manual_seed(config.seed + 3))
     steps = sorted({0, 1, config.eval_steps})
     predictions = {prefix: adapted_predictions(learner, tasks, steps) for prefix, learner in learners.items()}
     return SineFits(tasks, steps, predictions), None
 
 
-def _save_checkpoint(path: Path, config, learners, generator, iteration, window, rows) -> None:
-    state = {
-        "iteration": iteration,
-        "window": window,
-        "metrics_rows": rows,
-        "generator": generator.get_state(),
-        "options": _fixed_options(config),
-        "learners": {name: learner.state_dict() for name, learner in learners.items()},
-    }
-    write_atomic(path, lambda f: torch.save(state, f), mode="wb")
-
-
-def _load_checkpoint(path: Path, config, learners, generator) -> tuple[int, list, int | None]:
-    """The iteration, loss window and metrics rows of the checkpoint; its weights and generator
-    state loaded into `learners` and `generator`."""
-    try:
-        state = torch.load(path, weights_only=True, map_location="cpu")  # loaded into the learners' device
-        saved, ours = state["options"], _fixed_options(config)
-    except Exception as error:  # truncated, corrupt, or not ours
-        raise BadInput(
-            f"resume={config.resume!r}: cannot read {path}: {type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}; valid: a maml run's checkpoint"
-        ) from None
-    changed = [f"{k}={saved.get(k)!r} there, {v!r} here" for k, v in ours.items() if saved.get(k) != v]
-    if changed:
-        raise BadInput(
-            f"resume={config.resume!r} was run with other options ({'; '.join(changed)}); "
-            f"only {', '.join(_RESUMABLE)} may change"
-        )
-    if state["iteration"] > config.iterations:
-        raise BadInput(
-            f"iterations={config.iterations} is below the checkpoint's {state['iteration']}; "
-            f"valid: >= {state['iteration']}"
-        )
+def _resume(checkpoint: tuple[int, dict] | None, learners: dict, generator: torch.Generator):
+    """The iteration and loss window to continue from (0 and none for a fresh run); the
+    checkpoint's weights and generator state loaded into `learners` and `generator`."""
+    if checkpoint is None:
+        return 0, []
+    iteration, state = checkpoint
     for name, learner in learners.items():
         learner.load_state_dict(state["learners"][name])
     generator.set_state(state["generator"])
@@ -400,11 +403,7 @@ def _load_checkpoint(path: Path, config, learners, generator) -> tuple[int, list
     window = [
         {_LOSS_NAMES.get(name, name): loss for name, loss in losses.items()} for losses in state["window"]
     ]
-    return state["iteration"], window, state.get("metrics_rows")  # None: written before rows were kept
-
-
-def _fixed_options(config: MamlConfig) -> dict:
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in _RESUMABLE}
+    return iteration, window
 
 
 SCENARIO = Scenario(
@@ -413,6 +412,7 @@ SCENARIO = Scenario(
     "evaluate",
     config=MamlConfig,
     run=run,
+    checkpoint=Checkpoint(budget="iterations", also=("eval_every", "capture")),
     demo=(
         {
             "label": "sine_maml_vs_pretrain",

@@ -14,6 +14,9 @@ Summary, as in `maml`: `eval/pre_adapt_return` before adaptation, `eval/post_ada
 one step (the paper's headline), `eval/post_eval_steps_return` after `eval_steps` steps, each with
 its `_ci95`, all of the MAML policy; `eval/<policy>_returns` holds each policy's curve. The
 measured recipe and its numbers are in the README (`metarl`); `tools/reproduce.py metarl` reruns it.
+A checkpoint is written every `checkpoint_every` meta-training iterations; `resume=RUN_DIR`
+continues from it (the multi-task training and the evaluation run again) and gives the numbers of
+an uninterrupted run.
 On a GPU (`device`) the policies, the advantages and the meta-gradient (TRPO or PPO) run there;
 the environments stay on the CPU, which sees each step's actions (`metalearn.rl.rollouts`).
 """
@@ -28,7 +31,8 @@ import torch
 
 import metalearn.rl as rl
 from metalearn.stats import mean_ci95
-from playground.scenario import RunConfig, Scenario, option
+from playground.rundir import CHECKPOINT, check_resume, diverged
+from playground.scenario import Checkpoint, RunConfig, Scenario, option
 from playground.scenarios import _metarl_plots as plots
 
 _SETTINGS = rl.MAMLRLSettings()  # MAML-RL's defaults (the paper's 2D navigation) live there, once
@@ -65,6 +69,8 @@ class MetaRLConfig(RunConfig):
     eval_tasks: int = option(40, "fresh tasks for evaluation", min=2)
     eval_steps: int = option(3, "adaptation steps evaluated", min=1)
     threads: int = option(1, "torch CPU threads (1 is fastest on shared cores)", min=1)
+    checkpoint_every: int = option(10, "meta-training iterations between checkpoints (0: none)", min=0)
+    resume: str | None = option(None, f"run directory whose {CHECKPOINT} to continue from")
 
     def __post_init__(self):
         rl.env_spec(self.env)  # an unknown name: one line naming the valid ones
@@ -81,6 +87,7 @@ class MetaRLConfig(RunConfig):
             )
         if not self.hidden or min(self.hidden) < 1:
             raise ValueError(f"hidden={self.hidden} must be one or more sizes >= 1")
+        check_resume(self.resume, "metarl")
 
     def settings(self, inner_steps: int) -> rl.MAMLRLSettings:
         """MAML-RL's settings, each from the option of its name, with `inner_steps` adaptation
@@ -111,6 +118,24 @@ def run(config: MetaRLConfig, run) -> dict:
         pretrain_rows.append({"step": step, **row})
         run.log(config.iterations + step, row)  # logged after meta-training's iterations
 
+    start, state = run.checkpoint.load() or (0, None)
+    if state is not None:
+        maml_policy.load_state_dict(state["policy"])
+        generator.set_state(state["generator"])
+        task_source.np_random.bit_generator.state = state["tasks"]
+        maml_rows.extend(state["rows"])
+
+    def checkpoint(iteration: int, last_finite: dict, optimizer_state: dict | None) -> None:
+        saved = {
+            "policy": maml_policy.state_dict(),
+            "generator": generator.get_state(),
+            "tasks": task_source.np_random.bit_generator.state,
+            "rows": maml_rows,
+            "last_finite": last_finite,
+            "optimizer": optimizer_state,
+        }
+        run.checkpoint.save(iteration, saved)
+
     result = rl.meta_train(
         maml_policy,
         sampler,
@@ -120,9 +145,14 @@ def run(config: MetaRLConfig, run) -> dict:
         generator,
         log,
         run.progress,
+        checkpoint=checkpoint,
+        checkpoint_every=config.checkpoint_every,
+        start=start,
+        last_finite=None if state is None else state["last_finite"],
+        optimizer_state=None if state is None else state["optimizer"],
     )
     if result.diverged_step is not None:
-        return {"diverged": True, "diverged_step": result.diverged_step, "last_finite": result.last_finite}
+        return diverged(result.diverged_step, result.last_finite)
     pre_iterations = config.iterations if config.pretrain_iterations is None else config.pretrain_iterations
     pre_result = rl.meta_train(
         pretrained,
@@ -195,6 +225,7 @@ SCENARIO = Scenario(
     help="MAML-RL on gymnasium task families: adapt a policy in one policy-gradient step",
     config=MetaRLConfig,
     run=run,
+    checkpoint=Checkpoint(budget="iterations"),
     demo=(
         {
             "label": "nav2d",

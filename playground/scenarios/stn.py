@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from bilevel.digits import load_digits
 from bilevel.stn import mlp
+from playground.rundir import diverged
 from playground.scenario import RunConfig, Scenario, option
 from playground.scenarios import _stn_plots as plots
 
@@ -95,7 +96,7 @@ def run(config: StnConfig, run) -> dict:
         "hyper/start": dict(zip(names, mlp.constrained(lam0).tolist())),
     }
     if result.diverged_step is not None:
-        summary.update(diverged=True, diverged_step=result.diverged_step)
+        summary.update(diverged(result.diverged_step))
         return summary
     trials = mlp.random_search(
         train,

@@ -44,6 +44,15 @@ def test_measured_rate_of_a_geometric_sequence():
     assert games.measured_rate([1.0]) is None
 
 
+def test_measured_rate_of_a_periodic_sequence_takes_whole_periods():
+    """d_t = 0.9^t, tripled on odd steps: over 5 steps the ratio is off, over 4 it is 0.9 exactly."""
+    dist = [0.9**t * (3.0 if t % 2 else 1.0) for t in range(101)]
+    assert games.measured_rate(dist, fraction=0.05, period=2) == pytest.approx(0.9, rel=1e-13)
+    assert games.measured_rate(dist, fraction=0.05) == pytest.approx(0.9 / 3 ** (1 / 5), rel=1e-13)
+    assert games.measured_rate(dist, fraction=0.001, period=2) == pytest.approx(0.9, rel=1e-13)
+    assert games.measured_rate([1.0, 0.5], period=2) is None
+
+
 @pytest.mark.parametrize(
     "game_name,dynamics_name,lr",
     [

@@ -57,3 +57,14 @@ def test_the_cpu_device_changes_nothing():
     plain = games.play_batch(game, dynamics, z0, 5)
     on_cpu = games.play_batch(game, dynamics, z0, 5, device=torch.device("cpu"))
     assert torch.equal(plain.params, on_cpu.params) and plain.diverged_step == on_cpu.diverged_step
+
+
+def test_a_state_with_a_step_counter_runs_on_another_device():
+    """Lookahead's state nests the base's state and an int64 counter; all of it runs there."""
+    game = games.make_game("bilinear", dim=3)
+    z0 = torch.stack([game.sample_init(torch.Generator().manual_seed(k)) for k in range(3)])
+    spy = CpuOperands()
+    with spy:
+        trajectory = games.play_batch(game, games.lookahead(0.1, k=2), z0, 3, device=torch.device("meta"))
+    assert spy.calls == [], sorted(set(spy.calls))
+    assert trajectory.params.device.type == "meta" and trajectory.params.shape == (4, 3, game.dim)

@@ -218,7 +218,7 @@ def test_refuses_other_than_two_players_and_bad_options():
         games.make_dynamics("stackelberg", 0.1, timescale=0.0)
     with pytest.raises(ValueError, match="regularization=-1.0 must be >= 0"):
         games.make_dynamics("stackelberg", 0.1, regularization=-1.0)
-    assert games.option_names(games.DYNAMICS["stackelberg"]) == ["timescale", "regularization"]
+    assert list(games.DYNAMICS.options("stackelberg")) == ["timescale", "regularization"]
 
 
 def test_game_scenario_reports_the_stackelberg_rate(tmp_path):

@@ -14,7 +14,7 @@ from torch.func import functional_call
 
 from metalearn.convnet import BatchNorm, conv4, plain_batch_norm
 from metalearn.fewshot import ImageTasks, Tasks
-from metalearn.maml import GRADIENT_ALGORITHMS, functional_meta_loss, make_learner
+from metalearn.maml import functional_meta_loss, gradient_algorithms, make_learner
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ALPHA = 0.4
@@ -83,7 +83,7 @@ def test_swap_refuses_running_statistics():
         plain_batch_norm(model)
 
 
-@pytest.mark.parametrize("algo", GRADIENT_ALGORITHMS)
+@pytest.mark.parametrize("algo", gradient_algorithms())
 def test_functional_meta_gradient_equals_learn2learn_on_conv4(algo):
     """Issue 12: every algorithm of the MAML family, functional engine against learn2learn's (which
     keeps torch's batch norm), two inner steps, float64."""

@@ -20,9 +20,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
         (dict(capture="jit"), "unknown capture 'jit'; valid: none, compile, cuda_graph"),
         (
             dict(capture="compile", engine="learn2learn"),
-            "capture='compile' with algo='maml', engine='learn2learn'",
+            "capture='compile' with engine='learn2learn'; valid: capture='none', or engine='functional'",
         ),
-        (dict(capture="compile", algo="reptile"), "capture='compile' with algo='reptile'"),
+        (
+            dict(capture="compile", algo="reptile"),
+            "algo 'reptile' takes no option 'capture'; valid: inner_lr",
+        ),
         (dict(capture="cuda_graph"), "capture='cuda_graph' needs the model on a CUDA device; it is on cpu"),
     ],
 )

@@ -144,9 +144,13 @@ def test_names_are_checked_against_the_registries():
     from metalearn.fewshot import TASK_FAMILIES, make_task_family
     from metalearn.maml import ALGORITHMS
 
-    with pytest.raises(ValueError, match=f"unknown algo 'mamal'; valid: {', '.join(ALGORITHMS)}$"):
+    with pytest.raises(
+        ValueError, match=f"unknown algo 'mamal'; valid: {', '.join(ALGORITHMS)}, or module:factory$"
+    ):
         make_learner("mamal", Sine().make_model(torch.Generator()), "regression")
-    with pytest.raises(ValueError, match="unknown task 'sinus'; valid: sine, glyphs, omniglot$"):
+    with pytest.raises(
+        ValueError, match="unknown task 'sinus'; valid: sine, glyphs, omniglot, or module:factory$"
+    ):
         make_task_family("sinus")
     assert make_task_family("sine", shots=3, queries=4) == Sine(3, 4) and list(TASK_FAMILIES)[0] == "sine"
     imaml = make_learner(

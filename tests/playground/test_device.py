@@ -74,7 +74,7 @@ def test_capture_defaults_to_a_cuda_graph_where_a_gpu_step_allows_it(monkeypatch
             {"capture": "compile", "engine": "learn2learn"},
             "capture=compile with algo=maml, engine=learn2learn; valid",
         ),
-        ({"capture": "compile", "algo": "reptile"}, "capture=compile with algo=reptile"),
+        ({"capture": "compile", "algo": "reptile"}, "algo 'reptile' takes no option 'capture'"),
         (
             {"capture": "cuda_graph", "device": "cpu"},
             "capture=cuda_graph with device=cpu (cpu); valid: a CUDA device",

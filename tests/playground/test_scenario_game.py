@@ -51,7 +51,7 @@ def test_run_logs_every_step_and_reports_the_rates(cli, tmp_path):
         ("lr=-0.5", "lr=-0.5 must be > 0"),
         ("init=1,2,3", "init has 3 values; game 'bilinear' has 2 parameters"),
         ("gamma=0.5", "dynamics 'sim_gd' takes no option 'gamma'; valid: none"),
-        ("dim=3", "game 'dirac_gan' takes no option 'dim'; valid: r1"),
+        ("dim=3", "game 'dirac_gan' takes no option 'dim'; valid: game.r1"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(override, message, tmp_path, capsys):

@@ -10,7 +10,6 @@ from metalearn.icl import (
     gd_plus_plus,
     lsa_gd,
     make_model,
-    model_options,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -111,11 +110,13 @@ def test_models_by_name_are_their_factories():
         make_model("gpt", dim=2, context=3, layers=1, heads=2, width=8, generator=seed()),
         GPT(2, 3, 1, 2, 8, seed()),
     )
-    assert model_options("gpt") == ("dim", "context", "layers", "heads", "width", "generator")
+    assert list(MODELS.options("gpt")) == ["dim", "context", "layers", "heads", "width", "generator"]
 
 
 def test_make_model_refuses_unknown_names_and_options():
-    with pytest.raises(ValueError, match="^unknown model 'lstm'; valid: lsa, lsa_gd, gpt$"):
+    with pytest.raises(
+        ValueError, match="^unknown model 'lstm'; valid: lsa, lsa_gd, gpt, or module:factory$"
+    ):
         make_model("lstm", dim=3)
     valid = "dim, context, layers, heads, width, generator"
     with pytest.raises(ValueError, match=f"^model 'gpt' takes no option 'init_scale'; valid: {valid}$"):
