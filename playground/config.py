@@ -19,7 +19,7 @@ from typing import Any
 
 from playground.devices import resolve_device
 from playground.errors import BadInput
-from registration import Registry
+from registration import Option, Registry
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -227,10 +227,7 @@ def _format_keywords(space: dataclasses.Field) -> list[str]:
     for name in registry:
         valid = registry.options(name)
         if valid:
-            shown = ", ".join(
-                f"{k} ({_type_text(option.type)}, default {format_value(option.default)})"
-                for k, option in valid.items()
-            )
+            shown = ", ".join(f"{k} ({_option_text(option)})" for k, option in valid.items())
             lines.append(f"{namespace}.<keyword> with {namespace}={name}: {shown}")
     return lines
 
@@ -250,15 +247,17 @@ def format_registry(registry: Registry) -> list[str]:
     lines = [f"{registry.kind}: {registry.kind}=NAME, or {registry.kind}=module:factory for your own"]
     for name in registry:
         options = registry.options(name)
-        shown = ", ".join(
-            f"{registry.kind}.{k} ({_type_text(o.type)}, "
-            + ("required)" if o.required else f"default {format_value(o.default)})")
-            for k, o in options.items()
-        )
+        shown = ", ".join(f"{registry.kind}.{k} ({_option_text(o)})" for k, o in options.items())
         lines.append(
             f"    {name}: {registry.help(name) or '(no description)'}" + (f" [{shown}]" if shown else "")
         )
     return lines
+
+
+def _option_text(option: Option) -> str:
+    """`float, default 0.5` or `int, required`."""
+    default = "required" if option.required else f"default {format_value(option.default)}"
+    return f"{_type_text(option.type)}, {default}"
 
 
 def format_value(value: Any) -> str:

@@ -33,8 +33,10 @@ def core_modules() -> list[str]:
 
 
 def module_of(mutant: str) -> str:
-    """`bilevel.solvers.x_dense_solve__mutmut_6` -> `bilevel/solvers.py` (methods: `xǁClassǁname`)."""
-    return mutant.split(".x_")[0].split(".xǁ")[0].replace(".", "/") + ".py"
+    """`bilevel.solvers.x_dense_solve__mutmut_6` -> `bilevel/solvers.py` (methods: `xǁClassǁname`;
+    a package's own module: `registration.x_make` -> `registration/__init__.py`)."""
+    path = mutant.split(".x_")[0].split(".xǁ")[0].replace(".", "/")
+    return f"{path}/__init__.py" if (REPO / path).is_dir() else f"{path}.py"
 
 
 def results() -> dict[str, str]:
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mutate: not a core module: {', '.join(unknown)}; valid: {', '.join(core)}", file=sys.stderr)
         return 2
     modules = args.modules or core
-    patterns = [m.removesuffix(".py").replace("/", ".") + ".*" for m in modules]
+    patterns = [m.removesuffix(".py").removesuffix("/__init__").replace("/", ".") + ".x*" for m in modules]
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children), *patterns],

@@ -28,12 +28,14 @@ import torch
 
 from metalearn import icl
 from playground.rundir import CHECKPOINT, check_resume, diverged
-from playground.scenario import Checkpoint, RunConfig, Scenario, option
+from playground.scenario import Checkpoint, RunConfig, Scenario, keywords, option
 from playground.scenarios import _icl_plots as plots
 
 _PROBE_PROMPTS = 2048  # prompts for ILWD and the linear probes
 # Model options the run leaves at their factory's default: float32 weights, lsa_gd's plain GD (γ = 0).
 _FACTORY_DEFAULTS = ("dtype", "gamma")
+# Options of the model factories with a flat name: refused, when set, for a model that takes none.
+_MODEL_FIELDS = ("layers", "heads", "width", "init_scale")
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,11 @@ class IclConfig(RunConfig):
     plots: bool = option(True, "save the PNG figures")
     checkpoint_every: int = option(500, "training steps between checkpoints (0: none)", min=0)
     resume: str | None = option(None, f"run directory whose {CHECKPOINT} to continue from")
+    model_options: dict = keywords(icl.MODELS)
 
     def __post_init__(self):
         icl.MODELS.factory(self.model)  # an unknown name: one line naming the valid ones
+        _fold_model_options(self)
         icl.input_distribution(self.x_dist)
         if not self.ood_scales or min(self.ood_scales) <= 0:
             raise ValueError(f"ood_scales={self.ood_scales}; valid: one or more scales > 0")
@@ -78,6 +82,14 @@ class IclConfig(RunConfig):
         if self.model == "gpt" and self.width % self.heads:
             raise ValueError(f"width={self.width} with heads={self.heads}; valid: width a multiple of heads")
         check_resume(self.resume, "icl")
+        taken = icl.MODELS.options(self.model)
+        for name in _MODEL_FIELDS:
+            if getattr(self, name) != IclConfig.__dataclass_fields__[name].default and name not in taken:
+                raise ValueError(
+                    f"model {self.model!r} takes no option {name!r}; valid: "
+                    f"{', '.join(k for k in _MODEL_FIELDS if k in taken) or 'none'}"
+                )
+        icl.MODELS.check(self.model, model_options(self, generator=None, gd_lr=None))
 
 
 def run(config: IclConfig, run) -> dict:
@@ -197,17 +209,33 @@ def _gd_plus_plus(lr: float, gamma: float, steps: int) -> icl.baselines.Predicto
     return lambda xs, ys, xq: icl.gd_plus_plus(xs, ys, xq, lr, gamma, steps)
 
 
-def _build_model(config: IclConfig, generator: torch.Generator, gd_lr: float) -> torch.nn.Module:
-    """The model `config.model` of `icl.MODELS`, each option its factory takes from the config
-    field of that name, but for the run's own: the seed's `generator`, and lsa_gd's `lr`, which is
-    GD's line-searched η (not Adam's `lr`)."""
+def _fold_model_options(config: IclConfig) -> None:
+    """`model.<keyword>` for a keyword the config has an option of (dim, layers, width, ...) sets
+    that option, which the data and the probes read too; given both ways, it is refused."""
+    for name in [k for k in config.model_options if k in IclConfig.__dataclass_fields__]:
+        if getattr(config, name) != IclConfig.__dataclass_fields__[name].default:
+            raise ValueError(f"{name}= and model.{name}= both given; give model.{name} only")
+        options = dict(config.model_options)
+        object.__setattr__(config, name, options.pop(name))
+        object.__setattr__(config, "model_options", options)
+
+
+def model_options(config: IclConfig, generator: torch.Generator | None, gd_lr: float | None) -> dict:
+    """The options of `config.model`'s factory: each from the config's option of that name, but for
+    the run's own (the seed's `generator`, and lsa_gd's `lr`, GD's line-searched η, not Adam's
+    `lr`), and the `model.<keyword>` ones given."""
     own = {"generator": generator, "lr": gd_lr}
     options = {
         name: own[name] if name in own else getattr(config, name)
         for name in icl.MODELS.options(config.model)
-        if name not in _FACTORY_DEFAULTS
+        if name not in _FACTORY_DEFAULTS and (name in own or hasattr(config, name))
     }
-    return icl.make_model(config.model, **options)
+    return options | config.model_options
+
+
+def _build_model(config: IclConfig, generator: torch.Generator, gd_lr: float) -> torch.nn.Module:
+    """The model `config.model` of `icl.MODELS` with its options (`model_options`)."""
+    return icl.make_model(config.model, **model_options(config, generator, gd_lr))
 
 
 def _attention_weights(

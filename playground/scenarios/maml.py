@@ -18,10 +18,10 @@ iterations; `resume=RUN_DIR` continues from it and gives the numbers of an unint
 
 On a GPU (`device=cuda`, or `auto` where there is one) models and meta-batches live there; tasks
 are still drawn on the CPU from the seeded generator, so a seed trains on the same tasks on any
-device. There the functional engine is the default for every task, and the meta-step of
-maml, fomaml, anil and metasgd is replayed from a CUDA graph (`capture=cuda_graph`, the default
-there: 15x faster on sine, 5x on conv-4, on an H200; `metalearn.maml.capture`); `capture=none`
-runs it eagerly, `compile` works on any device.
+device. There the functional engine is the default for every task, and the meta-step of the
+MAML family (maml, fomaml, anil, foanil, metasgd) is replayed from a CUDA graph
+(`capture=cuda_graph`, the default there: 15x faster on sine, 5x on conv-4, on an H200;
+`metalearn.maml.capture`); `capture=none` runs it eagerly, `compile` works on any device.
 """
 
 from __future__ import annotations
@@ -99,14 +99,14 @@ class MamlConfig(RunConfig):
     task: str = option("sine", f"task family: {', '.join(TASK_FAMILIES)}, or module:factory")
     engine: str | None = option(
         None,
-        f"maml/fomaml/anil/metasgd engine: {', '.join(ENGINES)}; "
+        f"MAML family engine: {', '.join(ENGINES)}; "
         "default the faster: on CPU functional sine, learn2learn images; "
         "on GPU functional",
     )
     capture: str = option(
         "auto",
         f"functional engine's meta-step: auto, {', '.join(CAPTURES)}; auto: cuda_graph on a GPU "
-        "(maml/fomaml/anil/metasgd, functional engine), else none",
+        "(the MAML family, functional engine), else none",
     )
     shots: int | None = option(None, "support examples per class (sine: points), default 10 sine, 1 images")
     ways: int | None = option(None, "classes per task (images only), default 5", min=2)

@@ -1,24 +1,8 @@
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-HERE = Path(__file__).parent
-REPO = HERE.parents[1]
-
-
-def cli_env(**extra) -> dict:
-    env = dict(os.environ)
-    env["PLAYGROUND_SCENARIOS"] = "toy_scenario"
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(REPO), env.get("PYTHONPATH", "")])
-    if env.get("MUTANT_UNDER_TEST") == "stats":
-        # `make mutate` maps tests to the functions they reach in this process only; a child run in
-        # tmp_path would look for mutmut's configuration there. Children still run mutants.
-        del env["MUTANT_UNDER_TEST"]
-    env.update(extra)
-    return env
+from child_env import HERE, cli_env
 
 
 @pytest.fixture

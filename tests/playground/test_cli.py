@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from conftest import cli_env
+from child_env import cli_env
 
 from playground.cli import main
 
@@ -206,3 +206,11 @@ def test_demo_runs_every_scenarios_demo_and_writes_the_report(cli, tmp_path):
     assert (tmp_path / "demo" / "toy" / "small-lr" / "summary.json").exists()
     assert (tmp_path / "demo" / "toy" / "large-lr" / "summary.json").exists()
     assert "demo report: demo/report.html" in out.stdout
+
+
+def test_the_older_name_of_playground_modules_still_loads_a_scenario(tmp_path):
+    env = cli_env(PLAYGROUND_MODULES="", PLAYGROUND_SCENARIOS="toy_scenario")
+    out = subprocess.run(
+        [sys.executable, "-m", "playground", "list"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "toy: gradient descent on a quadratic" in out.stdout

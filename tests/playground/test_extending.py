@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, cli_env
+from child_env import REPO, cli_env
 
 import bilevel
 from playground.cli import main

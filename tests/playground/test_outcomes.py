@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import cli_env
+from child_env import cli_env
 
 from playground.cli import main
 from playground.rundir import claim

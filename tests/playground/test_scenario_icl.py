@@ -107,19 +107,11 @@ def test_divergence_is_a_result(tmp_path):
 @pytest.mark.parametrize("model", list(metalearn.icl.MODELS))
 def test_each_model_takes_its_options_from_the_config(model):
     """Built from the registry with the config's options by name: the same weights as by hand."""
-    heads = "1" if model == "lsa_gd" else "2"
+    own = {"lsa": {"heads": "2", "init_scale": "0.3"}, "lsa_gd": {}, "gpt": {"heads": "2", "width": "8"}}[
+        model
+    ]
     config = build_config(
-        IclConfig,
-        {
-            "model": model,
-            "dim": "3",
-            "context": "5",
-            "layers": "2",
-            "heads": heads,
-            "width": "8",
-            "init_scale": "0.3",
-            "eval_tasks": "256",
-        },
+        IclConfig, {"model": model, "dim": "3", "context": "5", "layers": "2", "eval_tasks": "256", **own}
     )
     built = icl._build_model(config, torch.Generator().manual_seed(0), gd_lr=0.7)
     seed = torch.Generator().manual_seed(0)
@@ -130,3 +122,28 @@ def test_each_model_takes_its_options_from_the_config(model):
     }[model]()
     assert type(built) is type(by_hand)
     assert all(torch.equal(p, q) for p, q in zip(built.parameters(), by_hand.parameters(), strict=True))
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            {"model": "lsa_gd", "init_scale": "0.2"},
+            "model 'lsa_gd' takes no option 'init_scale'; valid: layers",
+        ),
+        ({"width": "16"}, "model 'lsa' takes no option 'width'; valid: layers, heads, init_scale"),
+        ({"model.width": "16"}, "model 'lsa' takes no option 'width'; valid: model.dim, model.layers"),
+        ({"model": "gpt", "width": "16", "model.width": "8"}, "width= and model.width= both given"),
+    ],
+)
+def test_a_model_option_the_model_does_not_take_is_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        build_config(IclConfig, overrides)
+
+
+def test_model_keywords_set_the_options_of_the_same_name():
+    """`model.<kw>` is the rule for every factory; where the config has the option (the data and
+    the probes read it too) it sets that option, so the run is the one `<kw>=` gives."""
+    namespaced = build_config(IclConfig, {"model": "gpt", "model.width": "8", "model.heads": "2"})
+    flat = build_config(IclConfig, {"model": "gpt", "width": "8", "heads": "2"})
+    assert namespaced == flat and namespaced.width == 8 and namespaced.model_options == {}

@@ -1,6 +1,6 @@
 """A test scenario with a closed form: gradient descent on f(x) = ½·a·x² gives x_t = (1 − ηa)^t x₀.
 
-Loaded by the CLI tests through PLAYGROUND_SCENARIOS, the way users add their own scenarios.
+Loaded by the CLI tests through PLAYGROUND_MODULES, the way users add their own scenarios.
 """
 
 from __future__ import annotations
