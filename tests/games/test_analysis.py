@@ -83,3 +83,19 @@ def test_the_spectrum_of_a_non_finite_matrix_is_nan_not_a_hang():
         values = games.eigenvalues(matrix)
         assert values.shape == (2,) and values.dtype == torch.complex128 and values.isnan().all()
         assert math.isnan(games.spectral_radius(matrix))
+
+
+def test_measured_rate_edge_cases():
+    """The window is at least one period, the whole run when it is one period long; a distance
+    that reaches 0 gives rate 0, one that starts the window at 0 too."""
+    assert games.measured_rate([1.0, 0.5]) == 0.5  # one step, one period
+    assert games.measured_rate([1.0, 0.5, 0.25, 0.2]) == pytest.approx(0.8, rel=1e-15)  # k = 1
+    assert games.measured_rate([1.0, 0.5, 0.0]) == 0.0
+    assert games.measured_rate([2.0, 1.0, 0.0, 0.0]) == 0.0
+    assert games.measured_rate([1.0, 1.0, 1.0]) == 1.0  # a window starting at 1 is no special case
+    assert games.measured_rate([1.0]) is None and games.measured_rate([1.0, 0.5], period=2) is None
+
+
+def test_eigenvalues_of_a_non_finite_float32_matrix_are_complex64_nans():
+    values = games.eigenvalues(torch.tensor([[float("nan"), 0.0], [0.0, 1.0]]))
+    assert values.dtype == torch.complex64 and values.isnan().all()

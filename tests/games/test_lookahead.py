@@ -109,6 +109,16 @@ def test_bad_options_are_errors():
         games.lookahead(0.1, alpha=1.5)
     with pytest.raises(ValueError, match="base='cgd' is not a first-order dynamics; valid: sim_gd, alt_gd"):
         games.lookahead(0.1, base="cgd")
+    for k in (2.0, True):
+        with pytest.raises(ValueError, match="must be an integer >= 1"):
+            games.lookahead(0.1, k=k)
+    with pytest.raises(ValueError, match=r"^alpha=0 must be in \(0, 1\]$"):
+        games.lookahead(0.1, alpha=0)
+
+
+def test_the_default_cycle_is_five_steps():
+    """Zhang et al. 2019's k = 5, α = 0.5: five fast steps, then halfway back."""
+    assert games.lookahead(0.1).period == 5
 
 
 class Counted(NamedTuple):

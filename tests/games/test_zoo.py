@@ -126,3 +126,11 @@ def test_unknown_game_and_bad_options_are_errors():
         games.make_game("dirac_gan", dim=2)
     with pytest.raises(ValueError, match="cannot load game"):
         games.make_game("no_such_module_xyz:factory")
+
+
+def test_the_two_parts_sum_to_the_jacobian():
+    """S = (H + Hᵀ)/2 and A = (H − Hᵀ)/2, so S + A = H exactly, S symmetric, A antisymmetric."""
+    jacobian = torch.tensor([[1.0, 2.0], [-4.0, 3.0]], dtype=F64)
+    sym, antisym = games.potential_hamiltonian_split(jacobian)
+    assert torch.equal(sym, torch.tensor([[1.0, -1.0], [-1.0, 3.0]], dtype=F64))
+    assert torch.equal(antisym, torch.tensor([[0.0, 3.0], [-3.0, 0.0]], dtype=F64))

@@ -222,3 +222,39 @@ def test_a_registry_without_a_return_type_checks_no_type():
     anything = Registry("thing")
     anything.register("number", not_a_shape)
     assert anything.make("number", size=2.0) == 2.0
+
+
+def test_the_type_refused_is_named_by_its_package():
+    """A class of a package's submodule reads as `package.Class`; several types, joined by `or`."""
+    from games import Game
+
+    games_only = Registry("game", returns=Game)
+    games_only.register("number", not_a_shape)
+    with pytest.raises(
+        ValueError, match="^game 'number' returned float; valid: a function returning a games.Game$"
+    ):
+        games_only.make("number")
+    numbers = Registry("number", returns=(int, complex))
+    numbers.register("number", not_a_shape)
+    with pytest.raises(
+        ValueError, match="returned float; valid: a function returning a builtins.int or builtins.complex$"
+    ):
+        numbers.make("number")
+
+
+def untitled():
+    """Gradient descent
+
+    More text. Even more."""
+
+
+def abbreviated():
+    """Scales each step, e.g. Adam does. Then more."""
+
+
+def test_help_is_the_first_paragraph_when_it_has_no_sentence_end_and_keeps_abbreviations():
+    registry = Registry("thing")
+    registry.register("untitled", untitled)
+    registry.register("abbreviated", abbreviated)
+    assert registry.help("untitled") == "Gradient descent."
+    assert registry.help("abbreviated") == "Scales each step, e.g. Adam does."
