@@ -195,6 +195,14 @@ def _type_text(annotation: Any) -> str:
     return annotation.__name__
 
 
+def option_defaults(config_type: type) -> dict[str, Any]:
+    """Each option of a config (class or instance) at its default."""
+    return {
+        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        for f in dataclasses.fields(config_type)
+    }
+
+
 def config_dict(config: Any) -> dict[str, Any]:
     """The config as JSON-able values (tuples become lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
@@ -207,11 +215,12 @@ def format_options(config_type: type) -> list[str]:
         f"{old} (deprecated, to be removed in the next release): use {new}"
         for old, new in getattr(config_type, "renamed", {}).items()
     ]
+    defaults = option_defaults(config_type)
     for f in dataclasses.fields(config_type):
         if "namespace" in f.metadata:
             lines += _format_keywords(f)
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = defaults[f.name]
         bounds = any(name in f.metadata for name in ("min", "above", "max", "choices"))
         valid = f" [valid: {_valid_text(f.metadata)}]" if bounds else ""
         lines.append(

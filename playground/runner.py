@@ -14,7 +14,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterable
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from playground.config import config_dict
+from playground.config import config_dict, option_defaults
 from playground.devices import resolve_device
 from playground.errors import BadInput
 from playground.files import strict, write_atomic, write_json
@@ -157,7 +157,7 @@ class Checkpointer:
                 f"resume={resume!r}: cannot read {path}: {type(error).__name__}: "
                 f"{str(error).splitlines()[0] if str(error) else ''}; valid: a {name} run's checkpoint"
             ) from None
-        theirs = {k: theirs.get(k, default) for k, default in self._defaults().items()}
+        theirs = {k: theirs.get(k, default) for k, default in option_defaults(self._config).items()}
         changed = [f"{k}={theirs[k]!r} there, {v!r} here" for k, v in ours.items() if theirs[k] != v]
         if changed:
             raise BadInput(
@@ -173,11 +173,6 @@ class Checkpointer:
         if resumes_in_place(resume, self._run.dir) and rows is not None:
             self._run.truncate_metrics(rows)
         return step, {k: v for k, v in saved.items() if k not in self._OWN}
-
-    def _defaults(self) -> dict[str, Any]:
-        return {
-            f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(self._config)
-        }
 
     def _fixed_options(self) -> dict[str, Any]:
         may_change = self._scenario.checkpoint.may_change

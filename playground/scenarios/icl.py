@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from metalearn import icl
+from playground.config import option_defaults
 from playground.rundir import CHECKPOINT, check_resume, diverged
 from playground.scenario import Checkpoint, RunConfig, Scenario, keywords, option
 from playground.scenarios import _icl_plots as plots
@@ -82,9 +83,9 @@ class IclConfig(RunConfig):
         if self.model == "gpt" and self.width % self.heads:
             raise ValueError(f"width={self.width} with heads={self.heads}; valid: width a multiple of heads")
         check_resume(self.resume, "icl")
-        taken = icl.MODELS.options(self.model)
+        taken, defaults = icl.MODELS.options(self.model), option_defaults(IclConfig)
         for name in _MODEL_FIELDS:
-            if getattr(self, name) != IclConfig.__dataclass_fields__[name].default and name not in taken:
+            if getattr(self, name) != defaults[name] and name not in taken:
                 raise ValueError(
                     f"model {self.model!r} takes no option {name!r}; valid: "
                     f"{', '.join(k for k in _MODEL_FIELDS if k in taken) or 'none'}"
@@ -212,8 +213,9 @@ def _gd_plus_plus(lr: float, gamma: float, steps: int) -> icl.baselines.Predicto
 def _fold_model_options(config: IclConfig) -> None:
     """`model.<keyword>` for a keyword the config has an option of (dim, layers, width, ...) sets
     that option, which the data and the probes read too; given both ways, it is refused."""
-    for name in [k for k in config.model_options if k in IclConfig.__dataclass_fields__]:
-        if getattr(config, name) != IclConfig.__dataclass_fields__[name].default:
+    defaults = option_defaults(IclConfig)
+    for name in [k for k in config.model_options if k in defaults]:
+        if getattr(config, name) != defaults[name]:
             raise ValueError(f"{name}= and model.{name}= both given; give model.{name} only")
         options = dict(config.model_options)
         object.__setattr__(config, name, options.pop(name))

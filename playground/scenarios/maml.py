@@ -46,6 +46,7 @@ from metalearn.maml import (
     can_capture,
     meta_train,
 )
+from playground.config import option_defaults
 from playground.devices import resolve_device
 from playground.errors import BadInput
 from playground.rundir import CHECKPOINT, METRICS, check_resume, diverged
@@ -225,11 +226,9 @@ _TASK_OPTIONS = ("ways", "shots", "queries", "data_dir", "download")
 def _check_flat_options(config: MamlConfig) -> None:
     """Refuse a flat learner option the chosen algorithm does not take, and one given both flat and
     as `algo.<keyword>` (or `task.<keyword>`)."""
-    taken = metalearn.ALGORITHMS.options(config.algo)
-    unset = {"capture": "auto", "cg_iters": 5, "meta_lr": 1e-3}  # defaults that are not None
+    taken, defaults = metalearn.ALGORITHMS.options(config.algo), option_defaults(MamlConfig)
     for name in _LEARNER_OPTIONS:
-        value = getattr(config, name)
-        if value is not None and value != unset.get(name) and name not in taken:
+        if getattr(config, name) != defaults[name] and name not in taken:
             raise ValueError(
                 f"algo {config.algo!r} takes no option {name!r}; valid: "
                 f"{', '.join(k for k in _LEARNER_OPTIONS if k in taken) or 'none'}"
@@ -239,7 +238,7 @@ def _check_flat_options(config: MamlConfig) -> None:
         ("task", _TASK_OPTIONS, config.task_options),
     ):
         for name in given:
-            if name in names and getattr(config, name) not in (None, False, unset.get(name)):
+            if name in names and getattr(config, name) != defaults[name]:
                 raise ValueError(f"{name}= and {namespace}.{name}= both given; give {namespace}.{name} only")
 
 

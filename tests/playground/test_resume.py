@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from test_scenario_metarl import TINY
 
 from playground.config import build_config
 from playground.errors import BadInput
@@ -15,17 +16,9 @@ from playground.runner import execute
 from playground.scenario import Checkpoint, RunConfig, Scenario, option
 from playground.scenarios import icl, metarl
 
-METARL = {
-    "iterations": 4,
-    "pretrain_iterations": 1,
-    "meta_batch": 2,
-    "episodes": 2,
-    "hidden": "8,8",
-    "eval_tasks": 3,
-    "eval_steps": 2,
-    "checkpoint_every": 2,
-    "outer": "ppo",  # Adam's moments carry over: the checkpoint must hold them
-}
+# the metarl tests' tiny run, twice as long, checkpointed halfway; PPO: Adam's moments carry over,
+# so the checkpoint must hold them
+METARL = {**TINY, "iterations": 4, "checkpoint_every": 2, "outer": "ppo"}
 ICL = {
     "dim": 3,
     "context": 5,
