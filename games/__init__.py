@@ -2,9 +2,11 @@
 
 from games.adjusted import (
     cgd,
+    check_follower,
     consensus,
     hamiltonian,
     lola,
+    lola_field,
     sga,
     sos,
     stackelberg,
@@ -12,6 +14,8 @@ from games.adjusted import (
     stackelberg_field,
 )
 from games.analysis import (
+    above_floor,
+    distance_floor,
     eigenvalues,
     field_jacobian,
     measured_rate,
@@ -73,11 +77,13 @@ __all__ = [
     "lookahead",
     "sga",
     "lola",
+    "lola_field",
     "sos",
     "cgd",
     "stackelberg",
     "stackelberg_field",
     "stackelberg_equilibrium",
+    "check_follower",
     "play",
     "play_batch",
     "observe",
@@ -88,4 +94,6 @@ __all__ = [
     "spectral_radius",
     "predicted_rate",
     "measured_rate",
+    "distance_floor",
+    "above_floor",
 ]

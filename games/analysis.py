@@ -127,10 +127,13 @@ def _complex(dtype: torch.dtype) -> torch.dtype:
 def predicted_rate(game: Game, dynamics: Dynamics, z: Tensor | None = None) -> float | None:
     """ρ(M)^(1/p) for M the update Jacobian at z and p the dynamics' period (default z: the game's
     equilibrium; None without one). z is a fixed point, so a state not back at its initial value
-    after p updates from z means the declared period is wrong: refused (ValueError)."""
+    after p updates from z means the declared period is wrong: refused (ValueError), as is a z
+    where the dynamics is not defined (its `check`)."""
     z = game.equilibrium if z is None else z
     if z is None:
         return None
+    if dynamics.check is not None:
+        dynamics.check(game, z)
     _check_return(game, dynamics, z, floats=True)
     jacobian = update_jacobian(game, dynamics, z)
     _check_no_passenger(game, dynamics, z, jacobian)
@@ -153,11 +156,31 @@ def _check_no_passenger(game: Game, dynamics: Dynamics, z: Tensor, jacobian: Ten
         )
 
 
-def measured_rate(dist: Sequence[float], fraction: float = 0.1, period: int = 1) -> float | None:
+def distance_floor(game: Game) -> float:
+    """√eps·‖z*‖, eps the machine epsilon of the game's dtype (0 without an equilibrium): the
+    floating-point floor of the distance to z*. z near z* is rounded to about eps·‖z*‖, so below
+    √eps·‖z*‖ rounding takes more than half of the distance's digits and a run that keeps
+    contracting shows a plateau, not its rate. At z* = 0 rounding is relative and there is no floor."""
+    if game.equilibrium is None:
+        return 0.0
+    return torch.finfo(game.dtype).eps ** 0.5 * torch.linalg.vector_norm(game.equilibrium).item()
+
+
+def above_floor(dist: Sequence[float], floor: float) -> int:
+    """How many points of `dist` come before the first one below `floor`."""
+    return next((t for t, d in enumerate(dist) if float(d) < floor), len(dist))
+
+
+def measured_rate(
+    dist: Sequence[float], fraction: float = 0.1, period: int = 1, floor: float = 0.0
+) -> float | None:
     """Mean per-step ratio of `dist` over the last `fraction` of a run, as a geometric mean:
     (d_T / d_{T−k})^{1/k}, k = max(1, ⌊fraction·T / p⌋)·p a whole number of the dynamics' periods p
-    (p >= 1; within a period the distance need not shrink evenly). 0 once it reaches 0 exactly;
-    None for a run shorter than one period."""
+    (p >= 1; within a period the distance need not shrink evenly). Only the steps before the
+    distance first falls below `floor` count (`distance_floor`: a plateau there is rounding, not
+    the rate), so T is the last of them. 0 once it reaches 0 exactly; None for fewer than one
+    period of steps."""
+    dist = dist[: above_floor(dist, floor)]
     steps = len(dist) - 1
     if steps < period:
         return None

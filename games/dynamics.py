@@ -5,8 +5,11 @@
 `init(game, z)` returns the dynamics' state (a NamedTuple of tensors, possibly nested, empty when
 memoryless) and `update(game, z, state)` returns the next joint parameters and state. `fixed_point(game,
 z)`, for dynamics whose fixed points are not the game's Nash points, finds the one near z (None if it
-fails); None means they are the Nash points. `period` is the number of updates after which the
-update map repeats (k for a lookahead that restarts every k steps); a step counter that tells the
+fails); None means they are the Nash points. `check(game, z)`, for dynamics not defined everywhere,
+raises ValueError at the first point of z ((d,) or a batch (B, d)) where it is not (Stackelberg's,
+where the follower's Hessian is singular); `play` and `play_batch` call it on the start. `period`
+is the number of updates after which the update map repeats (k for a lookahead that restarts
+every k steps); a step counter that tells the
 updates of a period apart is an integer entry of the state (an int64 tensor; a Python int is fine
 for `play` and the analysis but not for `play_batch`, whose `vmap` returns tensors only), which the
 analysis carries as a constant instead of differentiating it. Updates call the game for the field
@@ -18,12 +21,14 @@ Notation: ξ the simultaneous gradient, H = ∂ξ/∂z, η the learning rate.
 from __future__ import annotations
 
 from collections.abc import Callable
+from numbers import Real
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from games.game import Game
+from games.ranges import check_integer, check_number
 
 
 class Dynamics(NamedTuple):
@@ -31,6 +36,7 @@ class Dynamics(NamedTuple):
     update: Callable[[Game, Tensor, tuple], tuple[Tensor, tuple]]
     fixed_point: Callable[[Game, Tensor], Tensor | None] | None = None
     period: int = 1  # updates after which the update map repeats (its counter is back at init)
+    check: Callable[[Game, Tensor], None] | None = None  # ValueError where the dynamics is undefined
 
 
 class NoState(NamedTuple):
@@ -97,7 +103,14 @@ def optimistic(lr: float) -> Dynamics:
 
 def momentum(lr: float, beta: float = -0.5, alternating: bool = False) -> Dynamics:
     """Heavy-ball momentum (Polyak 1964): z⁺ = z − ηξ(z) + β(z − z_{t−1}); with `alternating`,
-    players move in turn (Gidel et al. 2019: negative β converges on bilinear games only then)."""
+    players move in turn (Gidel et al. 2019: negative β converges on bilinear games only then).
+    β = 0 is plain (simultaneous or alternating) GD, and |β| >= 1 never forgets a step."""
+    if isinstance(beta, bool) or not isinstance(beta, Real) or not (-1 < beta < 1) or beta == 0:
+        raise ValueError(
+            f"beta={beta!r}: heavy-ball momentum keeps β of the last step, 0 < β < 1 (Polyak 1964) or "
+            f"−1 < β < 0 (Gidel et al. 2019); β = 0 is plain GD, dynamics=sim_gd (alt_gd when "
+            f"alternating); valid: a number in (-1, 0) or (0, 1)"
+        )
 
     def update(game: Game, z: Tensor, state: PreviousParams):
         velocity = beta * (z - state.params)
@@ -120,11 +133,16 @@ def lookahead(lr: float, k: int = 5, alpha: float = 0.5, base: str = "extragradi
     weights; the base's state is kept across restarts (Zhang et al.'s default). The counter is an
     int64 tensor advanced modulo k and read through `torch.where`; the period is k. On a linear
     field with a memoryless base of map M (I − ηH + η²H² for extragradient), k updates from a
-    restart are z ↦ ((1 − α)I + αM^k)z."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k={k!r} must be an integer >= 1")
-    if not 0 < alpha <= 1:
-        raise ValueError(f"alpha={alpha} must be in (0, 1]")
+    restart are z ↦ ((1 − α)I + αM^k)z. k = 1 (the slow weights follow every fast step) and α = 1
+    (they jump to the fast ones) are the base method itself, up to its step size: refused."""
+    check_integer("k", k, "Lookahead takes k fast steps per slow one; k = 1 is the base method, relaxed", 2)
+    check_number(
+        "alpha",
+        alpha,
+        "the slow weights move α of the way to the fast ones; α = 1 is the base method",
+        above=0,
+        below=1,
+    )
     if base not in _BASES:
         raise ValueError(f"base={base!r} is not a first-order dynamics; valid: {', '.join(_BASES)}")
     fast = _BASES[base](lr)

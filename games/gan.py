@@ -16,8 +16,11 @@ from torch import Tensor
 from torch.nn.functional import softplus
 
 from games.game import Game
+from games.ranges import check_integer, check_seed
 
 _F64 = torch.float64
+MAX_WIDTH = 4096  # hidden and latent: the players' weights, about 2·hidden², are dense vectors
+MAX_SAMPLES = 2**20  # the fixed minibatch, passed through both networks at every step
 
 
 def ring_of_gaussians(
@@ -61,6 +64,12 @@ def _size(widths: list[int]) -> int:
 
 def gaussian_mixture_gan(seed: int = 0, hidden: int = 16, samples: int = 256, latent: int = 2) -> Game:
     """Generator latent → hidden → hidden → 2, discriminator 2 → hidden → hidden → 1."""
+    check_seed("seed", seed)
+    check_integer(
+        "hidden", hidden, "the networks' width: about 2·hidden² weights, one dense vector", 1, MAX_WIDTH
+    )
+    check_integer("latent", latent, "the generator's input width: latent·hidden weights", 1, MAX_WIDTH)
+    check_integer("samples", samples, "the fixed minibatch, through both networks every step", 1, MAX_SAMPLES)
     gen_widths, disc_widths = [latent, hidden, hidden, 2], [2, hidden, hidden, 1]
     rng = torch.Generator().manual_seed(seed)
     real = ring_of_gaussians(samples, rng)  # (S, 2)

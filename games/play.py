@@ -69,7 +69,10 @@ def play(
     log: Log = no_log,
     progress: Progress = no_progress,
 ) -> Trajectory:
-    """Run `steps` updates of `dynamics` from z0 (d,); log floats (and `params` as a list)."""
+    """Run `steps` updates of `dynamics` from z0 (d,); log floats (and `params` as a list). A start
+    where the dynamics is not defined (its `check`) is refused (ValueError)."""
+    if dynamics.check is not None:
+        dynamics.check(game, z0)
     z, state = z0, dynamics.init(game, z0)
     path, last = [z0], {}
     for step in progress(range(steps + 1), total=steps + 1, desc="play"):
@@ -98,6 +101,7 @@ def play_batch(
 
     The same numbers as B calls of `play`, up to floating-point summation order. With a `device`
     other than the CPU the runs happen there, and the trajectory and metrics are tensors there.
+    A start where the dynamics is not defined (its `check`) is refused (ValueError).
     """
     if device is None or torch.device(device).type == "cpu":
         return _play_batch(game, dynamics, z0, steps, log, progress)
@@ -108,6 +112,8 @@ def play_batch(
 def _play_batch(
     game: Game, dynamics: Dynamics, z0: Tensor, steps: int, log: Log, progress: Progress
 ) -> BatchTrajectory:
+    if dynamics.check is not None:
+        dynamics.check(game, z0)
     update = vmap(lambda z, state: dynamics.update(game, z, state))
     observe_all = vmap(lambda z: observe(game, z))
     z, state = z0, vmap(lambda z: dynamics.init(game, z))(z0)

@@ -8,6 +8,7 @@ from typing import Any
 from games import adjusted, dynamics, gan, zoo
 from games.dynamics import Dynamics
 from games.game import Game
+from games.ranges import check_number
 from registration import Registry
 
 GAMES = Registry("game", returns=Game)
@@ -40,8 +41,8 @@ make_game = GAMES.make
 
 
 def make_dynamics(spec: str, lr: float, **options: Any) -> Dynamics:
-    """Build the dynamics `spec` (a name or `module:factory`) with learning rate `lr` > 0."""
+    """Build the dynamics `spec` (a name or `module:factory`) with learning rate `lr` > 0 (finite);
+    each factory checks its own options' ranges (`games.ranges`)."""
     DYNAMICS.factory(spec)  # an unknown name first
-    if not lr > 0:
-        raise ValueError(f"lr={lr} must be > 0")
+    check_number("lr", lr, "the learning rate η scales every step; η <= 0 does not descend", above=0)
     return DYNAMICS.make(spec, lr, **options)

@@ -11,8 +11,10 @@ import torch
 from torch import Tensor
 
 from games.game import Game
+from games.ranges import check_integer, check_number, check_seed
 
 _F64 = torch.float64
+MAX_DIM = 4096  # a coupling A of at most 4096² float64 numbers, 128 MiB
 
 
 def _zero_sum(f: Tensor) -> Tensor:
@@ -21,8 +23,9 @@ def _zero_sum(f: Tensor) -> Tensor:
 
 def _coupling(dim: int, seed: int) -> Tensor:
     """A = 1 for dim 1, else a seeded standard normal dim × dim matrix."""
-    if dim < 1:
-        raise ValueError(f"dim={dim} must be >= 1")
+    why = "each player holds dim parameters, coupled by a dense dim × dim matrix A (128 MiB at 4096)"
+    check_integer("dim", dim, why, 1, MAX_DIM)
+    check_seed("seed", seed)
     if dim == 1:
         return torch.ones(1, 1, dtype=_F64)
     return torch.randn(dim, dim, generator=torch.Generator().manual_seed(seed), dtype=_F64)
@@ -42,6 +45,7 @@ def bilinear(dim: int = 1, seed: int = 0) -> Game:
 
 def quadratic(dim: int = 1, seed: int = 0, mu: float = 1.0) -> Game:
     """f(x, y) = (μ/2)‖x‖² + xᵀAy − (μ/2)‖y‖²: strongly convex-concave, coupled by A."""
+    check_number("mu", mu, "μ > 0 makes f strongly convex-concave; μ = 0 is the bilinear game", above=0)
     a = _coupling(dim, seed)
 
     def losses(p):
@@ -94,8 +98,7 @@ def dirac_gan(r1: float = 0.0) -> Game:
     """Mescheder et al. 2018: L(θ, ψ) = f(ψθ) + f(0), f(t) = −log(1 + e^{−t}); generator θ
     minimises L, discriminator ψ maximises it minus the R1 penalty (r1/2)ψ². Eigenvalues of
     H = ∂ξ/∂z at 0: (r1 ± √(r1² − 1))/2 (the paper's (−γ ± √(γ² − 1))/2 are those of −H)."""
-    if r1 < 0:
-        raise ValueError(f"r1={r1} must be >= 0")
+    check_number("r1", r1, "the discriminator's R1 penalty (r1/2)ψ² has weight r1 (0: none)", low=0)
 
     def f(t: Tensor) -> Tensor:
         return -torch.nn.functional.softplus(-t)
@@ -148,8 +151,7 @@ _IPD_SWAP = [0, 1, 3, 2, 4]  # player 2 sees CD as DC
 def ipd(gamma: float = 0.96) -> Game:
     """Foerster et al. 2018: memory-one policies, logits of cooperating at the first move and
     after CC, CD, DC, DD. Exact value V = p₀ᵀ(I − γP)⁻¹r; loss = average per-step cost (1 − γ)(−V)."""
-    if not 0 < gamma < 1:
-        raise ValueError(f"gamma={gamma} must lie in (0, 1)")
+    check_number("gamma", gamma, "the discount γ of the infinite game's value", above=0, below=1)
 
     def joint(a: Tensor, b: Tensor) -> Tensor:  # (..., 4): CC, CD, DC, DD
         return torch.stack([a * b, a * (1 - b), (1 - a) * b, (1 - a) * (1 - b)], dim=-1)

@@ -1,10 +1,14 @@
 """The command line: `playground list | run | sweep | report | demo`.
 
 Exit status: 0 done; 2 bad input (an unknown scenario or option, a malformed or out-of-range
-value, an --out that is unwritable or holds another run), with one line on stderr and nothing run;
-1 a bug (ours, or in a user's game or scenario), with its traceback, after the run directory got
-its summary; 128 + the signal's number after Ctrl-C (130) or SIGTERM (143), what was logged kept.
-Heavy modules are imported inside `main`, so Ctrl-C during start-up stops cleanly too.
+value, a device, thread count or amount of memory this machine does not have, data not on disk,
+a resume its checkpoint does not allow, an --out that is unwritable or holds another run), with
+one line on stderr, found before the run directory is touched, so nothing runs and no file
+changes; 1 a bug (ours, or in a user's game, factory or scenario: any exception, or a SystemExit
+of any code, while the config is built, checked or run), with its traceback, after the run
+directory got its summary with status failed, or a run out of memory, with one line naming the
+settings to lower; 128 + the signal's number after Ctrl-C (130) or SIGTERM (143), what was
+logged kept. Heavy modules are imported inside `main`, so Ctrl-C during start-up stops cleanly too.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from playground.errors import BadInput, Interrupted
+from playground.errors import BadInput, Interrupted, OutOfMemory, UserExit
 from playground.rundir import COST_KEYS, DIVERGED, FAILED, INTERRUPTED, run_status
 
 EXIT_FAILED = 1
@@ -68,10 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         args = _parser().parse_args(argv)
-        return _COMMANDS[args.command](args, argv)
+        try:
+            return _COMMANDS[args.command](args, argv)
+        except SystemExit as stop:  # argparse's own exits are above: this one is user code's
+            raise UserExit(stop.code) from stop
     except BadInput as error:
         print(f"playground: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OutOfMemory as error:
+        print(f"playground: failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt as stop:
         print("playground: interrupted; what was logged is kept", file=sys.stderr)
         return 128 + getattr(stop, "signum", signal.SIGINT)
@@ -99,15 +109,22 @@ def _list(args, argv) -> int:
 
 def _run(args, argv) -> int:
     from playground.config import build_config, parse_overrides
-    from playground.runner import execute
+    from playground.runner import execute, record_failure
     from playground.scenarios import get_scenario
 
     scenario = get_scenario(args.scenario)
     overrides = parse_overrides(args.overrides)
     _check_resumable(scenario, overrides)
-    config = build_config(scenario.config, overrides)
     out = args.out or _timestamped(Path("runs") / scenario.name)
-    summary = execute(scenario, config, out, argv=["playground", *argv], overwrite=args.overwrite)
+    command = ["playground", *argv]
+    try:
+        config = build_config(scenario.config, overrides)
+    except (BadInput, KeyboardInterrupt):
+        raise
+    except BaseException as error:  # a bug in code the config called: recorded as a run that failed
+        record_failure(out, scenario.name, overrides, error, command, overwrite=args.overwrite)
+        raise
+    summary = execute(scenario, config, out, argv=command, overwrite=args.overwrite)
     print(f"{out}: {_headline(summary)}")
     return 0
 

@@ -4,7 +4,8 @@ The page has a summary table (one row per run: scenario, the options that differ
 headline metrics, the status), the curves of the runs of each scenario overlaid on shared axes, and
 each run's own plots, all images embedded. A damaged run never stops the page: a torn line of
 metrics.jsonl skips that line and flags the run; a missing or unreadable summary.json or
-config.json shows the run as unfinished or unreadable, naming the file. Text is drawn literally
+config.json shows the run as unfinished or unreadable, naming the file, and a summary whose
+status no run writes (say `"status": 3`) shows it as unknown. Text is drawn literally
 (no mathtext), whatever a run is called.
 """
 
@@ -27,11 +28,13 @@ from playground.rundir import (
     FAILED,
     FIGURE_SUFFIX,
     FINISHED,
+    INTERRUPTED,
     METRICS,
     SUMMARY,
     run_status,
 )
 
+_STATUSES = (FINISHED, DIVERGED, INTERRUPTED, FAILED)  # what a summary's "status" may say
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222; }
 table { border-collapse: collapse; font-size: 13px; margin: 1em 0; }
@@ -125,6 +128,8 @@ def _load(run: Path, base: Path) -> dict:
         problems.append(f"{CONFIG}: no scenario and config in it")
         config = None
     summary = _read_object(run / SUMMARY, problems, missing_ok=True)
+    if summary is not None and run_status(summary) not in _STATUSES:
+        problems.append(f"{SUMMARY}: unknown status {summary.get('status')!r}; valid: {', '.join(_STATUSES)}")
     metrics = []
     if (run / METRICS).exists():
         try:
@@ -205,10 +210,12 @@ def _differing_options(records: list[dict]) -> list[str]:
 
 def _status(summary: dict | None, config: dict | None) -> str:
     """finished, diverged (with its step), interrupted, failed (with the error), unfinished (no
-    summary: still running, or killed), or unreadable."""
+    summary: still running, or killed), unreadable, or unknown (a status no run writes)."""
     if summary is None:
         return "unreadable" if config is None else "unfinished"
     state = run_status(summary)
+    if state not in _STATUSES:
+        return "unknown"
     if state == DIVERGED:
         return f"diverged (step {summary.get('diverged_step')})"
     if state == FAILED and isinstance(summary.get("error"), dict):

@@ -13,7 +13,8 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from playground.config import config_dict, option_defaults
+from playground.config import config_dict, format_value, option_defaults
 from playground.devices import resolve_device
-from playground.errors import BadInput
+from playground.errors import BadInput, OutOfMemory
 from playground.files import strict, write_atomic, write_json
+from playground.resources import check_threads
 from playground.rundir import (
     CHECKPOINT,
     CONFIG,
@@ -129,56 +131,69 @@ class Checkpointer:
     `save(step, state)` writes the scenario's `state` (tensors, numbers, text, and lists and dicts
     of them) atomically, with the step it was taken after, the options a resumed run must keep and
     the number of metrics rows logged so far. `load()` gives back `(step, state)` from the run
-    directory `resume=` names (None when the run starts afresh), once its options are this run's
-    but those the scenario's `Checkpoint.may_change` (an option the checkpoint does not name, one
-    added since, counts at its default), and its step within this run's budget; a run resumed in
-    its own directory drops the metrics rows logged after the checkpoint.
+    directory `resume=` names (None when the run starts afresh), read by `read_checkpoint`, which
+    `check` has already run before the run directory was touched; a run resumed in its own
+    directory drops the metrics rows logged after the checkpoint.
     """
-
-    _OWN = ("iteration", "metrics_rows", "options")  # the keys the checkpointer writes beside the state
 
     def __init__(self, run: Run, config: Any, scenario: Scenario):
         self._run, self._config, self._scenario = run, config, scenario
 
     def save(self, step: int, state: dict[str, Any]) -> None:
-        saved = {"iteration": step, "metrics_rows": self._run.rows, "options": self._fixed_options(), **state}
+        options = _fixed_options(self._scenario, self._config)
+        saved = {"iteration": step, "metrics_rows": self._run.rows, "options": options, **state}
         write_atomic(self._run.dir / CHECKPOINT, lambda f: torch.save(saved, f), mode="wb")
 
     def load(self) -> tuple[int, dict[str, Any]] | None:
-        resume, name = self._config.resume, self._scenario.name
-        if not resume:
+        saved = read_checkpoint(self._scenario, self._config)
+        if saved is None:
             return None
-        path = Path(resume) / CHECKPOINT
-        try:
-            saved = torch.load(path, weights_only=True, map_location="cpu")  # the scenario moves it
-            theirs, ours = saved["options"], self._fixed_options()
-        except Exception as error:  # truncated, corrupt, or not ours
-            raise BadInput(
-                f"resume={resume!r}: cannot read {path}: {type(error).__name__}: "
-                f"{str(error).splitlines()[0] if str(error) else ''}; valid: a {name} run's checkpoint"
-            ) from None
-        theirs = {k: theirs.get(k, default) for k, default in option_defaults(self._config).items()}
-        changed = [f"{k}={theirs[k]!r} there, {v!r} here" for k, v in ours.items() if theirs[k] != v]
-        if changed:
-            raise BadInput(
-                f"resume={resume!r} was run with other options ({'; '.join(changed)}); "
-                f"only {', '.join(self._scenario.checkpoint.may_change)} may change"
-            )
-        budget, step = self._scenario.checkpoint.budget, saved["iteration"]
-        if step > getattr(self._config, budget):
-            raise BadInput(
-                f"{budget}={getattr(self._config, budget)} is below the checkpoint's {step}; valid: >= {step}"
-            )
         rows = saved.get("metrics_rows")  # None: written before rows were counted
-        if resumes_in_place(resume, self._run.dir) and rows is not None:
+        if resumes_in_place(self._config.resume, self._run.dir) and rows is not None:
             self._run.truncate_metrics(rows)
-        return step, {k: v for k, v in saved.items() if k not in self._OWN}
+        return saved["iteration"], {k: v for k, v in saved.items() if k not in _CHECKPOINTER_KEYS}
 
-    def _fixed_options(self) -> dict[str, Any]:
-        may_change = self._scenario.checkpoint.may_change
-        return {
-            f.name: getattr(self._config, f.name) for f in fields(self._config) if f.name not in may_change
-        }
+
+_CHECKPOINTER_KEYS = ("iteration", "metrics_rows", "options")  # written beside the scenario's state
+
+
+def read_checkpoint(scenario: Scenario, config: Any) -> dict[str, Any] | None:
+    """The checkpoint `config.resume` names (None when the run starts afresh), once it is known
+    to continue this run: its options are this run's, but those the scenario's
+    `Checkpoint.may_change` (an option the checkpoint does not name, one added since, counts at its
+    default), and its step is within this run's budget. Anything else is `BadInput`."""
+    resume, name = config.resume, scenario.name
+    if not resume:
+        return None
+    path = Path(resume) / CHECKPOINT
+    try:
+        saved = torch.load(path, weights_only=True, map_location="cpu")  # the scenario moves it
+        theirs, step = dict(saved["options"]), int(saved["iteration"])
+    except Exception as error:  # truncated, corrupt, or not ours
+        raise BadInput(
+            f"resume={resume!r}: cannot read {path}: {type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}; valid: a {name} run's checkpoint"
+        ) from None
+    theirs = {k: theirs.get(k, default) for k, default in option_defaults(config).items()}
+    ours = _fixed_options(scenario, config)
+    changed = [f"{k}={theirs[k]!r} there, {v!r} here" for k, v in ours.items() if theirs[k] != v]
+    if changed:
+        raise BadInput(
+            f"resume={resume!r} was run with other options ({'; '.join(changed)}); "
+            f"only {', '.join(scenario.checkpoint.may_change)} may change"
+        )
+    budget = scenario.checkpoint.budget
+    if step > getattr(config, budget):
+        raise BadInput(
+            f"{budget}={getattr(config, budget)} is below the checkpoint's {step}; valid: >= {step}"
+        )
+    return saved
+
+
+def _fixed_options(scenario: Scenario, config: Any) -> dict[str, Any]:
+    """The options a run resumed from this config's checkpoint must keep."""
+    may_change = scenario.checkpoint.may_change
+    return {f.name: getattr(config, f.name) for f in fields(config) if f.name not in may_change}
 
 
 def execute(
@@ -193,25 +208,110 @@ def execute(
 
     The directory must be empty, or hold this run's own files when the config resumes it in place
     (`resume=` the same directory), or be replaced whole (`overwrite`); it is locked for the run.
+    Nothing is touched before `check` passes: a refusal (`BadInput`) leaves every file as it was;
+    a bug in a check is recorded (`record_failure`) and raised.
     summary.json always gets a `status`: `finished`, `diverged`, `interrupted` (Ctrl-C, SIGTERM)
     or `failed`, with `error` (type and message) when failed; the exception is raised again for
-    the caller to report.
+    the caller to report, out of memory as `OutOfMemory`, one line naming the `sizes` to lower.
     """
     directory = Path(directory)
+    command = list(sys.argv if argv is None else argv)
+    try:
+        device = check(scenario, config)
+    except (BadInput, KeyboardInterrupt):
+        raise
+    except BaseException as error:  # a bug in a check (a user's scenario or factory): recorded too
+        record_failure(directory, scenario.name, config_dict(config), error, command, overwrite)
+        raise
     in_place = scenario.checkpoint is not None and resumes_in_place(config.resume, directory)
     with claim(directory, overwrite=overwrite, keep=in_place):
-        return _execute(scenario, config, directory, argv, progress)
+        return _execute(scenario, config, directory, command, progress, device)
 
 
-def _execute(scenario, config, directory, argv, progress) -> dict:
-    device = resolve_device(config.device)
+def check(scenario: Scenario, config: Any) -> torch.device:
+    """What a run of `config` needs beyond its options' types and bounds (which `build_config`
+    checks), checked before any file is touched: its device, its threads, the checkpoint it
+    resumes (`read_checkpoint`), and the scenario's own `check` (memory, data). Returns the device;
+    a refusal is `BadInput`. Resources are checked here, not when the config is built: a sweep
+    builds its configs where it starts, and runs them where its launcher puts them."""
+    try:
+        device = resolve_device(config.device)
+        check_threads(config.threads)
+        if scenario.checkpoint is not None:
+            read_checkpoint(scenario, config)
+        if scenario.check is not None:
+            with _torch_quiet():
+                scenario.check(config, device)
+    except BadInput:
+        raise
+    except ValueError as error:
+        raise BadInput(str(error)) from None
+    return device
+
+
+@contextmanager
+def _torch_quiet() -> Iterator[None]:
+    """Without the FutureWarning torch.func's forward mode gives when it first scripts torch's own
+    decompositions: nothing a user can act on, and noise above a refusal's one line."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+        yield
+
+
+def record_failure(
+    directory: Path,
+    scenario: str,
+    config: dict,
+    error: BaseException,
+    argv: list[str],
+    overwrite: bool = False,
+) -> None:
+    """Record a run that failed before it started, by a bug in the code that built or checked its
+    config (a user's game, factory or scenario, or ours): config.json with what is known of the
+    config, summary.json with status `failed` and the error. A directory that holds files is
+    replaced only with `overwrite`; where it cannot be written, a note on `error` says why."""
+    try:
+        with claim(directory, overwrite=overwrite):
+            started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            record = {"scenario": scenario, "config": config, "command": argv, "versions": versions()}
+            write_json(directory / CONFIG, {**record, "started": started})
+            write_json(directory / SUMMARY, {"status": FAILED, "scenario": scenario, "error": _error(error)})
+    except BadInput as refusal:
+        error.add_note(f"playground: the failure is not recorded in {str(directory)!r}: {refusal}")
+
+
+def _error(error: BaseException) -> dict[str, str]:
+    return {"type": type(error).__name__, "message": str(error)}
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is an allocator's refusal: torch's CUDA or CPU allocator, or Python's."""
+    cpu = isinstance(error, RuntimeError) and any(text in str(error) for text in _CPU_ALLOCATOR)
+    return isinstance(error, (torch.OutOfMemoryError, MemoryError)) or cpu
+
+
+_CPU_ALLOCATOR = ("can't allocate memory", "not enough memory")  # DefaultCPUAllocator's messages
+
+
+def _out_of_memory(
+    scenario: Scenario, config: Any, device: torch.device, error: BaseException
+) -> OutOfMemory:
+    """One line: the allocator's words and the options to lower (the scenario's `sizes`)."""
+    said = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    values = {name: getattr(config, name) for name in scenario.sizes}
+    sizes = ", ".join(f"{name}={format_value(value)}" for name, value in values.items() if value is not None)
+    lower = sizes or "the settings that size its batches, data and models"
+    return OutOfMemory(f"out of {device.type} memory during the run ({said}); valid: lower {lower}")
+
+
+def _execute(scenario, config, directory, command, progress, device) -> dict:
     write_json(
         directory / CONFIG,
         {
             "scenario": scenario.name,
             "config": config_dict(config),
             "seed": config.seed,
-            "command": list(sys.argv if argv is None else argv),
+            "command": command,
             "versions": versions(),
             "device": device_info(device),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -229,11 +329,7 @@ def _execute(scenario, config, directory, argv, progress) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     try:
-        with warnings.catch_warnings():
-            # torch.func's forward mode scripts torch's own decompositions on first use
-            warnings.filterwarnings(
-                "ignore", message="`torch.jit.script` is deprecated", category=FutureWarning
-            )
+        with _torch_quiet():
             summary.update(scenario.run(config, run) or {})
         ended = FINISHED
     except KeyboardInterrupt:
@@ -241,7 +337,11 @@ def _execute(scenario, config, directory, argv, progress) -> dict:
         summary["last_logged"] = run.last_row
         raise
     except BaseException as error:
-        summary.update(error={"type": type(error).__name__, "message": str(error)}, last_logged=run.last_row)
+        summary.update(error=_error(error), last_logged=run.last_row)
+        if out_of_memory(error):
+            short = _out_of_memory(scenario, config, device, error)
+            summary["error"] = _error(short)
+            raise short from error
         raise
     finally:
         torch.set_num_threads(threads)

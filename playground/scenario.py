@@ -92,6 +92,12 @@ class Scenario:
     run: Callable[[Any, Any], dict]  # (config, Run) -> summary metrics
     demo: tuple[dict, ...] = ()  # override sets run by `playground demo`, each with a "label"
     checkpoint: Checkpoint | None = None  # None: its runs cannot resume
+    # (config, torch.device) -> None: what the config needs that its options alone do not say
+    # (memory on the device, data on disk), checked before the run directory is touched; raises
+    # BadInput (or ValueError) naming the setting and what is valid
+    check: Callable[[Any, Any], None] | None = None
+    # the options that set how much memory a run takes: named, to lower, when a run runs out of it
+    sizes: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.checkpoint is None:

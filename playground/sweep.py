@@ -2,10 +2,12 @@
 
 `key=a,b,c` sweeps a scalar option over three values; an option that itself takes a list is swept
 with `;` between alternatives (`init='1,1;2,2'`). Every point's outcome is in sweep.csv's `status`
-column. A failed point does not stop the others; re-running a sweep with the same directory skips
-the points that finished (or diverged) and redoes the failed, interrupted and missing ones from a
-clean directory. Local workers are separate processes that end when the sweep's process ends, by
-whatever signal; after Ctrl-C no queued point starts.
+column. A failed point does not stop the others; re-running a sweep with the same directory (one
+playground marked as a sweep's: see `playground.rundir`) skips the points that finished (or
+diverged) and redoes the failed, interrupted and missing ones from a clean directory. Local workers
+are separate processes that end when the sweep's process ends, by whatever signal; after Ctrl-C no
+queued point starts, and a sweep that ends well leaves its workers to end by themselves, so that no
+signal reaches one on its way out. On Ray, Ctrl-C or SIGTERM cancels the tasks.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import sys
 import threading
 import traceback
@@ -28,24 +31,28 @@ from playground.config import build_config, parse_value
 from playground.errors import BadInput, Interrupted
 from playground.files import read_json, write_atomic
 from playground.rundir import (
-    CONFIG,
     DIVERGED,
     FINISHED,
     INTERRUPTED,
     SUMMARY,
+    SWEEP,
     SWEEP_TABLE,
     claim,
     run_status,
 )
-from playground.runner import execute
+from playground.runner import check, execute, record_failure
 from playground.scenario import Scenario
 from playground.scenarios import get_scenario
 
 DONE = (FINISHED, DIVERGED)  # outcomes a re-run keeps
+_CONNECT_S = 5.0  # how long --address gets to answer
+_GRACE_S = 10.0  # how long a cancelled Ray point gets to record its end
 
 
 def grid(scenario: Scenario, overrides: list[tuple[str, str]]) -> list[dict[str, str]]:
-    """Every combination of the swept values, each validated by building its config."""
+    """Every combination of the swept values, each validated as a run of it would be (its config
+    built, then what it needs beyond its options: device, threads, memory, data), so a refusal
+    comes before any point runs."""
     hints = typing.get_type_hints(scenario.config)
     axes, seen = [], set()
     for key, text in overrides:
@@ -65,7 +72,7 @@ def grid(scenario: Scenario, overrides: list[tuple[str, str]]) -> list[dict[str,
         axes.append([(key, v) for v in values])
     points = [dict(combo) for combo in itertools.product(*axes)]
     for point in points:
-        build_config(scenario.config, point)  # bad input fails before anything runs
+        check(scenario, build_config(scenario.config, point))
     names = [run_name(p) for p in points]
     if len(set(names)) < len(names):
         raise BadInput("two grid points map to one run directory name; write their values alike")
@@ -85,13 +92,12 @@ def run_sweep(
     """Run the grid `points` into `out/<point>/` and write `out/sweep.csv`; return its path and
     each point's status. The sweep directory is locked while the sweep runs. `spec` is how each
     run finds the scenario again (default its registered name; `module:SCENARIO` for one that
-    is not registered)."""
+    is not registered). The directory is refused unless it is new, empty or playground's (see
+    `playground.rundir.claim`): a re-run keeps a sweep's directory, `overwrite` replaces it."""
     out = Path(out)
-    if (out / CONFIG).exists() and not overwrite:
-        raise BadInput(
-            f"--out {str(out)!r} is a run directory, not a sweep's; choose another --out or pass --overwrite"
-        )
-    with claim(out, overwrite=overwrite, keep=not overwrite, what="sweep"):
+    if launcher == "ray":
+        _check_ray(address)  # before the sweep directory is touched
+    with claim(out, overwrite=overwrite, keep=not overwrite, what=SWEEP):
         directories = [out / run_name(point) for point in points]
         spec = spec or scenario.name
         todo = [(spec, p, str(d)) for p, d in zip(points, directories) if status(d) not in DONE]
@@ -152,16 +158,20 @@ def sweep_table(points: list[dict[str, str]], outcomes: list[tuple[str, dict]], 
 def run_point(scenario_name: str, point: dict[str, str], directory: str) -> str:
     """One grid point, in whichever process the launcher chose; returns its status. A failed
     point is reported on stderr (with the traceback when it is a bug) and the sweep goes on."""
-    scenario = get_scenario(scenario_name)
-    config = build_config(scenario.config, point)
     command = ["playground", "sweep", scenario_name, *(f"{k}={v}" for k, v in point.items())]
+    started = False
     try:
+        scenario = get_scenario(scenario_name)
+        config = build_config(scenario.config, point)
+        started = True
         execute(scenario, config, Path(directory), argv=command, progress=False, overwrite=True)
     except KeyboardInterrupt:
         return INTERRUPTED
     except BadInput as error:
         print(f"playground: {directory}: {error}", file=sys.stderr)
-    except Exception:
+    except (Exception, SystemExit) as error:  # a bug, or user code's SystemExit: recorded, the sweep goes on
+        if not started:  # its config could not be built here: no run recorded it
+            record_failure(Path(directory), scenario_name, point, error, command, overwrite=True)
         print(f"playground: {directory} failed:\n{traceback.format_exc()}", file=sys.stderr)
     return status(Path(directory))
 
@@ -200,10 +210,12 @@ def _run_local(jobs: list[tuple], workers: int) -> None:
                 raise KeyboardInterrupt
             done += 1
             bar.update()
-    finally:
-        for process in processes:  # Ctrl-C, SIGTERM or a failure here: stop the workers too
+    except BaseException:  # Ctrl-C, SIGTERM or a failure here: stop the workers too
+        for process in processes:
             if process.is_alive():
                 os.kill(process.pid, signal.SIGINT)
+        raise
+    finally:  # after the last result each worker reads its stop sign and leaves by itself
         for process in processes:
             process.join(timeout=60)
             if process.is_alive():
@@ -212,7 +224,8 @@ def _run_local(jobs: list[tuple], workers: int) -> None:
 
 def _worker(tasks, results, parent: int) -> None:
     """A local sweep worker: runs points until the stop sign. SIGINT or SIGTERM interrupts its
-    current point and starts no other; so does its parent's death, noticed within a second."""
+    current point and starts no other; so does its parent's death, noticed within a second. Once
+    it stops taking points a signal finds it on its way out and lets it leave quietly."""
     stopping = threading.Event()
 
     def stop(signum, frame):
@@ -233,23 +246,63 @@ def _worker(tasks, results, parent: int) -> None:
         while not stopping.is_set():
             job = tasks.get()
             if job is None or stopping.is_set():
-                return
+                break
             results.put(run_point(*job))
     except KeyboardInterrupt:
         results.put(INTERRUPTED)
+    finally:
+        stopping.set()  # a signal during the interpreter's exit would raise inside its finalizers
+
+
+def _check_ray(address: str | None) -> None:
+    """Ray is installed, and something answers at `--address` HOST:PORT (one TCP connection): Ray
+    itself retries an address where nothing listens for minutes, deaf to Ctrl-C meanwhile."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise BadInput("--launcher ray needs Ray: pip install 'ray'") from None
+    if address is None or address in ("auto", "local"):  # Ray finds or starts the cluster itself
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not (host and re.fullmatch(r"[0-9]{1,5}", port) and 0 < int(port) < 2**16):
+        raise BadInput(
+            f"--address {address!r} is not HOST:PORT; valid: the address `ray start --head` prints"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=_CONNECT_S).close()
+    except OSError as error:
+        raise BadInput(
+            f"--address {address!r}: no Ray cluster answers there ({error.strerror or error}); "
+            "valid: the HOST:PORT of a running cluster's head, or no --address for a local Ray"
+        ) from None
 
 
 def _run_ray(jobs: list[tuple], address: str | None) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise BadInput("--launcher ray needs Ray: pip install 'ray'") from None
+    """The points as Ray tasks. On Ctrl-C or SIGTERM every task is cancelled: a queued point never
+    starts, a running one gets KeyboardInterrupt and records itself interrupted (given a few
+    seconds), then the Ray this sweep started is shut down with its workers."""
+    import ray
+
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        handler = signal.getsignal(signal.SIGTERM)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        finally:  # ray.init installs its own, which would end the sweep without recording it
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, handler)
+    pending = []
     try:
         remote = ray.remote(num_cpus=1)(run_point)
-        ray.get([remote.remote(*job) for job in jobs])
+        pending = [remote.remote(*job) for job in jobs]
+        while pending:  # in short waits, so that a signal lands between them
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref)
+        if pending:
+            ray.wait(pending, num_returns=len(pending), timeout=_GRACE_S)
+        raise
     finally:
         if started_here:
             ray.shutdown()

@@ -14,6 +14,7 @@ proportions. With `rotations` (the default, as in the paper) each character turn
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -42,10 +43,19 @@ def omniglot(
 
         for background in (True, False):
             Omniglot(str(root.parent), background=background, download=True)
+    images = _read(root.resolve(), split_seed, str(data_dir))
+    return ImageTasks(dict(images), ways, shots, queries, rotations)
+
+
+@functools.lru_cache(maxsize=1)
+def _read(root: Path, split_seed: int, data_dir: str) -> dict[str, torch.Tensor]:
+    """Each split's drawings, (characters, drawings, 1, 28, 28). Kept for the last `root` read:
+    the playground checks a run's family (its data, its ways) before the run builds it again, and
+    decoding Omniglot's 32,460 PNGs twice would double a start-up of seconds."""
     missing = [half for half in HALVES if not (root / half).is_dir()]
     if missing:
         raise ValueError(
-            f"no Omniglot under data_dir={str(data_dir)!r}: {root / missing[0]} is missing; "
+            f"no Omniglot under data_dir={data_dir!r}: {root / missing[0]} is missing; "
             f"pass download=true, or unzip images_background.zip and images_evaluation.zip "
             f"of github.com/brendenlake/omniglot into {root}"
         )
@@ -67,7 +77,7 @@ def omniglot(
             )
         images[split] = torch.stack(drawings)
         start = stop
-    return ImageTasks(images, ways, shots, queries, rotations)
+    return images
 
 
 def split_bounds(n: int) -> tuple[int, int, int]:

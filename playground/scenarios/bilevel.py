@@ -38,6 +38,7 @@ import torch
 
 import bilevel
 from bilevel import stn
+from playground.resources import check_memory
 from playground.rundir import diverged
 from playground.scenario import RunConfig, Scenario, keywords, option
 from playground.scenarios import _bilevel_plots as plots
@@ -133,6 +134,13 @@ class BilevelConfig(RunConfig):
             raise ValueError(
                 f"k={self.k} does not apply to method={self.method}; it applies to: {', '.join(_K_METHODS)}"
             )
+        sizes = _sizes(self)  # checked here, not in the scenario's check: the problem is built below
+        check_memory(
+            memory(self),
+            torch.device("cpu"),
+            f"problem={self.problem} with {', '.join(f'{k}={v}' for k, v in sizes.items())}",
+            ", ".join(k for k in sizes if k != "inner_steps") + " or inner_steps",
+        )
         problem = make_problem(self)
         if self.inner_steps is None:
             steps = _STN_INNER_STEPS if self.method == "stn" else defaults["inner_steps"] or problem.horizon
@@ -148,6 +156,54 @@ class BilevelConfig(RunConfig):
                 "back-propagates through at most all of them"
             )
         make_method(self, problem)
+
+
+# For each built-in problem, from its options: (floats of its data, size of w, size of λ, floats
+# one inner step saves for the backward pass)
+_SIZES = {
+    "ridge": lambda o: ((o["train"] + o["val"]) * (o["dim"] + 1), o["dim"], 1, o["train"] + o["dim"]),
+    "hypercleaning": lambda o: (
+        (o["train"] + o["val"] + o["test"]) * (o["dim"] + 2),
+        o["dim"] + 1,
+        o["train"],
+        o["train"] + o["dim"],
+    ),
+    "lr_horizon": lambda o: (o["horizon"] * o["chains"] * o["dim"], o["dim"], 1, o["chains"] * o["dim"]),
+    "darts_toy": lambda o: (0, 1, 1, 1),
+}
+
+
+def _problem_options(config: BilevelConfig) -> dict:
+    """The options of a built-in problem: those given, the others at their factory's default."""
+    defaults = {name: option.default for name, option in bilevel.PROBLEMS.options(config.problem).items()}
+    return defaults | config.problem_options
+
+
+def _sizes(config: BilevelConfig) -> dict[str, int]:
+    """The options that size a built-in problem, by their `problem.<keyword>` names, and
+    `inner_steps` when given."""
+    options = _problem_options(config) if config.problem in _SIZES else {}
+    sizes = {
+        f"problem.{k}": v
+        for k, v in options.items()
+        if k in ("dim", "train", "val", "test", "horizon", "chains")
+    }
+    return sizes | ({"inner_steps": config.inner_steps} if config.inner_steps is not None else {})
+
+
+def memory(config: BilevelConfig) -> int:
+    """Bytes a run of a built-in problem needs at its peak, roughly (float64; 0 for a problem of
+    one's own, whose sizes are its own): its data, the dense w×w Hessians (ift_exact, and the
+    reference hypergradient) and w×λ mixed derivatives (forward mode carries dw/dλ), two of each,
+    and what `inner_steps` inner steps save for unrolled differentiation, which the comparison of
+    methods runs whatever the method (twice: the graph and its gradient)."""
+    if config.problem not in _SIZES:
+        return 0
+    options = _problem_options(config)
+    data, w, lam, step = _SIZES[config.problem](options)
+    default = _DEFAULTS[config.problem]["inner_steps"] or options.get("horizon", 1)
+    steps = config.inner_steps or (_STN_INNER_STEPS if config.method == "stn" else default)
+    return 8 * (data + 2 * w * w + 2 * w * lam + 2 * steps * step)
 
 
 def make_problem(config: BilevelConfig, **changed) -> bilevel.BilevelProblem:

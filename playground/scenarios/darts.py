@@ -34,6 +34,7 @@ import bilevel
 from bilevel import darts
 from bilevel.digits import load_digits
 from metalearn.stats import mean_ci95
+from playground.resources import check_memory
 from playground.rundir import diverged
 from playground.scenario import RunConfig, Scenario, keywords, option
 from playground.scenarios import _darts_plots as plots
@@ -87,13 +88,54 @@ class DartsConfig(RunConfig):
             )
         if self.top_k > self.nodes:
             raise ValueError(f"top_k={self.top_k} exceeds nodes={self.nodes}: valid: top_k <= nodes")
-        weights = sum(p.numel() for p in darts.supernet(self.nodes, self.cells, self.width).parameters())
+        weights = supernet_weights(self.nodes, self.cells, self.width)
         if self.method in _DENSE and weights > _DENSE_LIMIT:
             raise ValueError(
                 f"method={self.method} forms the {weights}×{weights} weight Hessian; valid: "
                 f"ift_cg, or a supernet of at most {_DENSE_LIMIT} weights (width, nodes)"
             )
         bilevel.make_method(self.method, **self.method_options)
+
+
+def supernet_weights(nodes: int, cells: int, width: int) -> int:
+    """The supernet's weights, counted without building it (a large one would allocate them): per
+    cell, each of its E = nodes·(nodes + 1)/2 edges has linear's and mlp's three width×width layers
+    with biases; a stem from 64 pixels, a projection between cells, a classifier to 10 classes."""
+    edges = nodes * (nodes + 1) // 2
+    return (
+        (64 + 1) * width
+        + cells * edges * 3 * (width + 1) * width
+        + (cells - 1) * (nodes * width + 1) * width
+        + (nodes * width + 1) * 10
+    )
+
+
+_DIGITS = 1797  # examples of the 8×8 digits (bilevel.digits): the most a pass over a split takes
+_EDGE_BYTES = 40_000  # Python's objects of one edge's mixed operation (measured: 37 kB)
+_FLOATS_PER_EDGE_FEATURE = 16  # autograd's saved floats per example, edge and feature (measured: 15)
+
+
+def check(config: DartsConfig, device: torch.device) -> None:
+    """The memory a search needs (`memory`), on the CPU, where it runs."""
+    check_memory(
+        memory(config),
+        torch.device("cpu"),
+        f"nodes={config.nodes}, cells={config.cells}, width={config.width}",
+        "width, nodes or cells",
+    )
+
+
+def memory(config: DartsConfig) -> int:
+    """Bytes a search needs at its peak, roughly (float32): the supernet's modules and weights, ten
+    copies of the weights (gradient, momentum, the methods' second-order products and unrolled
+    copies), and what autograd saves of a forward pass over four batches at once (a training and a
+    validation batch, and their second-order products; a batch holds at most every digit), or over
+    all the digits."""
+    edges = config.cells * config.nodes * (config.nodes + 1) // 2
+    weights = supernet_weights(config.nodes, config.cells, config.width)
+    examples = max(4 * min(config.batch_size, _DIGITS), _DIGITS)
+    saved = _FLOATS_PER_EDGE_FEATURE * edges * config.width * examples
+    return edges * _EDGE_BYTES + 4 * (11 * weights + saved)
 
 
 def settings(config: DartsConfig) -> darts.SearchSettings:
@@ -218,6 +260,8 @@ SCENARIO = Scenario(
     help="differentiable architecture search on the digits: α by any hypergradient method",
     config=DartsConfig,
     run=run,
+    check=check,
+    sizes=("width", "nodes", "cells"),
     demo=(
         {
             "label": "first_order",

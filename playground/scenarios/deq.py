@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from bilevel import deq
 from bilevel.deq import DEQModel, load_mnist, mnist_available, readout, synthetic1d, train_deq
 from playground.errors import BadInput
+from playground.resources import check_memory
 from playground.rundir import diverged
 from playground.scenario import RunConfig, Scenario, option
 from playground.scenarios import _deq_plots as plots
@@ -149,6 +150,47 @@ class DeqConfig(RunConfig):
                 f"no MNIST under data_dir={_mnist_dir(self)!r}; valid: download=true, or "
                 "torchvision's MNIST/raw files there"
             )
+
+
+# (training, held-out) examples and inputs of each training task: synthetic1d's are options
+_SIZES = {"digits": (1797, 1797, 64), "mnist": (60_000, 10_000, 784)}
+
+
+def check(config: DeqConfig, device: torch.device) -> None:
+    """The memory a run needs (`memory`), on the CPU, where it runs."""
+    sizes = ", ".join(
+        f"{name}={getattr(config, name)}"
+        for name in ("dim", "width", "batch", "batch_size", "max_iter", "memory", "train", "val")
+        if getattr(config, name) is not None
+    )
+    check_memory(
+        memory(config), torch.device("cpu"), sizes, "dim, width, max_iter, batch, batch_size or train"
+    )
+
+
+def memory(config: DeqConfig) -> int:
+    """Bytes a run needs at its peak, roughly. Per example, a solver keeps its iterates (Broyden
+    a rank-one update of two d-vectors per iteration, Anderson two per remembered iterate), and an
+    unrolled backward what each of `max_iter` evaluations of f saves (3·width + 2·d floats).
+    linear (float64): the d×d Jacobians (W, the closed forms, one per example for the spectral
+    radius) and a batch of examples, with every solver and backward compared. Training (float32):
+    the data, the cell's weights with Adam's moments, a minibatch through the solve and the backward,
+    and the held-out inputs (at most 1,000 compared) solved with a cap of 4·max_iter."""
+    d, k = config.dim, config.max_iter
+
+    def solver(cap: int) -> int:  # floats a solve keeps per example, whichever solver runs
+        return 2 * d * max(cap, (config.memory or 6) + 2)
+
+    if config.task == "linear":
+        batch, inputs = config.batch or 8, config.inputs or 4
+        per_example = solver(4 * k) + k * 5 * d + d * d
+        return 8 * (6 * d * d + d * inputs + batch * per_example)
+    train, held, inputs = _SIZES.get(config.task, (config.train or 4096, config.val or 1000, 1))
+    width = config.width
+    weights = 2 * width * d + width * inputs + width + d * 10
+    per_example = solver(k) + k * (3 * width + 2 * d) + 4 * width
+    solving = min(held, 1000) * solver(4 * k) + held * (d + width)
+    return 4 * ((train + held) * (inputs + 1) + 4 * weights + config.batch_size * per_example + solving)
 
 
 def _mnist_dir(config: DeqConfig) -> str:
@@ -372,6 +414,8 @@ SCENARIO = Scenario(
     help="deep equilibrium models: forward solvers, implicit/phantom/unrolled gradients, exact checks",
     config=DeqConfig,
     run=run,
+    check=check,
+    sizes=("dim", "width", "batch", "batch_size", "max_iter", "memory", "train", "val"),
     demo=(
         {"label": "linear-anderson-ift", "task": "linear"},
         {"label": "synthetic1d-jac_reg", "task": "synthetic1d", "steps": 100, "jac_reg": 1.0},

@@ -28,6 +28,7 @@ import torch
 
 from metalearn import icl
 from playground.config import option_defaults
+from playground.resources import check_memory
 from playground.rundir import CHECKPOINT, check_resume, diverged
 from playground.scenario import Checkpoint, RunConfig, Scenario, keywords, option
 from playground.scenarios import _icl_plots as plots
@@ -91,6 +92,48 @@ class IclConfig(RunConfig):
                     f"{', '.join(k for k in _MODEL_FIELDS if k in taken) or 'none'}"
                 )
         icl.MODELS.check(self.model, model_options(self, generator=None, gd_lr=None))
+
+
+def check(config: IclConfig, device: torch.device) -> None:
+    """The memory a run needs on its device (`memory`)."""
+    check_memory(
+        memory(config),
+        device,
+        f"batch={config.batch}, eval_tasks={config.eval_tasks} with context={config.context}, "
+        f"dim={config.dim}, layers={config.layers}"
+        + (f", width={config.width}" if config.model == "gpt" else ""),
+        "batch, eval_tasks, context, dim, layers or width",
+    )
+
+
+def memory(config: IclConfig) -> int:
+    """Bytes a run needs at its peak, roughly (float32): the prompts held (the training batch; two
+    sets of `eval_tasks`, one per context length 1..N and one per OOD scale and kind); the model's
+    weights with their gradient and Adam's moments; and the most of what autograd keeps per layer
+    and prompt (`_per_layer`) at any one time: for a training batch, for the `eval_tasks` prompts
+    whose sensitivities ∂ŷ/∂x_q are taken, or, one layer at a time, for the probe prompts asked at
+    2·dim inputs each. A model of one's own is counted as an LSA of the same dim."""
+    n, d = config.context, config.dim
+    prompt = (n + 2) * (d + 1)  # floats of one prompt: xs, ys, xq, yq, w
+    by_length = (n * (n + 1) // 2 + 2 * n) * (d + 1)  # one prompt of each context length 1..N
+    data = config.batch * prompt + config.eval_tasks * ((2 + 2 * len(config.ood_scales)) * prompt + by_length)
+    weights, per_layer = _per_layer(config)
+    probes = min(config.eval_tasks, _PROBE_PROMPTS) * 2 * d * per_layer
+    kept = max(config.batch, config.eval_tasks) * config.layers * per_layer
+    return 4 * (data + 4 * weights + max(kept, probes) + config.num_tasks * d)
+
+
+def _per_layer(config: IclConfig) -> tuple[int, int]:
+    """The model's weights, and the floats autograd keeps per layer and prompt (measured, with
+    margin, against `playground.resources.saved_bytes`): GPT, on its 2N + 1 tokens of width C with H
+    heads, 24·(2N+1)·C + 3·H·(2N+1)²; LSA, on N + 1 tokens of D = dim + 1 features, 6·(N+1)·D + 4·D²."""
+    n, layers, heads = config.context, config.layers, config.heads
+    if config.model == "gpt":
+        tokens, width = 2 * n + 1, config.width
+        weights = layers * 12 * width * width + (config.dim + 1 + tokens + 2) * width
+        return weights, 24 * tokens * width + 3 * heads * tokens * tokens
+    features = config.dim + 1
+    return 4 * layers * heads * features * features, 6 * (n + 1) * features + 4 * features * features
 
 
 def run(config: IclConfig, run) -> dict:
@@ -315,6 +358,8 @@ SCENARIO = Scenario(
     help="in-context linear regression: LSA / GPT vs gradient descent, ridge, least squares",
     config=IclConfig,
     run=run,
+    check=check,
+    sizes=("batch", "eval_tasks", "context", "dim", "layers", "width"),
     checkpoint=Checkpoint(budget="steps", also=("eval_every", "plots")),
     demo=(
         {

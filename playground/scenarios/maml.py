@@ -49,6 +49,7 @@ from metalearn.maml import (
 from playground.config import option_defaults
 from playground.devices import resolve_device
 from playground.errors import BadInput
+from playground.resources import check_memory, saved_bytes
 from playground.rundir import CHECKPOINT, METRICS, check_resume, diverged
 from playground.scenario import Checkpoint, RunConfig, Scenario, keywords, option
 from playground.scenarios._maml_plots import SineFits
@@ -269,6 +270,42 @@ def task_families(config: MamlConfig) -> tuple[TaskFamily, TaskFamily]:
     return family, family.with_queries(config.eval_queries)
 
 
+def check(config: MamlConfig, device: torch.device) -> None:
+    """Before anything runs: the task families as the run builds them (the data on disk, as many
+    classes as `ways` draws, as many examples per class as `shots` and the queries take; with
+    `download=true` the data is fetched here), and the memory the run needs (`memory`)."""
+    train_family, eval_family = task_families(config)
+    check_memory(
+        memory(config, train_family, eval_family),
+        device,
+        f"meta_batch={config.meta_batch} with eval_tasks={config.eval_tasks}",
+        "meta_batch or eval_tasks (or shots, queries, eval_queries, ways)",
+    )
+
+
+_EVAL_CHUNK = 100  # held-out tasks `metalearn.evaluate` adapts at once (its `chunk`)
+
+
+def memory(config: MamlConfig, train_family: TaskFamily, eval_family: TaskFamily) -> int:
+    """Bytes a run needs at its peak, roughly: each learner's meta-batch of tasks, with what
+    autograd saves of a forward pass over a task's examples once per inner step and once for the
+    query loss (the second-order meta-gradient's graph: an upper bound for the others), and the
+    `eval_tasks` held-out tasks of an evaluation, drawn at once, `_EVAL_CHUNK` of them adapted at
+    a time. Measured on one task of each family."""
+    generator = torch.Generator().manual_seed(0)
+    model = train_family.make_model(generator)
+
+    def per_task(family: TaskFamily) -> tuple[int, int]:
+        task = family.sample("train", 1, generator)
+        data = sum(t.numel() * t.element_size() for t in task)
+        return data, saved_bytes(lambda: model(torch.cat([task.support_x[0], task.query_x[0]])))
+
+    (train_data, train_saved), (eval_data, eval_saved) = per_task(train_family), per_task(eval_family)
+    learners = 2 if config.baseline else 1
+    training = learners * config.meta_batch * (train_data + (config.inner_steps + 1) * train_saved)
+    return training + config.eval_tasks * eval_data + min(config.eval_tasks, _EVAL_CHUNK) * eval_saved
+
+
 def learner_options(config: MamlConfig, algo: str) -> dict:
     """The options of the config that `algo`'s factory takes (`__post_init__` refused those given
     that it does not take), and the `algo.<keyword>` ones for the chosen algorithm."""
@@ -412,6 +449,8 @@ SCENARIO = Scenario(
     config=MamlConfig,
     run=run,
     checkpoint=Checkpoint(budget="iterations", also=("eval_every", "capture")),
+    check=check,
+    sizes=("meta_batch", "eval_tasks", "shots", "queries", "eval_queries", "ways"),
     demo=(
         {
             "label": "sine_maml_vs_pretrain",

@@ -31,6 +31,7 @@ import torch
 
 import metalearn.rl as rl
 from metalearn.stats import mean_ci95
+from playground.resources import check_memory
 from playground.rundir import CHECKPOINT, check_resume, diverged
 from playground.scenario import Checkpoint, RunConfig, Scenario, option
 from playground.scenarios import _metarl_plots as plots
@@ -94,6 +95,44 @@ class MetaRLConfig(RunConfig):
         steps (0: the multi-task policy)."""
         values = {field.name: getattr(self, field.name) for field in dataclasses.fields(rl.MAMLRLSettings)}
         return rl.MAMLRLSettings(**{**values, "inner_steps": inner_steps})
+
+
+_ENV_BYTES = 4_000  # Python's objects of one copy of an environment in a vector env (measured: 3.3 kB)
+
+
+def check(config: MetaRLConfig, device: torch.device) -> None:
+    """The memory a run needs on its device (`memory`)."""
+    check_memory(
+        memory(config),
+        device,
+        f"meta_batch={config.meta_batch}, episodes={config.episodes}, eval_tasks={config.eval_tasks}, "
+        f"hidden={','.join(map(str, config.hidden))}",
+        "meta_batch, episodes, eval_tasks or hidden",
+    )
+
+
+def memory(config: MetaRLConfig) -> int:
+    """Bytes a run needs at its peak, roughly (float32): the episodes of T tasks × `episodes` of
+    H steps (observation, action, reward, mask, advantage and value at each) with what the
+    policy's forward pass keeps at each step (three floats per hidden unit, two per action
+    dimension), once per inner step and for the query episodes (T = `meta_batch`, the meta-gradient
+    through them), or once per evaluated step (T = `eval_tasks`); each task's adapted policy, and
+    the copies of the environment a vector env of T·episodes holds."""
+    env = rl.make_env(config.env)
+    obs, act = env.observation_space.shape[0], env.action_space.shape[0]
+    env.close()
+    horizon = rl.env_spec(config.env).max_episode_steps
+    per_step = obs + 2 * act + 4 + 3 * sum(config.hidden)
+    layers = [obs, *config.hidden, act]
+    weights = sum((n_in + 1) * n_out for n_in, n_out in zip(layers, layers[1:])) + act
+
+    def phase(tasks: int, policies: int) -> int:
+        episodes = tasks * config.episodes
+        return policies * tasks * (config.episodes * horizon * per_step + weights) * 4 + episodes * _ENV_BYTES
+
+    training = phase(config.meta_batch, config.inner_steps + 1)
+    evaluation = phase(config.eval_tasks, config.eval_steps + 1)
+    return max(training, evaluation) + 3 * 4 * 4 * weights  # three policies, with gradient and moments
 
 
 def run(config: MetaRLConfig, run) -> dict:
@@ -225,6 +264,8 @@ SCENARIO = Scenario(
     help="MAML-RL on gymnasium task families: adapt a policy in one policy-gradient step",
     config=MetaRLConfig,
     run=run,
+    check=check,
+    sizes=("meta_batch", "episodes", "eval_tasks", "hidden"),
     checkpoint=Checkpoint(budget="iterations"),
     demo=(
         {

@@ -27,8 +27,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from bilevel.digits import load_digits
 from bilevel.stn import mlp
+from playground.resources import check_memory
 from playground.rundir import diverged
 from playground.scenario import RunConfig, Scenario, option
 from playground.scenarios import _stn_plots as plots
@@ -61,6 +64,35 @@ class StnConfig(RunConfig):
             raise ValueError(f"trials={self.trials} exceeds steps={self.steps}; valid: trials <= steps")
         if self.warmup >= self.steps:
             raise ValueError(f"warmup={self.warmup}; valid: warmup < steps={self.steps}")
+
+
+_DIGITS = 1797  # examples of the 8×8 digits (bilevel.digits): the most a pass over a split takes
+_LAYER_BYTES = 8_000  # Python's objects of one layer
+
+
+def check(config: StnConfig, device: torch.device) -> None:
+    """The memory a run needs (`memory`), on the CPU, where it runs."""
+    check_memory(
+        memory(config),
+        torch.device("cpu"),
+        f"hidden={config.hidden}, depth={config.depth}",
+        "hidden or depth",
+    )
+
+
+def memory(config: StnConfig) -> int:
+    """Bytes a run needs at its peak, roughly (float32): STN's gated layers (W and V, in × out each,
+    and out × n gates of the n = depth + 2 hyperparameters, for weights and biases), eight copies
+    (gradients, Adam's moments, the plain MLPs trained beside it), and eight floats per unit and
+    example of a pass over a whole split."""
+    hidden, depth, gates = config.hidden, config.depth, config.depth + 2
+
+    def layer(n_in: int, n_out: int) -> int:
+        return 2 * n_in * n_out + 2 * n_out * gates + 3 * n_out
+
+    weights = layer(64, hidden) + (depth - 1) * layer(hidden, hidden) + layer(hidden, 10)
+    units = 64 + depth * hidden + 10
+    return (depth + 1) * _LAYER_BYTES + 4 * (8 * weights + 8 * _DIGITS * units)
 
 
 def run(config: StnConfig, run) -> dict:
@@ -143,5 +175,7 @@ SCENARIO = Scenario(
     help="Self-Tuning Networks: dropout rates and weight decay of an MLP tuned in one run",
     config=StnConfig,
     run=run,
+    check=check,
+    sizes=("hidden", "depth"),
     demo=({"label": "digits-short", "steps": 400, "warmup": 100, "trials": 4, "fixed_baseline": False},),
 )

@@ -99,3 +99,64 @@ def test_measured_rate_edge_cases():
 def test_eigenvalues_of_a_non_finite_float32_matrix_are_complex64_nans():
     values = games.eigenvalues(torch.tensor([[float("nan"), 0.0], [0.0, 1.0]]))
     assert values.dtype == torch.complex64 and values.isnan().all()
+
+
+def test_the_distance_floor_is_sqrt_eps_times_the_equilibrium_norm():
+    """√eps·‖z*‖ in the game's dtype; no floor at z* = 0 (rounding is relative) or without z*."""
+    eps64, eps32 = torch.finfo(F64).eps, torch.finfo(torch.float32).eps
+    assert games.distance_floor(games.duopoly()) == pytest.approx(math.sqrt(2 * eps64), rel=1e-15)
+    assert games.distance_floor(games.bilinear()) == 0.0 and games.distance_floor(games.tandem()) == 0.0
+    loss = lambda p: torch.stack([(p[0] - 3).pow(2).sum(), (p[1] - 4).pow(2).sum()])
+    single = games.Game(("a", "b"), ((1,), (1,)), loss, torch.tensor([3.0, 4.0]), dtype=torch.float32)
+    assert games.distance_floor(single) == pytest.approx(5 * math.sqrt(eps32), rel=1e-6)
+
+
+def test_measured_rate_fits_only_the_steps_above_the_floor():
+    """0.8^t down to 1e-12, then a rounding plateau: the whole run reads 1.0, the steps above a
+    floor of 1e-9 read 0.8; fewer than one period above it reads None."""
+    dist = [0.8**t for t in range(124)] + [1e-12 * (1 + 0.1 * (t % 3)) for t in range(80)]
+    assert games.measured_rate(dist) == pytest.approx(1.0, abs=0.01)  # the plateau, as before
+    assert games.above_floor(dist, 1e-9) == 93  # 0.8^92 ≈ 1.2e-9 > 1e-9 > 0.8^93
+    assert games.measured_rate(dist, floor=1e-9) == pytest.approx(0.8, rel=1e-13)
+    assert games.measured_rate(dist, floor=1e-9, period=93) is None
+    assert games.measured_rate([1.0, 0.5, 1e-20], floor=1e-9) == 0.5  # one step above
+    assert games.measured_rate([1e-10, 1e-11], floor=1e-9) is None and games.above_floor([1e-10], 1e-9) == 0
+    assert games.measured_rate([1.0, 0.5, 0.0]) == 0.0  # no floor: an exact 0 is rate 0
+
+
+@pytest.mark.parametrize("dim,seed,mu,lr", [(1, 0, 1.0, 0.1), (3, 1, 0.5, 0.2), (3, 0, 0.5, 0.2)])
+def test_sim_gd_on_the_quadratic_game_contracts_by_its_closed_form(dim, seed, mu, lr):
+    """H = [[μI, A], [−Aᵀ, μI]] has eigenvalues μ ± iσ_k (σ_k the singular values of A), so
+    sim_gd's map I − ηH has spectral radius max_k √((1 − ημ)² + η²σ_k²); a run (z* = 0: no floor)
+    shrinks or grows by it per step (these cases' next σ_k fades by 1e-6 within 200 steps)."""
+    game = games.quadratic(dim=dim, seed=seed, mu=mu)
+    coupling = games.field_jacobian(game, game.equilibrium)[:dim, dim:]
+    sigma = torch.linalg.svdvals(coupling).max().item()
+    expected = math.sqrt((1 - lr * mu) ** 2 + (lr * sigma) ** 2)
+    assert games.predicted_rate(game, games.sim_gd(lr)) == pytest.approx(expected, rel=1e-13)
+    z0 = game.sample_init(torch.Generator().manual_seed(0))
+    dist = game.distance(games.play(game, games.sim_gd(lr), z0, 200).params)
+    assert games.measured_rate(dist.tolist(), floor=games.distance_floor(game)) == pytest.approx(
+        expected, rel=1e-6
+    )
+
+
+def test_lola_is_predicted_and_measured_at_its_own_fixed_point():
+    """Cournot's duopoly: ξ = Hq − 3·1, H = [[2, 1], [1, 2]], H_o = [[0, 1], [1, 0]], χ = q, so
+    LOLA's field (I − αH_o)ξ − αχ vanishes at q₁ = q₂ = 3(1 − α)/(3 − 4α) (27/26 at α = 0.1), not at
+    Nash's (1, 1); its Jacobian H − αH_oH − αI has eigenvalues 3 − 4α and 1, so the update
+    contracts by max(|1 − η(3 − 4α)|, |1 − η|) = 0.9 at η = α = 0.1, toward that point."""
+    game, lr = games.duopoly(), 0.1
+    lola = games.lola(lr)
+    point = lola.fixed_point(game, game.equilibrium)
+    torch.testing.assert_close(point, torch.full((2,), 27 / 26, dtype=F64), rtol=0, atol=1e-15)
+    assert games.predicted_rate(game, lola, point) == pytest.approx(0.9, rel=1e-13)
+    z0 = game.sample_init(torch.Generator().manual_seed(0))
+    params = games.play(game, lola, z0, 100).params
+    dist = torch.linalg.vector_norm(params - point, dim=1)
+    assert games.measured_rate(dist.tolist()) == pytest.approx(0.9, rel=1e-9)
+    nash = game.distance(params)  # the distance to Nash's point levels off: it reads about 1
+    assert games.measured_rate(nash.tolist()) > 0.999
+    assert (
+        games.lola(lr).fixed_point(games.bilinear(), torch.zeros(2, dtype=F64)).abs().max() == 0
+    )  # zero-sum: Nash

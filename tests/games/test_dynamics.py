@@ -104,19 +104,22 @@ def test_optimistic_rate_formula(lr):
 
 @pytest.mark.parametrize(
     "alternating,beta,expected",
-    [(True, -0.5, 0.9625), (True, 0.0, 1.0), (True, 0.5, 1.269), (False, -0.5, 1.02)],
+    [(True, -0.5, 0.9625), (True, None, 1.0), (True, 0.5, 1.269), (False, -0.5, 1.02)],
 )
 def test_momentum_rates_of_gidel_et_al(alternating, beta, expected):
-    """η = 0.5, σ = 1 (Gidel et al. 2019): negative momentum converges only when alternating."""
-    dynamics = games.momentum(0.5, beta=beta, alternating=alternating)
+    """η = 0.5, σ = 1 (Gidel et al. 2019): negative momentum converges only when alternating. Their
+    β = 0 is alternating GD itself (momentum refuses it)."""
+    dynamics = games.alt_gd(0.5) if beta is None else games.momentum(0.5, beta=beta, alternating=alternating)
     assert games.predicted_rate(games.bilinear(), dynamics) == pytest.approx(expected, abs=6e-4)
 
 
-def test_momentum_with_zero_beta_is_the_plain_method():
-    for alternating, plain in [(False, games.sim_gd(0.3)), (True, games.alt_gd(0.3))]:
-        a = games.play(games.bilinear(), games.momentum(0.3, beta=0.0, alternating=alternating), Z0, 10)
-        b = games.play(games.bilinear(), plain, Z0, 10)
-        torch.testing.assert_close(a.params, b.params, rtol=0, atol=0)
+@pytest.mark.parametrize("beta", [0.0, 1.0, -1.0, 1.5, float("nan"), float("inf"), True])
+def test_momentum_outside_its_definition_is_refused(beta):
+    """β = 0 is plain GD (sim_gd, alt_gd when alternating); |β| >= 1 never forgets a step."""
+    with pytest.raises(
+        ValueError, match=r"^beta=.*: heavy-ball momentum .*; valid: a number in \(-1, 0\) or \(0, 1\)$"
+    ):
+        games.momentum(0.3, beta=beta)
 
 
 @pytest.mark.parametrize("lr,gamma", [(0.3, 0.4)])

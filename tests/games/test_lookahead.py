@@ -82,11 +82,17 @@ def test_the_update_is_k_base_steps_then_a_step_toward_the_slow_weights():
     torch.testing.assert_close(found, torch.stack(expected), rtol=0, atol=0)
 
 
-def test_alpha_one_and_one_step_is_the_base_method():
-    game = games.bilinear(dim=2, seed=1)
-    z = game.sample_init(torch.Generator().manual_seed(0))
-    a = games.play(game, games.lookahead(0.3, k=1, alpha=1.0, base="sim_gd"), z, 10).params
-    torch.testing.assert_close(a, games.play(game, games.sim_gd(0.3), z, 10).params, rtol=0, atol=0)
+def test_alpha_one_or_one_step_is_the_base_method_and_refused():
+    """α = 1 puts the slow weights on the fast ones: the base method; k = 1 moves them α of one
+    base step: the base method with a shorter step (sim_gd: lr αη)."""
+    with pytest.raises(
+        ValueError, match=r"^alpha=1.0: .*α = 1 is the base method; valid: a finite number > 0 and < 1$"
+    ):
+        games.lookahead(0.3, k=3, alpha=1.0)
+    with pytest.raises(
+        ValueError, match=r"^k=1: .*k = 1 is the base method, relaxed; valid: an integer >= 2$"
+    ):
+        games.lookahead(0.3, k=1, alpha=0.5)
 
 
 def test_a_batch_is_separate_runs_and_jacobians_vmap():
@@ -103,17 +109,18 @@ def test_a_batch_is_separate_runs_and_jacobians_vmap():
 
 
 def test_bad_options_are_errors():
-    with pytest.raises(ValueError, match=r"^k=0 must be an integer >= 1$"):
+    with pytest.raises(ValueError, match=r"^k=0: Lookahead takes k fast steps .*; valid: an integer >= 2$"):
         games.lookahead(0.1, k=0)
-    with pytest.raises(ValueError, match=r"^alpha=1.5 must be in \(0, 1\]$"):
+    with pytest.raises(ValueError, match=r"^alpha=1.5: .*; valid: a finite number > 0 and < 1$"):
         games.lookahead(0.1, alpha=1.5)
     with pytest.raises(ValueError, match="base='cgd' is not a first-order dynamics; valid: sim_gd, alt_gd"):
         games.lookahead(0.1, base="cgd")
     for k in (2.0, True):
-        with pytest.raises(ValueError, match="must be an integer >= 1"):
+        with pytest.raises(ValueError, match="valid: an integer >= 2"):
             games.lookahead(0.1, k=k)
-    with pytest.raises(ValueError, match=r"^alpha=0 must be in \(0, 1\]$"):
-        games.lookahead(0.1, alpha=0)
+    for alpha in (0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"^alpha=.*; valid: a finite number > 0 and < 1$"):
+            games.lookahead(0.1, alpha=alpha)
 
 
 def test_the_default_cycle_is_five_steps():

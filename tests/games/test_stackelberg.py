@@ -171,12 +171,14 @@ def test_zero_sum_rate_comes_from_the_leaders_schur_complement_and_the_followers
 
 
 def test_bilinear_follower_has_no_best_response_unless_regularised():
-    """g = −xy is linear in y (∇²_{yy}g = 0): the leader keeps ∇_x f, i.e. simultaneous GD. With
-    ρ > 0, Df = y + x/ρ, so M = [[1 − η/ρ, −η], [η, 1]]: ρ(M) = √(1 − η/ρ + η²) while complex."""
+    """g = −xy is linear in y (∇²_{yy}g = 0): the leader's implicit gradient does not exist and the
+    update would be simultaneous GD, so a start there is refused. With ρ > 0, Df = y + x/ρ, so
+    M = [[1 − η/ρ, −η], [η, 1]]: ρ(M) = √(1 − η/ρ + η²) while complex."""
     game, z0 = games.bilinear(), t(1.0, 0.5)
-    plain = games.play(game, games.stackelberg(0.3), z0, 10).params
-    simultaneous = games.play(game, games.sim_gd(0.3), z0, 10).params
-    torch.testing.assert_close(plain, simultaneous, rtol=0, atol=0)
+    with pytest.raises(
+        ValueError, match=r"^the follower's Hessian ∇²_yy g is singular at z = \[1.0, 0.5\]: its "
+    ):
+        games.play(game, games.stackelberg(0.3), z0, 10)
     regularised = games.stackelberg(0.5, regularization=1.0)
     assert games.predicted_rate(game, regularised) == pytest.approx(math.sqrt(0.75), rel=1e-14)
     assert games.play(game, regularised, z0, 150).params[-1].norm() < 1e-8
@@ -214,9 +216,9 @@ def test_refuses_other_than_two_players_and_bad_options():
     three = games.Game(("a", "b", "c"), ((1,), (1,), (1,)), losses, name="three")
     with pytest.raises(ValueError, match="two-player game .*'three' has 3 players"):
         games.play(three, games.stackelberg(0.1), torch.ones(3, dtype=F64), 1)
-    with pytest.raises(ValueError, match="timescale=0.0 must be > 0"):
+    with pytest.raises(ValueError, match=r"^timescale=0.0: .*; valid: a finite number > 0$"):
         games.make_dynamics("stackelberg", 0.1, timescale=0.0)
-    with pytest.raises(ValueError, match="regularization=-1.0 must be >= 0"):
+    with pytest.raises(ValueError, match=r"^regularization=-1.0: .*; valid: a finite number >= 0$"):
         games.make_dynamics("stackelberg", 0.1, regularization=-1.0)
     assert list(games.DYNAMICS.options("stackelberg")) == ["timescale", "regularization"]
 
@@ -243,3 +245,52 @@ def test_game_scenario_reports_the_stackelberg_rate(tmp_path):
     assert summary["rate/predicted"] == pytest.approx(duopoly_rate(0.1), rel=1e-13)
     assert summary["rate/measured"] == pytest.approx(summary["rate/predicted"], rel=1e-9)
     assert summary["params"] == pytest.approx([1.5, 0.75], abs=1e-5)
+
+
+def eps_game(epsilon):
+    """f = xy, g = (ε/2)y² − xy: ∇²_{yy}g = ε, ∇²_{yx}g = −1."""
+
+    def losses(params):
+        x, y = params[0].sum(), params[1].sum()
+        return torch.stack([x * y, 0.5 * epsilon * y**2 - x * y])
+
+    return games.Game(("x", "y"), ((1,), (1,)), losses, name="eps")
+
+
+def test_the_follower_check_is_the_numerical_rank_of_its_jacobian():
+    """Singular means σ_min(∇²_{yy}g + ρI) <= eps·d·σ_max([∇²_{yx}g, ∇²_{yy}g + ρI]): ε = 1e-17
+    against a coupling of 1 is rounding, ε = 1e-6 is a (stiff) follower; ρ makes any follower
+    regular. A batch names its first singular row; a non-finite Jacobian is left to the run."""
+    z = t(1.0, 0.5)
+    with pytest.raises(
+        ValueError, match=r"singular at z = \[1.0, 0.5\]: its smallest singular value is 1e-17"
+    ):
+        games.check_follower(eps_game(1e-17), z)
+    games.check_follower(eps_game(1e-6), z)
+    games.check_follower(eps_game(0.0), z, regularization=1e-6)
+    with pytest.raises(ValueError, match=r"∇²_yy g \+ ρI is singular at z = \[1.0, 0.5\]"):
+        games.check_follower(eps_game(-1e-3), z, regularization=1e-3)
+    starts = torch.stack([STACKELBERG, t(1.0, 0.5)])
+    games.check_follower(games.duopoly(), starts)  # ∇²_{yy}g = 2 everywhere
+    rps = games.rock_paper_scissors()
+    with pytest.raises(
+        ValueError, match=r"singular at z\[1\] = \[0.0, 0.0, 0.0, 0.0\]: .* valid: .*regularization"
+    ):
+        games.check_follower(rps, torch.stack([rps.sample_init(torch.Generator()), rps.equilibrium]))
+    games.check_follower(games.bilinear(), t(float("inf"), 1.0))
+    with pytest.raises(ValueError, match=r"singular at z = \[0.0, 0.0, 0.0, 0.0\]"):
+        games.predicted_rate(rps, games.stackelberg(0.1))  # it would be sim_gd's there
+
+
+def test_play_and_play_batch_refuse_a_singular_start():
+    """Stackelberg on x·y would silently be simultaneous GD (Fiez et al.'s leader gradient needs
+    ∇²_{yy}g invertible): refused at the start, in one point or a batch."""
+    game = games.bilinear()
+    with pytest.raises(
+        ValueError, match="the leader's implicit gradient through the follower's best response"
+    ):
+        games.play_batch(game, games.stackelberg(0.1), torch.ones(3, 2, dtype=F64), 2)
+    regularised = games.play_batch(
+        game, games.stackelberg(0.1, regularization=0.5), torch.ones(3, 2, dtype=F64), 2
+    )
+    assert regularised.params.shape == (3, 3, 2)

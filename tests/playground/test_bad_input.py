@@ -36,6 +36,31 @@ from playground.cli import main
         (["run", "icl", "eval_tasks=1"], "eval_tasks=1; valid: >= 24 for model=lsa"),
         (["run", "icl", "model=gpt", "eval_tasks=10"], "eval_tasks=10; valid: >= 130 for model=gpt"),
         (["run", "toy", "device=tpu"], "device='tpu'; valid: auto, cpu, cuda, cuda:N"),
+        (["run", "toy", "device=cpu:1"], "device='cpu:1'; valid: auto, cpu, cuda, cuda:N"),
+        (["run", "game", "device=cpu:0"], "device='cpu:0'; valid: auto, cpu, cuda, cuda:N"),
+        (["run", "toy", "threads=100000"], "threads=100000 but this machine gives the run"),
+        (["run", "maml", "threads=100000"], "threads=100000 but this machine gives the run"),
+        (
+            ["run", "maml", "task=omniglot", "data_dir=no_omniglot_here"],
+            "no Omniglot under data_dir='no_omniglot_here': ",
+        ),
+        (["run", "maml", "task=omniglot", "data_dir=no_omniglot_here"], "pass download=true"),
+        # settings that ask for more memory than any machine has: refused before anything is allocated
+        (["run", "maml", "meta_batch=1000000000"], "meta_batch=1000000000 with eval_tasks=500 needs about"),
+        (["run", "maml", "eval_tasks=1000000000"], "valid: lower meta_batch or eval_tasks"),
+        (["run", "icl", "batch=10000000000"], "batch=10000000000, eval_tasks=4096 with context=10"),
+        (["run", "icl", "model=gpt", "width=100000", "eval_tasks=200002"], "width=100000 needs about"),
+        (["run", "icl", "context=1000000"], "valid: lower batch, eval_tasks, context, dim, layers or width"),
+        (["run", "metarl", "meta_batch=10000000"], "meta_batch=10000000, episodes=20, eval_tasks=40"),
+        (["run", "metarl", "hidden=1000000,1000000"], "hidden=1000000,1000000 needs about"),
+        (["run", "bilevel", "problem.dim=1000000"], "problem=ridge with problem.dim=1000000, problem.train="),
+        (["run", "bilevel", "problem=lr_horizon", "problem.chains=1000000000"], "problem.chains=1000000000"),
+        (["run", "bilevel", "inner_steps=1000000000000"], "lower problem.dim, problem.train, problem.val or"),
+        (["run", "deq", "dim=1000000"], "dim=1000000, max_iter=500 needs about"),
+        (["run", "deq", "task=digits", "max_iter=100000000"], "max_iter=100000000"),
+        (["run", "stn", "hidden=1000000"], "hidden=1000000, depth=2 needs about"),
+        (["run", "darts", "width=1000000"], "nodes=3, cells=1, width=1000000 needs about"),
+        (["run", "darts", "nodes=100000"], "valid: lower width, nodes or cells"),
         (["run", "game", "game=os:system"], "game 'os:system' is not a function defined in os"),
         (["run", "game", "game=sys:exit"], "game 'sys:exit' is not a function defined in sys"),
         (["run", "game", "game=builtins:print"], "is not a function defined in builtins"),
@@ -85,3 +110,14 @@ def test_a_diverging_game_is_a_result_and_no_analysis_hangs(cli, tmp_path):
     out = cli("run", "game", "init=1e308,1e308", "steps=5", "--out", "g", timeout=120)
     assert out.returncode == 0, out.stderr
     assert "diverged at step" in out.stdout
+
+
+def test_more_ways_than_a_split_has_classes_is_refused_before_the_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # a small glyphs family, generated into its own cache: Ogham's letters, 17 of them for training
+    small = ["task.scripts=ogham", "task.per_class=2", f"task.cache_dir={tmp_path / 'cache'}"]
+    assert main(["run", "maml", "task=glyphs", "ways=200", *small, "--out", "r"]) == 2
+    assert capsys.readouterr().err == (
+        "playground: error: ways=200 exceeds the 17 classes of the train split; valid: 1..17\n"
+    )
+    assert not (tmp_path / "r").exists()

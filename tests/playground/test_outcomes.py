@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+import torch
 from child_env import cli_env
 
 from playground.cli import main
@@ -239,3 +240,158 @@ def test_ctrl_c_stops_the_sweep_and_starts_no_queued_point(tmp_path):
     assert len(started) == 2
     statuses = sorted(row["status"] for row in read_table(tmp_path / "s" / "sweep.csv"))
     assert statuses == ["interrupted"] * 2 + ["not run"] * 2
+
+
+USER_CODE = """
+def exploding():
+    raise RuntimeError("factory bug")
+
+
+def leaving():
+    raise SystemExit(0)
+"""
+
+
+@pytest.fixture
+def user_code(here, monkeypatch):
+    """A module of the user's factories in the working directory, imported afresh."""
+    (here / "user_factories.py").write_text(USER_CODE)
+    monkeypatch.syspath_prepend(str(here))
+    monkeypatch.delitem(sys.modules, "user_factories", raising=False)
+    yield here
+    sys.modules.pop("user_factories", None)
+
+
+def test_a_user_factory_that_raises_while_the_config_is_built_is_recorded(user_code):
+    with pytest.raises(RuntimeError, match="factory bug"):
+        main(["run", "game", "game=user_factories:exploding", "lr=0.2", "--out", "r"])
+    summary = strict_load((user_code / "r" / "summary.json").read_text())
+    assert summary == {
+        "status": "failed",
+        "scenario": "game",
+        "error": {"type": "RuntimeError", "message": "factory bug"},
+    }
+    config = strict_load((user_code / "r" / "config.json").read_text())
+    assert config["scenario"] == "game"
+    assert config["config"] == {"game": "user_factories:exploding", "lr": "0.2"}  # as given
+    assert config["command"] == [
+        "playground",
+        "run",
+        "game",
+        "game=user_factories:exploding",
+        "lr=0.2",
+        "--out",
+        "r",
+    ]
+
+
+def test_a_user_factory_that_exits_0_is_a_failure_not_a_success(user_code):
+    from playground.errors import UserExit
+
+    with pytest.raises(UserExit, match=r"user code raised SystemExit\(0\)") as raised:
+        main(["run", "game", "game=user_factories:leaving", "--out", "r"])
+    assert isinstance(raised.value.__cause__, SystemExit)
+    summary = summary_of(user_code / "r")
+    assert summary["status"] == "failed" and summary["error"] == {"type": "SystemExit", "message": "0"}
+
+
+def test_a_user_factory_that_exits_0_exits_1_with_its_traceback_from_the_shell(cli, tmp_path):
+    (tmp_path / "user_factories.py").write_text(USER_CODE)
+    out = cli("run", "game", "game=user_factories:leaving", "--out", "r")
+    assert out.returncode == 1
+    assert "Traceback" in out.stderr and "SystemExit: 0" in out.stderr
+    assert "UserExit: user code raised SystemExit(0) inside a playground command" in out.stderr
+    assert summary_of(tmp_path / "r")["status"] == "failed"
+
+
+def test_a_value_error_of_a_user_factory_stays_bad_input(user_code, capsys):
+    (user_code / "user_values.py").write_text(
+        "def refusing():\n    raise ValueError('scale=3; valid: < 1')\n"
+    )
+    assert main(["run", "game", "game=user_values:refusing", "--out", "r"]) == 2
+    assert capsys.readouterr().err == "playground: error: scale=3; valid: < 1\n"
+    assert not (user_code / "r").exists()
+    sys.modules.pop("user_values", None)
+
+
+def test_a_failure_before_the_run_never_replaces_another_runs_files(user_code):
+    assert main(["run", "toy", "steps=2", "--out", "r"]) == 0
+    before = {p.name: p.read_bytes() for p in (user_code / "r").iterdir()}
+    with pytest.raises(RuntimeError, match="factory bug") as raised:
+        main(["run", "game", "game=user_factories:exploding", "--out", "r"])
+    assert "the failure is not recorded in 'r'" in "".join(raised.value.__notes__)
+    assert {p.name: p.read_bytes() for p in (user_code / "r").iterdir()} == before
+
+
+def _scenario(run=None, check=None):
+    """The toy scenario with another run function or check."""
+    import dataclasses
+
+    import toy_scenario
+
+    return dataclasses.replace(
+        toy_scenario.SCENARIO, name="toy", run=run or toy_scenario.run, check=check, sizes=("steps", "label")
+    )
+
+
+def test_a_systemexit_during_the_run_is_recorded_as_failed(here, monkeypatch):
+    from playground import scenarios
+    from playground.errors import UserExit
+
+    def leave(config, run):
+        run.log(0, {"x": 1.0})
+        raise SystemExit(3)
+
+    monkeypatch.setitem(scenarios.SCENARIOS, "toy", _scenario(run=leave))
+    with pytest.raises(UserExit, match=r"SystemExit\(3\)"):
+        main(["run", "toy", "--out", "r"])
+    summary = summary_of(here / "r")
+    assert summary["status"] == "failed" and summary["error"] == {"type": "SystemExit", "message": "3"}
+    assert summary["last_logged"] == {"step": 0, "x": 1.0}
+
+
+def test_a_bug_in_a_scenarios_check_is_recorded_as_failed(here, monkeypatch):
+    from playground import scenarios
+
+    def check(config, device):
+        raise KeyError("check bug")
+
+    monkeypatch.setitem(scenarios.SCENARIOS, "toy", _scenario(check=check))
+    with pytest.raises(KeyError):
+        main(["run", "toy", "steps=4", "--out", "r"])
+    assert summary_of(here / "r")["error"] == {"type": "KeyError", "message": "'check bug'"}
+    assert json.loads((here / "r" / "config.json").read_text())["config"]["steps"] == 4  # as built
+
+
+@pytest.mark.parametrize(
+    "error, said",
+    [
+        (
+            lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+            "CUDA out of memory",
+        ),
+        (
+            lambda: RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                "you tried to allocate 80000000000 bytes. Error code 12 (Cannot allocate memory)"
+            ),
+            "DefaultCPUAllocator: can't allocate memory",
+        ),
+        (lambda: MemoryError(), "MemoryError"),
+    ],
+)
+def test_out_of_memory_during_the_run_is_one_line_exit_1_and_recorded(here, monkeypatch, capsys, error, said):
+    from playground import scenarios
+
+    def allocate(config, run):
+        run.log(0, {"x": 1.0})
+        raise error()
+
+    monkeypatch.setitem(scenarios.SCENARIOS, "toy", _scenario(run=allocate))
+    assert main(["run", "toy", "steps=7", "--out", "r"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("playground: failed: out of cpu memory during the run (")
+    assert said in err and err.endswith("); valid: lower steps=7\n")  # label=none is not a size given
+    summary = summary_of(here / "r")
+    assert summary["status"] == "failed" and summary["error"]["type"] == "OutOfMemory"
+    assert summary["error"]["message"] == err.removeprefix("playground: failed: ").strip()

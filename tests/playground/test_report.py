@@ -1,5 +1,6 @@
 """`playground report` renders whatever state the runs are in, and names what is damaged."""
 
+import html
 import json
 
 import pytest
@@ -95,3 +96,14 @@ def test_what_a_run_cost_is_not_a_metric_column(runs):
     assert main(["report", "runs", "--out", "r.html"]) == 0
     text = page(runs.parent / "r.html")
     assert "peak_gpu_memory_mib" not in text and "wall s" in text
+
+
+@pytest.mark.parametrize("status", [3, "bogus", [1]])
+def test_a_status_no_run_writes_is_shown_as_unknown(runs, status):
+    summary = runs / "a" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": status}))
+    assert main(["report", "runs", "--out", "r.html"]) == 0
+    text = page(runs.parent / "r.html")
+    assert "<td>unknown (damaged files)</td>" in text and "<td>finished</td>" in text  # a, then b
+    problem = f"summary.json: unknown status {status!r}; valid: finished, diverged, interrupted, failed"
+    assert html.escape(problem) in text

@@ -155,3 +155,34 @@ def test_a_checkpoint_declaration_needs_its_options():
 
     with pytest.raises(TypeError, match="a checkpoint needs config options checkpoint_every and resume"):
         Scenario("plain", "", Plain, lambda config, run: {}, checkpoint=Checkpoint("steps", ("resume",)))
+
+
+def test_a_refused_resume_in_place_leaves_every_file_as_it_was(tmp_path, monkeypatch, capsys):
+    """Refused before the run directory is touched: the finished run's summary and config stay."""
+    from playground.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    options = {**ICL, "plots": "false", "steps": 10}
+
+    def args(**changed):
+        return ["run", "icl", *(f"{k}={v}" for k, v in {**options, **changed}.items()), "--out", "d"]
+
+    assert main(args()) == 0
+
+    def files():
+        return {
+            p.relative_to(tmp_path): p.read_bytes()
+            for p in sorted((tmp_path / "d").rglob("*"))
+            if p.is_file()
+        }
+
+    before = files()
+    assert {"summary.json", "config.json", "metrics.jsonl", CHECKPOINT} <= {p.name for p in before}
+    capsys.readouterr()
+    for change, message in (
+        ({"lr": 0.002}, "was run with other options (lr=0.001 there, 0.002 here)"),
+        ({"steps": 5}, "steps=5 is below the checkpoint's 10; valid: >= 10"),
+    ):
+        assert main(args(**change, resume="d")) == 2
+        assert message in capsys.readouterr().err
+        assert files() == before

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from playground.rundir import MARKER
+
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("reproduce", REPO / "tools" / "reproduce.py")
 reproduce = importlib.util.module_from_spec(_spec)
@@ -159,6 +161,7 @@ def test_a_finished_run_is_kept_and_an_unfinished_one_made_again(tmp_path, monke
     monkeypatch.setitem(reproduce.TABLES, "tiny", tiny)
     summary = tmp_path / "tiny" / "a" / "summary.json"
     summary.parent.mkdir(parents=True)
+    (summary.parent / MARKER).write_text(json.dumps({"kind": "run"}))  # a run playground wrote
     summary.write_text(json.dumps({"status": "interrupted", "steps_run": 1}))
     text, failed = reproduce.regenerate("tiny", tmp_path)  # made again, over the interrupted one
     assert failed == [] and text.splitlines()[-1] == "| a | 3 |"
