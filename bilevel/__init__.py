@@ -4,7 +4,8 @@ Problems with known answers (`PROBLEMS`: ridge, lr_horizon, hypercleaning, darts
 hypergradient methods that can be compared on each (`METHODS`: unrolled, truncated, forward,
 ift_exact, ift_cg, ift_neumann, finite_diff, DARTS' first_order and one_step, and Self-Tuning
 Networks' stn, `SelfTuningNetwork`: package `bilevel.stn`), the outer loop (`outer_descent`), and
-the linear solvers they share (`conjugate_gradient`, `neumann_series`, `dense_solve`).
+the linear solvers they share (`conjugate_gradient`, `neumann_series`, `dense_solve`, and
+`solve_or_nan`, an LU solve that answers NaN instead of failing on a diverged system).
 
 The three systems built on them are subpackages: `bilevel.darts` (differentiable architecture
 search, Liu et al. 2019), `bilevel.stn` (Self-Tuning Networks, MacKay et al. 2019) and
@@ -20,7 +21,7 @@ from bilevel.outer import OuterResult, outer_descent
 from bilevel.problem import BilevelProblem, outer_loss_curve, unroll
 from bilevel.registry import METHODS, PROBLEMS, make_method, make_problem
 from bilevel.ridge import Ridge
-from bilevel.solvers import conjugate_gradient, dense_solve, neumann_series
+from bilevel.solvers import conjugate_gradient, dense_solve, neumann_series, solve_or_nan
 from bilevel.stn import SelfTuningNetwork
 
 __all__ = [
@@ -45,5 +46,6 @@ __all__ = [
     "outer_descent",
     "outer_loss_curve",
     "relative_error",
+    "solve_or_nan",
     "unroll",
 ]

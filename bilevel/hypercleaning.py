@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bilevel.problem import BilevelProblem
+from bilevel.solvers import solve_or_nan
 
 _NEWTON_STEPS = 12  # machine precision after 5 on these data; a fixed count, as the solve runs under vmap
 
@@ -39,10 +40,16 @@ class HyperCleaning(BilevelProblem):
         return self.x_train.new_zeros(self.x_train.shape[1])
 
     @cached_property
-    def inner_lr(self) -> float:
-        """1/L: the logistic loss has curvature at most ¼ and the weights are below 1."""
+    def curvature(self) -> float:
+        """¼λ_max(XᵀX/n), the data term's largest curvature: the logistic loss has curvature at
+        most ¼ and the weights are below 1."""
         gram = self.x_train.T @ self.x_train / self.x_train.shape[0]
-        return 1.0 / (0.25 * torch.linalg.eigvalsh(gram).max().item() + self.l2)
+        return 0.25 * torch.linalg.eigvalsh(gram).max().item()
+
+    @cached_property
+    def inner_lr(self) -> float:
+        """1/L, L = the data term's largest curvature + μ."""
+        return 1.0 / (self.curvature + self.l2)
 
     def train_loss(self, w: Tensor, lam: Tensor) -> Tensor:
         losses = F.binary_cross_entropy_with_logits(self.x_train @ w, self.y_train, reduction="none")
@@ -60,7 +67,7 @@ class HyperCleaning(BilevelProblem):
         """Newton's method from w₀: w ← w − (∂²_ww L_train)⁻¹ ∇_w L_train."""
         w = self.w0
         for _ in range(_NEWTON_STEPS):
-            w = w - torch.linalg.solve(self.train_hessian(w, lam), self.train_grad(w, lam))
+            w = w - solve_or_nan(self.train_hessian(w, lam), self.train_grad(w, lam))
         return w
 
     def train_hessian(self, w: Tensor, lam: Tensor) -> Tensor:
@@ -72,7 +79,7 @@ class HyperCleaning(BilevelProblem):
     def hypergradient(self, lam: Tensor) -> Tensor:
         """−∂²_{λw}L_train (∂²_ww L_train)⁻¹ ∇_w L_val at the Newton solution (L_val has no λ)."""
         w = self.inner_solution(lam)
-        direction = torch.linalg.solve(self.train_hessian(w, lam), torch.func.grad(self.val_loss)(w, lam))
+        direction = solve_or_nan(self.train_hessian(w, lam), torch.func.grad(self.val_loss)(w, lam))
         return -torch.func.grad(lambda at: self.train_grad(w, at) @ direction)(lam)
 
     def accuracy(self, w: Tensor, on: str = "test") -> float:
@@ -119,10 +126,24 @@ def hypercleaning(
         x = torch.randn(n, dim, generator=generator, dtype=torch.float64)
         return torch.cat([x, x.new_ones(n, 1)], dim=1), (x @ w_true > 0).to(torch.float64)
 
+    if round(flip_fraction * train) < 1:
+        raise ValueError(
+            f"hypercleaning: flip_fraction={flip_fraction} flips round({flip_fraction}·{train}) = 0 of the "
+            f"train={train} labels: nothing to clean, and no flipped example for the clean AUC to rank; "
+            "valid: flip_fraction·train > 0.5"
+        )
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = draw(train), draw(val), draw(test)
     flipped = torch.zeros(train, dtype=torch.bool)
     flipped[torch.randperm(train, generator=generator)[: round(flip_fraction * train)]] = True
     y_train = torch.where(flipped, 1 - y_train, y_train)
-    return HyperCleaning(
+    problem = HyperCleaning(
         x_train, y_train, flipped, x_val, y_val, x_test, y_test, l2, torch.zeros(train, dtype=torch.float64)
     )
+    floor = float(f"{torch.finfo(torch.float64).eps * problem.curvature:.3g}")
+    if l2 < floor:
+        raise ValueError(
+            f"hypercleaning: l2={l2} is lost in float64's rounding of the data term's curvature, up to "
+            f"¼λ_max(XᵀX/n) = {problem.curvature:.3g}, leaving the inner Hessian singular once train <= dim "
+            f"or the data separate; valid: l2 >= 2⁻⁵² of it, {floor:g}"
+        )
+    return problem

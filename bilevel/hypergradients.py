@@ -132,8 +132,11 @@ def ift_cg(iters: int = 20, tol: float = 0.0) -> Method:
     Stiefel 1952), fewer once the residual is below `tol` times ‖∂_wL_val‖; exact after dim(w)
     iterations in exact arithmetic. Cost: the iterations taken + 1 products."""
     _check_positive("ift_cg", iters=iters)
-    if not tol >= 0:
-        raise ValueError(f"ift_cg: tol={tol} must be >= 0")
+    if not 0 <= tol < 1:
+        raise ValueError(
+            f"ift_cg: tol={tol}: a relative residual >= 1 is met by q = 0 before any iteration; "
+            "valid: 0 <= tol < 1"
+        )
 
     def solve(hvp, b, problem):
         counted = _Counted(hvp)

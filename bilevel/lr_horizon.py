@@ -106,7 +106,8 @@ def lr_horizon(
     if noise <= 0 or condition < 1:
         raise ValueError(f"lr_horizon: noise={noise} must be > 0 and condition={condition} >= 1")
     curvature = torch.logspace(0, -math.log10(condition), dim, dtype=torch.float64)
-    start = torch.where(torch.arange(dim) >= dim // 2, distance, 0.0).to(torch.float64)
+    start = torch.zeros(dim, dtype=torch.float64)  # float64 throughout: distance is not rounded to float32
+    start[dim // 2 :] = distance
     draws = torch.randn(
         horizon, chains, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
     )

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from bilevel.problem import BilevelProblem
+from bilevel.solvers import solve_or_nan
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,11 +56,11 @@ class Ridge(BilevelProblem):
 
     def inner_solution(self, lam: Tensor) -> Tensor:
         """w*(λ) = (XᵀX + e^λ I)⁻¹Xᵀy."""
-        return torch.linalg.solve(self._regularised_gram(lam), self.x_train.T @ self.y_train)
+        return solve_or_nan(self._regularised_gram(lam), self.x_train.T @ self.y_train)
 
     def best_response_slope(self, lam: Tensor) -> Tensor:
         """dw*/dλ = −e^λ (XᵀX + e^λ I)⁻¹ w*(λ)."""
-        return -lam.exp() * torch.linalg.solve(self._regularised_gram(lam), self.inner_solution(lam))
+        return -lam.exp() * solve_or_nan(self._regularised_gram(lam), self.inner_solution(lam))
 
     def hypergradient(self, lam: Tensor) -> Tensor:
         """dF/dλ = ∇_w L_val(w*)ᵀ dw*/dλ, ∇_w L_val(w) = X_valᵀ(X_val w − y_val)/m."""

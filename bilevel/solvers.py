@@ -10,6 +10,7 @@ a deep equilibrium model. For a non-symmetric M, conjugate gradient runs on the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -31,7 +32,11 @@ def conjugate_gradient(matvec: MatVec, b: Tensor, iters: int, tol: float = 0.0, 
     residual = b.clone()
     direction = residual.clone()
     norm_sq = residual.dot(residual)
-    stop = max(tol * b.norm().item(), atol) ** 2 if tol > 0 or atol > 0 else None
+    stop = None
+    if tol > 0 or atol > 0:
+        bound = max(tol * b.norm().item(), atol)
+        # bound² may leave the floats (`**` raised OverflowError): capped, so an overflowed ‖r‖² never passes
+        stop = min(bound * bound, torch.finfo(b.dtype).max)
     for _ in range(iters):
         if stop is not None and norm_sq <= stop:
             break
@@ -62,6 +67,21 @@ def neumann_series(matvec: MatVec, b: Tensor, alpha: float, terms: int) -> Tenso
 
 def dense_solve(matvec: MatVec, b: Tensor) -> Tensor:
     """H⁻¹b exactly: H formed column by column from dim(b) products (batched by vmap), then an LU
-    solve. For checks and small systems. Cost: dim(b) products."""
+    solve (`solve_or_nan`: NaN where H is singular or not finite). For checks and small systems.
+    Cost: dim(b) products."""
     columns = torch.func.vmap(matvec)(torch.eye(b.numel(), dtype=b.dtype, device=b.device))  # row j = H e_j
-    return torch.linalg.solve(columns.T, b)
+    return solve_or_nan(columns.T, b)
+
+
+def solve_or_nan(matrix: Tensor, b: Tensor) -> Tensor:
+    """A⁻¹b by LU, batched as torch.linalg.solve, and NaN for each system with no unique finite
+    answer: A singular, or A or b with a non-finite entry (a diverged iterate). torch.linalg.solve
+    raises on a singular A, and LAPACK is never handed a non-finite one (the identity is solved in
+    its place), so a diverging run reads NaN and records its divergence instead of stopping.
+    Without data-dependent branches: vmappable."""
+    batch = matrix.shape[:-2]
+    finite = matrix.isfinite().flatten(-2).all(-1)  # (*batch)
+    eye = torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
+    solution, info = torch.linalg.solve_ex(torch.where(finite[..., None, None], matrix, eye), b)
+    ok = (finite & (info == 0)).reshape(*batch, *[1] * (solution.dim() - len(batch)))
+    return torch.where(ok, solution, torch.full_like(solution, math.nan))

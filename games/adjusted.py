@@ -19,7 +19,7 @@ from bilevel.solvers import conjugate_gradient
 from games.curvature import Curvature, curvature
 from games.dynamics import Dynamics, _stateless
 from games.game import Game
-from games.ranges import check_integer, check_number
+from registration.ranges import check_integer, check_number
 
 _ALIGN_EPS = 0.1  # ε in the sign of SGA's alignment (Balduzzi et al. 2018, Algorithm 1)
 _CHECKED_AT_ONCE = 64  # start points whose follower Jacobians `check_follower` forms together

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from games.game import Game
-from games.ranges import check_integer, check_number
+from registration.ranges import check_integer, check_number
 
 
 class Dynamics(NamedTuple):

@@ -16,7 +16,7 @@ from torch import Tensor
 from torch.nn.functional import softplus
 
 from games.game import Game
-from games.ranges import check_integer, check_seed
+from registration.ranges import check_integer, check_seed
 
 _F64 = torch.float64
 MAX_WIDTH = 4096  # hidden and latent: the players' weights, about 2·hidden², are dense vectors

@@ -8,8 +8,8 @@ from typing import Any
 from games import adjusted, dynamics, gan, zoo
 from games.dynamics import Dynamics
 from games.game import Game
-from games.ranges import check_number
 from registration import Registry
+from registration.ranges import check_number
 
 GAMES = Registry("game", returns=Game)
 GAMES.register("bilinear", zoo.bilinear)
@@ -42,7 +42,7 @@ make_game = GAMES.make
 
 def make_dynamics(spec: str, lr: float, **options: Any) -> Dynamics:
     """Build the dynamics `spec` (a name or `module:factory`) with learning rate `lr` > 0 (finite);
-    each factory checks its own options' ranges (`games.ranges`)."""
+    each factory checks its own options' ranges (`registration.ranges`)."""
     DYNAMICS.factory(spec)  # an unknown name first
     check_number("lr", lr, "the learning rate η scales every step; η <= 0 does not descend", above=0)
     return DYNAMICS.make(spec, lr, **options)

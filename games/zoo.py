@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from games.game import Game
-from games.ranges import check_integer, check_number, check_seed
+from registration.ranges import check_integer, check_number, check_seed
 
 _F64 = torch.float64
 MAX_DIM = 4096  # a coupling A of at most 4096² float64 numbers, 128 MiB

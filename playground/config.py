@@ -1,10 +1,11 @@
 """Turning `key=value` overrides into a scenario's typed config.
 
-Types follow the config dataclass's annotations: int, float, str, bool, tuple[float, ...] and
-tuple[int, ...] (written `key=1,2`), and `X | None` (written `key=none`). Every float must be
-finite; a field's `option(..., min=, max=, choices=)` bounds are checked here, once for all
-scenarios. Any `ValueError` while the config is built (here, in the config's `__post_init__`, or
-in a library factory it calls) is the user's: it comes out as `BadInput`.
+Types follow the config dataclass's annotations (and a factory option's, read as
+`registration.text_type` says): int, float, str, bool, a path, a `Literal` (one of its values),
+tuple[float, ...] and tuple[int, ...] (written `key=1,2`), and `X | None` (written `key=none`).
+Every float must be finite; a field's `option(..., min=, max=, choices=)` bounds are checked here,
+once for all scenarios. Any `ValueError` while the config is built (here, in the config's
+`__post_init__`, or in a library factory it calls) is the user's: it comes out as `BadInput`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from playground.devices import resolve_device
 from playground.errors import BadInput
-from registration import Option, Registry
+from registration import Option, Registry, text_type
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -39,9 +40,7 @@ def parse_overrides(texts: Iterable[str]) -> dict[str, str]:
     for text in texts:
         key, value = split_override(text)
         if key in overrides:
-            raise BadInput(
-                f"option {key!r} given twice ({key}={overrides[key]}, {key}={value}); give it once"
-            )
+            raise BadInput(f"option {key!r} given twice, as {overrides[key]!r} and {value!r}; give it once")
         overrides[key] = value
     return overrides
 
@@ -147,9 +146,12 @@ def parse_value(key: str, text: str, annotation: Any) -> Any:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in options:
         if text.lower() == "none":
             return None
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        others = [a for a in options if a is not type(None)]  # str | Path: read as str
-        annotation = str if str in others else others[0]
+    annotation = text_type(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        texts = {format_value(value): value for value in typing.get_args(annotation)}
+        if text not in texts:
+            raise BadInput(f"unknown {key} {text!r}; valid: {', '.join(texts)}")
+        return texts[text]
     is_list = typing.get_origin(annotation) is tuple
     kind = typing.get_args(annotation)[0] if is_list else annotation
     parts = ([part.strip() for part in text.split(",")] if text.strip() else []) if is_list else [text]
@@ -159,8 +161,8 @@ def parse_value(key: str, text: str, annotation: Any) -> Any:
         values = tuple(_scalar(kind, part) for part in parts)
     except ValueError:
         raise BadInput(f"{key}={text!r} is not a valid {_type_text(annotation)}") from None
-    if kind is float and not all(map(math.isfinite, values)):
-        raise BadInput(f"{key}={text}: not finite; valid: finite numbers (no nan or inf)")
+    if kind is float and not all(map(math.isfinite, values)):  # the items as read: one line
+        raise BadInput(f"{key}={','.join(parts)}: not finite; valid: finite numbers (no nan or inf)")
     return values if is_list else values[0]
 
 
@@ -188,6 +190,8 @@ def _type_text(annotation: Any) -> str:
         return " or ".join(_type_text(a) for a in options if a is not type(None)) + " or none"
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         return " or ".join(_type_text(a) for a in options)
+    if typing.get_origin(annotation) is typing.Literal:
+        return f"one of {', '.join(map(format_value, typing.get_args(annotation)))}"
     if typing.get_origin(annotation) is tuple:
         return f"comma-separated list of {typing.get_args(annotation)[0].__name__}"
     if annotation is bool:

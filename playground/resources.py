@@ -51,9 +51,18 @@ def check_memory(need: int, device: torch.device, setting: str, lower: str) -> N
     have = available_memory(device)
     if need > have:
         raise BadInput(
-            f"{setting} needs about {need / GIB:.3g} GiB of {device.type} memory and "
-            f"{have / GIB:.3g} GiB is available; valid: lower {lower}"
+            f"{setting} needs about {_gib(need)} GiB of {device.type} memory and "
+            f"{_gib(have)} GiB is available; valid: lower {lower}"
         )
+
+
+def _gib(size: int) -> str:
+    """`size` bytes in GiB, three digits; a size past a float's range (a 400-digit setting) by
+    its power of ten."""
+    try:
+        return f"{size / GIB:.3g}"
+    except OverflowError:
+        return f"1e{len(str(size // GIB)) - 1}"
 
 
 def check_threads(threads: int) -> None:

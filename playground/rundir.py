@@ -86,8 +86,18 @@ def resumes_in_place(resume: str | Path | None, directory: Path) -> bool:
 
 def check_resume(resume: str | Path | None, scenario: str) -> None:
     """A `resume=` option names a run directory holding a checkpoint (checked when the config is
-    built, before anything runs)."""
-    if resume is not None and not (Path(resume) / CHECKPOINT).is_file():
+    built, before anything runs). A name the file system cannot look up (too long, say) is refused
+    alike, with its reason."""
+    if resume is None:
+        return
+    try:
+        found = (Path(resume) / CHECKPOINT).is_file()
+    except OSError as error:  # is_file answers False only for a missing file or folder
+        raise ValueError(
+            f"resume={resume!r} names no readable run directory ({error.strerror}); valid: a {scenario} "
+            "run directory written with checkpoint_every > 0"
+        ) from None
+    if not found:
         raise ValueError(
             f"resume={resume!r} holds no {CHECKPOINT}; valid: a {scenario} run directory "
             "written with checkpoint_every > 0"

@@ -10,15 +10,18 @@ library, and every registry follows the same rules:
     DYNAMICS.make("my_dynamics:anchored", 0.1, k=5)      # a user's factory, from the user's module
     DYNAMICS.options("momentum")                         # {"beta": Option(float, -0.5), ...}
 
-A *factory* is a function or class; its *options* are its parameters other than the `given` ones
-(those the caller passes itself, such as a dynamics' learning rate or a learner's model), typed by
-their annotations (or their defaults' types), with the defaults of its signature. A
-`functools.partial` registers a declaration: the keywords it binds are part of what was
-registered, not options. `make` refuses, with a one-line `ValueError` that names what is valid:
-an unknown name, an option the factory does not take, an option missing that has no default, and
-a factory that returns something other than the kind's type. A name of the form `module:factory`
-names a user's factory: a function or class defined in that module (never one it imported, a
-builtin or another module's), so any kind can be extended without editing this package.
+A *factory* is a function or class; its *keywords* are its parameters other than the `given` ones
+(those the caller passes itself, positionally, such as a dynamics' learning rate or a learner's
+model), typed by their annotations (or their defaults' types), with the defaults of its signature.
+Its *options* are the keywords whose type text can be read as (`text_type`: bool, int, float, str,
+a path, a `Literal`, a `tuple[X, ...]` of those, a union holding one): what a user sets by name. A
+keyword of any other type (a `torch.Generator`, a `torch.dtype`) only code passes: it is never
+listed or read from text. A `functools.partial` registers a declaration: the keywords it binds are
+part of what was registered, neither. `make` refuses, with a one-line `ValueError` that names what
+is valid: an unknown name, a keyword the factory does not take, one missing that has no default,
+and a factory that returns something other than the kind's type. A name of the form
+`module:factory` names a user's factory: a function or class defined in that module (never one it
+imported, a builtin or another module's), so any kind can be extended without editing this package.
 """
 
 from __future__ import annotations
@@ -27,12 +30,15 @@ import functools
 import importlib
 import inspect
 import re
+import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 _REQUIRED = inspect.Parameter.empty
+_SCALARS = (bool, int, float, str, Path)  # the types text is read as, one item at a time
 
 
 @dataclass(frozen=True)
@@ -96,19 +102,23 @@ class Registry(Mapping[str, Callable[..., Any]]):
         return factory
 
     def options(self, spec: str) -> dict[str, Option]:
-        """The keyword options of `spec`'s factory, in signature order."""
+        """The options of `spec`'s factory (the keywords text can be read as), in signature order."""
         return factory_options(self.factory(spec), self.given)
+
+    def keywords(self, spec: str) -> dict[str, Option]:
+        """Every keyword of `spec`'s factory: its options and those only code passes."""
+        return factory_keywords(self.factory(spec), self.given)
 
     def help(self, name: str) -> str:
         """The one-line description `name` was registered with."""
         return self._help[name] if name in self._help else _first_line(self.factory(name))
 
-    def make(self, spec: str, *given: Any, **options: Any) -> Any:
-        """Build `spec` (a name or `module:factory`) from the `given` arguments and `options`,
-        each option checked against the factory's signature, and the result against `returns`."""
+    def make(self, spec: str, *given: Any, **keywords: Any) -> Any:
+        """Build `spec` (a name or `module:factory`) from the `given` arguments and `keywords`,
+        each checked against the factory's signature, and the result against `returns`."""
         factory = self.factory(spec)
-        self.check(spec, options)
-        built = factory(*given, **options)
+        self.check(spec, keywords)
+        built = factory(*given, **keywords)
         if self.returns is not None and not isinstance(built, self.returns):
             raise ValueError(
                 f"{self.kind} {spec!r} returned {type(built).__name__}; valid: a function returning "
@@ -116,15 +126,15 @@ class Registry(Mapping[str, Callable[..., Any]]):
             )
         return built
 
-    def check(self, spec: str, options: Mapping[str, Any]) -> None:
-        """Refuse an option `spec`'s factory does not take, and a missing one without default."""
-        valid = self.options(spec)
-        for key in options:
+    def check(self, spec: str, keywords: Mapping[str, Any]) -> None:
+        """Refuse a keyword `spec`'s factory does not take, and a missing one without default."""
+        valid = self.keywords(spec)
+        for key in keywords:
             if key not in valid:
                 raise ValueError(
                     f"{self.kind} {spec!r} takes no option {key!r}; valid: {', '.join(valid) or 'none'}"
                 )
-        missing = [name for name, option in valid.items() if option.required and name not in options]
+        missing = [name for name, option in valid.items() if option.required and name not in keywords]
         if missing:
             raise ValueError(
                 f"{self.kind} {spec!r} needs option(s) {', '.join(missing)} that have no default"
@@ -152,9 +162,14 @@ class Registry(Mapping[str, Callable[..., Any]]):
 
 
 def factory_options(factory: Callable[..., Any], given: tuple[str, ...] = ()) -> dict[str, Option]:
-    """A factory's keyword options (parameters other than `given`, `self`, `*args`, `**kwargs` and
-    the keywords a `functools.partial` binds), each typed by its annotation, else its default's
-    type (bool, int, float), else `str`."""
+    """A factory's options: its keywords (`factory_keywords`) whose type text can be read as."""
+    return {name: o for name, o in factory_keywords(factory, given).items() if text_type(o.type) is not None}
+
+
+def factory_keywords(factory: Callable[..., Any], given: tuple[str, ...] = ()) -> dict[str, Option]:
+    """A factory's keywords (parameters other than `given`, `self`, `*args`, `**kwargs` and the
+    keywords a `functools.partial` binds), each typed by its annotation, else its default's type,
+    else `str` (no default, or None)."""
     bound = set(factory.keywords) if isinstance(factory, functools.partial) else set()
     target = factory.func if isinstance(factory, functools.partial) else factory
     try:
@@ -170,9 +185,27 @@ def factory_options(factory: Callable[..., Any], given: tuple[str, ...] = ()) ->
         ):
             continue
         default = parameter.default
-        kind = hints.get(name) or (type(default) if isinstance(default, (bool, int, float)) else str)
+        kind = hints.get(name) or (str if default is _REQUIRED or default is None else type(default))
         found[name] = Option(kind, None if default is _REQUIRED else default, default is _REQUIRED)
     return found
+
+
+def text_type(annotation: Any) -> Any:
+    """The type an option's text is read as, None where text cannot be read as `annotation`.
+
+    bool, int, float, str, `Path`, a `Literal` of bool, int, float or str values, and a
+    `tuple[X, ...]` of the first five are read as themselves; a union (`X | None` included) as str
+    where it holds str, else as its first member other than None.
+    """
+    origin, members = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        others = [member for member in members if member is not type(None)]
+        return text_type(str if str in others else others[0])
+    if origin is typing.Literal:
+        return annotation if all(isinstance(value, _SCALARS[:4]) for value in members) else None
+    if origin is tuple:
+        return annotation if len(members) == 2 and members[1] is Ellipsis and members[0] in _SCALARS else None
+    return annotation if annotation in _SCALARS else None
 
 
 def _first_line(factory: Callable[..., Any]) -> str:

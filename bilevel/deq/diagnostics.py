@@ -21,14 +21,23 @@ def jacobian_penalty(f: Cell, x: Tensor, z_star: Tensor, generator: torch.Genera
 
 def jacobian_eigenvalues(f: Cell, x: Tensor, z_star: Tensor) -> Tensor:
     """All eigenvalues of ∂f/∂z at each example's z*, (B, d) complex: Jacobians by torch.func.jacrev,
-    vmapped over examples. For small widths (d up to a few hundred)."""
+    vmapped over examples. For small widths (d up to a few hundred). An example whose Jacobian has
+    a non-finite entry (a diverged model) gets NaN eigenvalues: LAPACK's eigensolver is never given
+    one (MKL's balancing step crashes the process on it)."""
 
     def one(z: Tensor, xi: Tensor) -> Tensor:
         return torch.func.jacrev(lambda v: f(v[None], xi[None])[0])(z)
 
     with torch.no_grad():
         jacobians = torch.func.vmap(one)(z_star.detach(), x.detach())  # (B, d, d)
-        return torch.linalg.eigvals(jacobians)
+        finite = jacobians.isfinite().flatten(1).all(1)  # (B,)
+        if finite.all():
+            return torch.linalg.eigvals(jacobians)
+        complex_dtype = torch.promote_types(jacobians.dtype, torch.complex64)
+        values = torch.full(jacobians.shape[:2], complex("nan+nanj"), dtype=complex_dtype, device=x.device)
+        if finite.any():
+            values[finite] = torch.linalg.eigvals(jacobians[finite])
+        return values
 
 
 def spectral_radius(

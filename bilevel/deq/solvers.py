@@ -19,6 +19,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from bilevel.solvers import solve_or_nan
+
 Map = Callable[[Tensor], Tensor]
 
 
@@ -126,7 +128,8 @@ def anderson(
 
 def _anderson_weights(g: Tensor, lam: float) -> Tensor:
     """α of min ‖αᵀG‖² + (λs + √tiny)‖α‖², Σα = 1, s = tr(GGᵀ)/n, from the bordered system
-    [[0, 1ᵀ], [1, GGᵀ + (λs + √tiny)I]] [ν; α] = [1; 0]."""
+    [[0, 1ᵀ], [1, GGᵀ + (λs + √tiny)I]] [ν; α] = [1; 0]; its minimum-norm solution where it is
+    singular, and NaN where GGᵀ overflowed."""
     batch, n, _ = g.shape
     gram = g @ g.transpose(1, 2)  # (B, n, n)
     scale = gram.diagonal(dim1=1, dim2=2).mean(-1)  # (B,)
@@ -137,7 +140,13 @@ def _anderson_weights(g: Tensor, lam: float) -> Tensor:
     top = torch.cat([g.new_zeros(batch, 1, 1), ones.transpose(1, 2)], 2)
     system = torch.cat([top, torch.cat([ones, gram], 2)], 1)  # (B, n + 1, n + 1)
     rhs = torch.cat([g.new_ones(batch, 1, 1), g.new_zeros(batch, n, 1)], 1)
-    return torch.linalg.solve(system, rhs)[:, 1:, 0]
+    weights = solve_or_nan(system, rhs)  # (B, n + 1, 1); NaN, so a non-finite step, where GGᵀ overflowed
+    # λ = 0, or a λs lost in rounding, leaves the system singular when the residuals are dependent
+    # (more of them than dimensions): of the many minimisers, the minimum-norm one (pinv)
+    singular = weights.isnan().flatten(1).any(1) & system.isfinite().flatten(1).all(1)
+    if singular.any():
+        weights = weights.index_put((singular,), torch.linalg.pinv(system[singular]) @ rhs[singular])
+    return weights[:, 1:, 0]
 
 
 def broyden(tol: float = 1e-6, max_iter: int = 50) -> Solver:

@@ -109,7 +109,7 @@ class StnResult(NamedTuple):
     lam: Tensor  # the final λ, (L + 1,)
     sigma: Tensor  # the final σ, (L + 1,)
     schedule: list[tuple[int, Tensor]]  # (training step, λ) after each hyperparameter step
-    diverged_step: int | None  # the first training step whose loss was not finite
+    diverged_step: int | None  # the first training step whose perturbed λ or loss was not finite
 
 
 def stn_tune(
@@ -151,8 +151,10 @@ def stn_tune(
 
     for step in progress(range(1, steps + 1), total=steps, desc="stn"):
         optimizer.zero_grad()
-        loss = train_loss(net, next(train_batches), perturbed(batch).detach(), True, generator)
-        if not math.isfinite(loss.item()):
+        data, lams = next(train_batches), perturbed(batch).detach()
+        # a λ or σ past float32's range leaves no dropout rates to draw with: diverged, as a loss
+        loss = train_loss(net, data, lams, True, generator) if lams.isfinite().all() else None
+        if loss is None or not math.isfinite(loss.item()):
             return StnResult(net, lam.detach(), log_sigma.detach().exp(), schedule, step)
         loss.backward()
         optimizer.step()

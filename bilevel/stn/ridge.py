@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from bilevel.ridge import Ridge
+from bilevel.solvers import solve_or_nan
 
 
 def stn_optimum(problem: Ridge, lam: Tensor, sigma: float) -> tuple[Tensor, Tensor]:
@@ -35,7 +36,7 @@ def stn_optimum(problem: Ridge, lam: Tensor, sigma: float) -> tuple[Tensor, Tens
             torch.cat([ek * eye, gram + ek * (1 + sigma**2) * eye], 1),
         ]
     )
-    solution = torch.linalg.solve(system, torch.cat([rhs, torch.zeros_like(rhs)]))
+    solution = solve_or_nan(system, torch.cat([rhs, torch.zeros_like(rhs)]))
     return solution[:d], solution[d:]
 
 

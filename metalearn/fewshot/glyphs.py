@@ -23,6 +23,7 @@ of matplotlib (its fonts) and Pillow (its renderer).
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import math
@@ -112,6 +113,7 @@ def glyphs(
     key = hashlib.sha256(options.encode()).hexdigest()[:12]
     path = Path(cache_dir).expanduser() / f"v{VERSION}-seed{seed}-{key}.pt"
     if not path.exists():
+        _check_writable(path.parent, cache_dir)
         _save_atomic(generate(seed, scripts, per_class), path)
     stored = torch.load(path, weights_only=True)
     images = {split: x.float() / 255 for split, x in stored.items()}
@@ -233,6 +235,23 @@ def _font(face: str) -> ImageFont.FreeTypeFont:
 @functools.cache
 def _charmap(face: str) -> frozenset[int]:
     return frozenset(FT2Font(_font_path(face)).get_charmap())
+
+
+def _check_writable(directory: Path, cache_dir: str | Path) -> None:
+    """`cache_dir` is a directory (made here if missing) where a file can be written: checked before
+    the minutes of rendering, not after. A refusal is a one-line ValueError with the reason."""
+    try:
+        if directory.exists() and not directory.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise ValueError(
+            f"cache_dir={str(cache_dir)!r} cannot hold the glyphs cache ({error.strerror}); valid: a "
+            "writable directory, or a path where one can be made"
+        ) from None
 
 
 def _save_atomic(images: dict[str, torch.Tensor], path: Path) -> None:

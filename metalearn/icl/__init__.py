@@ -19,9 +19,11 @@ from metalearn.icl.baselines import (
     optimal_gd_lr,
     optimal_gd_mse,
     ridge,
+    ridge_floor,
     ridge_weights,
 )
 from metalearn.icl.data import (
+    INPUT_SCALES,
     X_DISTS,
     InputDistribution,
     Prompts,
@@ -38,6 +40,7 @@ from metalearn.icl.train import TrainResult, train
 
 __all__ = [
     "GPT",
+    "INPUT_SCALES",
     "MODELS",
     "InputDistribution",
     "LinearSelfAttention",
@@ -66,6 +69,7 @@ __all__ = [
     "optimal_gd_mse",
     "probe_r2",
     "ridge",
+    "ridge_floor",
     "ridge_weights",
     "sensitivity",
     "spd",

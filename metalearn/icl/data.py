@@ -20,6 +20,14 @@ class InputDistribution(NamedTuple):
 
     sample: Callable[[tuple[int, ...], float, torch.Generator], torch.Tensor]  # (shape, a, generator) -> x
     moments: Callable[[float], tuple[float, float]]  # a -> (s², m₄) = (E x², E x⁴) of one coordinate
+    scale: Callable[[float], float]  # a -> the inputs' scale: a for U(−a, a), 1 for N(0, 1)
+
+
+#: The scales a prompt's inputs may have (an input distribution's `scale`, times an OOD factor):
+#: prompts are float32, and their Gram matrices XᵀX (∝ N·a²) and the baselines' step sizes η
+#: (∝ 1/a²) must stay far inside float32's range [1.2e-38, 3.4e38], which the squares alone
+#: leave at a = 1e±19.
+INPUT_SCALES = (1e-15, 1e15)
 
 
 def _uniform(shape: tuple[int, ...], x_range: float, generator: torch.Generator) -> torch.Tensor:
@@ -32,8 +40,8 @@ def _gaussian(shape: tuple[int, ...], x_range: float, generator: torch.Generator
 
 #: Input distributions by name: x ~ U(−a, a) (s² = a²/3, m₄ = a⁴/5) or N(0, 1) (s² = 1, m₄ = 3).
 X_DISTS: dict[str, InputDistribution] = {
-    "uniform": InputDistribution(_uniform, lambda a: (a**2 / 3, a**4 / 5)),
-    "gaussian": InputDistribution(_gaussian, lambda a: (1.0, 3.0)),
+    "uniform": InputDistribution(_uniform, lambda a: (a**2 / 3, a**4 / 5), lambda a: a),
+    "gaussian": InputDistribution(_gaussian, lambda a: (1.0, 3.0), lambda a: 1.0),
 }
 
 
@@ -82,9 +90,15 @@ class TaskDistribution:
     pool: torch.Tensor | None = None
 
     def __post_init__(self):
-        input_distribution(self.x_dist)
+        scale = input_distribution(self.x_dist).scale(self.x_range)
         if self.dim < 1 or self.context < 1:
             raise ValueError(f"dim={self.dim}, context={self.context}: both must be >= 1")
+        low, high = INPUT_SCALES
+        if not low <= scale <= high:
+            raise ValueError(
+                f"x_range={self.x_range}: float32 prompts hold x², and sums and inverses of it, "
+                f"only for inputs of scale {low:g} to {high:g}; valid: {low:g} <= x_range <= {high:g}"
+            )
 
     def sample(self, batch: int, generator: torch.Generator, context: int | None = None) -> Prompts:
         """`batch` prompts with `context` (default `self.context`) examples each."""

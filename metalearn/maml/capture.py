@@ -23,6 +23,7 @@ replays from a graph by default on a GPU wherever the step allows it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
@@ -30,6 +31,19 @@ import torch
 from metalearn.fewshot.tasks import Tasks
 
 CAPTURES = ("none", "compile", "cuda_graph")
+
+
+def compiled(function: Callable) -> Callable:
+    """`torch.compile(function)`, without torch's "No CUDA runtime is found" (`_gpu_less`)."""
+    logging.getLogger("torch.utils.cpp_extension").addFilter(_gpu_less)  # once: filters are a set
+    return torch.compile(function)
+
+
+def _gpu_less(record: logging.LogRecord) -> bool:
+    """False for the warning TorchInductor's first import of `torch.utils.cpp_extension` logs on a
+    machine with a CUDA toolkit and no GPU: nothing a CPU run can act on, and a second line on the
+    stderr of a successful run."""
+    return not record.getMessage().startswith("No CUDA runtime is found")
 
 
 class CudaGraphStep:

@@ -15,6 +15,11 @@ on a meta-batch of `Tasks`, and adapts to held-out tasks for evaluation.
 
 Devices: a learner computes where its model's parameters are; the meta-batches it is given must be
 there too (`meta_train` draws them on the CPU and moves them). `to(device)` moves a learner.
+
+A learner refuses, before it touches its model, options outside their ranges (`registration.ranges`'s
+one-line `name=value: why; valid: range`): each rate finite and > 0 (0 learns nothing, < 0 ascends),
+Adam's first step 10·meta_lr a number of the model's dtype, at least one inner step (none adapts
+nothing, and MAML is pretraining on the query points).
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ from torch.func import functional_call, vmap
 from metalearn.convnet import plain_batch_norm
 from metalearn.fewshot.tasks import KINDS, Tasks
 from metalearn.maml.adaptation import Step, accuracy, adaptation_curve, criterion, fine_tune, head_names
-from metalearn.maml.capture import CAPTURES, CudaGraphStep
+from metalearn.maml.capture import CAPTURES, CudaGraphStep, compiled
 from metalearn.maml.engines import ENGINES, functional_meta_loss, learn2learn_meta_loss
 from metalearn.maml.imaml import implicit_meta_gradient, proximal_step
 from metalearn.maml.variants import MAML, MamlVariant
+from registration.ranges import check_integer, check_number
 
 
 class MetaLearner:
@@ -56,7 +62,13 @@ class MetaLearner:
         if kind not in self.kinds:
             needs = " or ".join(f"kind={k!r}" for k in self.kinds)
             raise ValueError(f"algo={self.algo!r} needs {needs}, got kind={kind!r}")
+        check_number("inner_lr", inner_lr, "the inner SGD rate: 0 adapts nothing, < 0 ascends", above=0)
+        check_integer("inner_steps", inner_steps, "steps of the inner loop: with none nothing adapts", 1)
         self.model, self.kind = model, kind
+        # Adam's first step is meta_lr/(1 − β₁) = 10·meta_lr, a number of the parameters' dtype
+        largest = torch.finfo(self.meta_parameters()[0].dtype).max / 10
+        why = "Adam's meta-update rate: 0 learns nothing, < 0 ascends, and its first step is 10·meta_lr"
+        check_number("meta_lr", meta_lr, why, above=0, below=largest)
         self.inner_lr, self.inner_steps = inner_lr, inner_steps
         self.loss_fn = criterion(kind)
         self.optimizer = torch.optim.Adam(self.meta_parameters(), lr=meta_lr, capturable=self._capturable())
@@ -171,17 +183,17 @@ class GradientMetaLearner(MetaLearner):
         if capture == "cuda_graph" and device.type != "cuda":
             raise ValueError(f"capture='cuda_graph' needs the model on a CUDA device; it is on {device}")
         self.variant, self.engine, self.algo = variant, engine, algo
-        if engine == "functional" and not variant.first_order and variant.adapt == "all":
-            plain_batch_norm(model)
         self.lrs = None
         if variant.learned_rates:
             adapted = model.head if variant.adapt == "head" else model
             self.lrs = nn.ParameterList(
                 [nn.Parameter(torch.full_like(p, inner_lr)) for p in adapted.parameters()]
             )
-        super().__init__(model, kind, inner_lr, inner_steps, meta_lr)
-        compiled = capture == "compile"
-        self._functional_meta_loss = torch.compile(functional_meta_loss) if compiled else functional_meta_loss
+        super().__init__(model, kind, inner_lr, inner_steps, meta_lr)  # the options checked, then the model
+        if engine == "functional" and not variant.first_order and variant.adapt == "all":
+            plain_batch_norm(model)  # the same parameters, which Adam holds already
+        meta_loss = compiled(functional_meta_loss) if capture == "compile" else functional_meta_loss
+        self._functional_meta_loss = meta_loss
         self._graph = CudaGraphStep(self._step) if capture == "cuda_graph" else None
 
     def meta_parameters(self) -> list[nn.Parameter]:
@@ -261,10 +273,10 @@ class IMAML(MetaLearner):
     algo = "imaml"
 
     def __init__(self, model, kind, inner_lr=0.01, inner_steps=1, meta_lr=1e-3, prox_lambda=1.0, cg_iters=5):
-        if not prox_lambda > 0 or cg_iters < 1:
-            raise ValueError(
-                f"prox_lambda={prox_lambda}, cg_iters={cg_iters}; valid: prox_lambda > 0, cg_iters >= 1"
-            )
+        check_number("prox_lambda", prox_lambda, "the proximal weight λ: (I + H/λ)⁻¹ needs λ > 0", above=0)
+        check_integer(
+            "cg_iters", cg_iters, "CG iterations for (I + H/λ)⁻¹: none gives a zero meta-gradient", 1
+        )
         super().__init__(model, kind, inner_lr, inner_steps, meta_lr)
         self.prox_lambda, self.cg_iters = prox_lambda, cg_iters
 

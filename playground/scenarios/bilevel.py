@@ -341,7 +341,7 @@ def _problem_summary(
         greedy = curves["grid"][curves["greedy_losses"].argmin()].item()
         summary.update(
             {
-                "outer/lr": math.exp(final.item()),
+                "outer/lr": _exp(final.item()),
                 "reference/lr": math.exp(summary["reference/lambda"]),
                 "reference/greedy_lambda": greedy,
                 "reference/greedy_lr": math.exp(greedy),
@@ -365,6 +365,14 @@ def _problem_summary(
     if check is not None:
         summary.update(_stn_summary(check))
     return summary
+
+
+def _exp(x: float) -> float:
+    """e^x, and inf past float64's range (the learning rate of a diverged λ) where math.exp raises."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
 
 
 def _stn_check(problem, method, lam: torch.Tensor, seed: int) -> stn.ResponseCheck:

@@ -62,7 +62,13 @@ class DartsConfig(RunConfig):
     top_k: int = option(2, "incoming edges kept per node by the derivation", min=1)
     batch_size: int = option(64, "examples per training and per validation batch", min=1)
     w_lr: float = option(0.05, "SGD rate of the weights (momentum 0.9), also one_step's ξ", above=0)
-    alpha_lr: float = option(0.01, "Adam rate of α (betas 0.5, 0.999, weight decay 1e-3, as DARTS)", above=0)
+    alpha_lr: float = option(
+        0.01,
+        "Adam rate of α (betas 0.5, 0.999, weight decay 1e-3, as DARTS); Adam's first step, "
+        "alpha_lr/(1 − 0.5), must be a float32 number",
+        above=0,
+        max=1.7e38,
+    )
     weight_decay: float = option(3e-4, "weight decay in L_train", min=0)
     damping: float = option(
         1.0,
@@ -71,7 +77,7 @@ class DartsConfig(RunConfig):
     )
     power_iters: int = option(10, "Hessian-vector products per eigenvalue estimate (0: none)", min=0)
     ift_iters: int = option(100, "CG iterations at most of the IFT reference (0: no ift_cosine)", min=0)
-    ift_tol: float = option(1e-6, "CG relative residual of the IFT reference", min=0)
+    ift_tol: float = option(1e-6, "CG relative residual of the IFT reference (< 1)", min=0)
     retrain_epochs: int = option(
         20, "epochs of training from scratch, for every architecture compared", min=1
     )
@@ -85,6 +91,11 @@ class DartsConfig(RunConfig):
             raise ValueError(
                 f"method={self.method} {_NOT_AT_W[self.method]}; "
                 f"valid: {', '.join(m for m in bilevel.METHODS if m not in _NOT_AT_W)}"
+            )
+        if self.ift_tol >= 1:
+            raise ValueError(
+                f"ift_tol={self.ift_tol}: a relative residual >= 1 is met by q = 0 before any CG "
+                "iteration, so the IFT reference would be no hypergradient; valid: 0 <= ift_tol < 1"
             )
         if self.top_k > self.nodes:
             raise ValueError(f"top_k={self.top_k} exceeds nodes={self.nodes}: valid: top_k <= nodes")

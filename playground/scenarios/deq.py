@@ -75,7 +75,7 @@ class DeqConfig(RunConfig):
     adjoint_iters: int | None = option(
         None, "ift cg/neumann: iterations or terms, default 200 linear, 20", min=1
     )
-    adjoint_tol: float | None = option(None, "ift cg: relative tolerance (0: all iterations)", min=0)
+    adjoint_tol: float | None = option(None, "ift cg: relative tolerance < 1 (0: all iterations)", min=0)
     phantom_steps: int | None = option(None, "phantom: steps k (5)", min=1)
     damping: float | None = option(None, "phantom: damping τ (0.5)", above=0, max=1)
     dim: int | None = option(
@@ -92,7 +92,12 @@ class DeqConfig(RunConfig):
     batch_size: int | None = option(
         None, "minibatch size, default 256 synthetic1d, 64 digits, 128 mnist", min=1
     )
-    lr: float | None = option(None, "Adam step size, default 3e-3, 1e-3 mnist", above=0)
+    lr: float | None = option(
+        None,
+        "Adam step size, default 3e-3, 1e-3 mnist (its first step, 10·lr, a float32 number)",
+        above=0,
+        max=3.4e37,
+    )
     train: int | None = option(None, "synthetic1d: training points (4096)", min=1)
     val: int | None = option(None, "synthetic1d: validation points (1000)", min=1)
     noise: float | None = option(None, "synthetic1d: label noise std (5)", min=0)
@@ -139,6 +144,11 @@ class DeqConfig(RunConfig):
         if self.adjoint_tol is not None and self.adjoint != "cg":
             raise ValueError(
                 f"adjoint_tol={self.adjoint_tol} does not apply to adjoint={self.adjoint}; it applies to: cg"
+            )
+        if self.adjoint_tol is not None and self.adjoint_tol >= 1:
+            raise ValueError(
+                f"adjoint_tol={self.adjoint_tol}: a relative residual >= 1 is met by u = 0 before any CG "
+                "iteration, so no gradient would flow; valid: 0 <= adjoint_tol < 1"
             )
         for name in ("tol", "max_iter", "dim", "width", "steps", "batch_size", "lr"):
             if getattr(self, name) is None and name in defaults:

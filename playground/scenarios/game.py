@@ -73,7 +73,7 @@ class GameConfig(RunConfig):
 
 def _as_given(make, config: GameConfig, namespace: str, options: dict):
     """make(config), with a factory's refusal of its option `keyword=value: ...` (the form of
-    `games.ranges`) named as the user gave it, `namespace.keyword=value: ...`."""
+    `registration.ranges`) named as the user gave it, `namespace.keyword=value: ...`."""
     try:
         return make(config)
     except ValueError as error:

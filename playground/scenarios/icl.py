@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from metalearn import icl
-from playground.config import option_defaults
+from playground.config import check_bounds, option_defaults
 from playground.resources import check_memory
 from playground.rundir import CHECKPOINT, check_resume, diverged
 from playground.scenario import Checkpoint, RunConfig, Scenario, keywords, option
@@ -50,15 +50,21 @@ class IclConfig(RunConfig):
     width: int = option(64, "gpt: residual stream width", min=1)
     init_scale: float = option(0.1, "lsa: weights start N(0, init_scale²)", min=0)
     x_dist: str = option("uniform", f"input distribution: {', '.join(icl.X_DISTS)}")
-    x_range: float = option(1.0, "uniform inputs: x ~ U(−x_range, x_range)", above=0)
+    x_range: float = option(
+        1.0, "uniform inputs: x ~ U(−x_range, x_range), 1e-15 to 1e15 (float32 prompts hold x²)", above=0
+    )
     noise: float = option(0.0, "target noise std", min=0)
     num_tasks: int = option(0, "finite pool of training tasks (0: fresh tasks every step)", min=0)
     steps: int = option(2000, "training steps (lsa_gd: none)", min=0)
     batch: int = option(2048, "prompts per training step", min=1)
-    lr: float = option(1e-3, "Adam learning rate", above=0)
+    lr: float = option(
+        1e-3, "Adam learning rate (its first step, 10·lr, a float32 number)", above=0, max=3.4e37
+    )
     eval_tasks: int = option(4096, "held-out prompts for fitting baselines and for evaluation", min=1)
     eval_every: int = option(250, "steps between evaluations", min=1)
-    ridge: float = option(0.1, "ridge baseline's λ", above=0)
+    ridge: float = option(
+        0.1, "ridge baseline's λ, at least float32's resolution 2⁻²³·N·d·E x² of XᵀX", above=0
+    )
     ood_scales: tuple[float, ...] = option((0.5, 1.0, 2.0, 4.0), "OOD factors α > 0 for x -> αx, w -> αw")
     threads: int = option(1, "torch threads (0: torch's default)", min=0)
     plots: bool = option(True, "save the PNG figures")
@@ -69,9 +75,16 @@ class IclConfig(RunConfig):
     def __post_init__(self):
         icl.MODELS.factory(self.model)  # an unknown name: one line naming the valid ones
         _fold_model_options(self)
-        icl.input_distribution(self.x_dist)
+        icl.TaskDistribution(self.dim, self.context, self.x_dist, self.x_range)  # x_dist's name, x_range
         if not self.ood_scales or min(self.ood_scales) <= 0:
             raise ValueError(f"ood_scales={self.ood_scales}; valid: one or more scales > 0")
+        _check_ood_scales(self)
+        floor = float(f"{icl.ridge_floor(self.dim, self.context, self.x_dist, self.x_range):.3g}")
+        if self.ridge < floor:
+            raise ValueError(
+                f"ridge={self.ridge}: below float32's resolution of XᵀX, 2⁻²³·N·d·E x² = {floor:g}, λ is "
+                f"lost in rounding and XᵀX + λI singular for prompts shorter than dim; valid: >= {floor:g}"
+            )
         if self.model == "lsa_gd" and self.heads != 1:
             raise ValueError(f"heads={self.heads} with model=lsa_gd; valid: heads=1 (one GD step per layer)")
         features = (self.width if self.model == "gpt" else self.dim + 1) + 1  # a probe's, with its bias
@@ -92,6 +105,19 @@ class IclConfig(RunConfig):
                     f"{', '.join(k for k in _MODEL_FIELDS if k in taken) or 'none'}"
                 )
         icl.MODELS.check(self.model, model_options(self, generator=None, gd_lr=None))
+
+
+def _check_ood_scales(config: IclConfig) -> None:
+    """Each OOD factor α keeps the scaled inputs αx within the scales float32 prompts hold."""
+    scale = icl.input_distribution(config.x_dist).scale(config.x_range)
+    low, high = icl.INPUT_SCALES
+    for alpha in config.ood_scales:
+        if not low <= alpha * scale <= high:
+            raise ValueError(
+                f"ood_scales={','.join(f'{a:g}' for a in config.ood_scales)}: α={alpha:g} scales the "
+                f"inputs to {alpha * scale:g}, beyond what float32 prompts hold ({low:g} to {high:g}); "
+                f"valid: {low / scale:g} <= α <= {high / scale:g}"
+            )
 
 
 def check(config: IclConfig, device: torch.device) -> None:
@@ -255,24 +281,26 @@ def _gd_plus_plus(lr: float, gamma: float, steps: int) -> icl.baselines.Predicto
 
 def _fold_model_options(config: IclConfig) -> None:
     """`model.<keyword>` for a keyword the config has an option of (dim, layers, width, ...) sets
-    that option, which the data and the probes read too; given both ways, it is refused."""
-    defaults = option_defaults(IclConfig)
+    that option, which the data and the probes read too, within the option's bounds; given both
+    ways, it is refused."""
+    defaults, by_name = option_defaults(IclConfig), {f.name: f for f in dataclasses.fields(IclConfig)}
     for name in [k for k in config.model_options if k in defaults]:
         if getattr(config, name) != defaults[name]:
             raise ValueError(f"{name}= and model.{name}= both given; give model.{name} only")
         options = dict(config.model_options)
+        check_bounds(by_name[name], options[name])  # as the flat option's: model.heads=0 divided by zero
         object.__setattr__(config, name, options.pop(name))
         object.__setattr__(config, "model_options", options)
 
 
 def model_options(config: IclConfig, generator: torch.Generator | None, gd_lr: float | None) -> dict:
-    """The options of `config.model`'s factory: each from the config's option of that name, but for
-    the run's own (the seed's `generator`, and lsa_gd's `lr`, GD's line-searched η, not Adam's
-    `lr`), and the `model.<keyword>` ones given."""
+    """The keywords of `config.model`'s factory: each from the config's option of that name, but for
+    the run's own (the seed's `generator`, a keyword only code passes, and lsa_gd's `lr`, GD's
+    line-searched η, not Adam's `lr`), and the `model.<keyword>` ones given."""
     own = {"generator": generator, "lr": gd_lr}
     options = {
         name: own[name] if name in own else getattr(config, name)
-        for name in icl.MODELS.options(config.model)
+        for name in icl.MODELS.keywords(config.model)
         if name not in _FACTORY_DEFAULTS and (name in own or hasattr(config, name))
     }
     return options | config.model_options

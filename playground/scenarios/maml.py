@@ -27,7 +27,7 @@ MAML family (maml, fomaml, anil, foanil, metasgd) is replayed from a CUDA graph
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -46,7 +46,7 @@ from metalearn.maml import (
     can_capture,
     meta_train,
 )
-from playground.config import option_defaults
+from playground.config import check_bounds, option_defaults
 from playground.devices import resolve_device
 from playground.errors import BadInput
 from playground.resources import check_memory, saved_bytes
@@ -118,18 +118,25 @@ class MamlConfig(RunConfig):
     eval_queries: int | None = option(
         None, "query examples of a held-out task, default 100 points (sine), 15 per class (images)", min=1
     )
-    inner_lr: float | None = option(None, "inner-loop SGD rate α, default 0.01 sine, 0.4 images")
+    inner_lr: float | None = option(None, "inner-loop SGD rate α, default 0.01 sine, 0.4 images", above=0)
     inner_steps: int | None = option(
         None, "inner steps in meta-training, default 1 (imaml: 10 sine, 5 images)", min=1
     )
     prox_lambda: float | None = option(
-        None, "imaml: weight λ of the proximal inner problem L(φ) + (λ/2)‖φ − θ‖², default 10 sine, 2 images"
+        None,
+        "imaml: weight λ of the proximal inner problem L(φ) + (λ/2)‖φ − θ‖², default 10 sine, 2 images",
+        above=0,
     )
     cg_iters: int = option(
         5, "imaml: conjugate-gradient iterations per task for the implicit meta-gradient", min=1
     )
     eval_steps: int = option(10, "adaptation steps at evaluation (curve 0..eval_steps)", min=1)
-    meta_lr: float = option(1e-3, "Adam rate of the meta-update")
+    meta_lr: float = option(
+        1e-3,
+        "Adam rate of the meta-update (its first step, 10·meta_lr, a float32 number)",
+        above=0,
+        max=3.4e37,
+    )
     meta_batch: int | None = option(None, "tasks per meta-update, default 25 sine, 32 images", min=1)
     iterations: int = option(2000, "meta-updates (the paper's sine recipe: 70000)", min=1)
     log_every: int = option(10, "iterations per logged training loss", min=1)
@@ -154,6 +161,7 @@ class MamlConfig(RunConfig):
         metalearn.ALGORITHMS.factory(self.algo)  # each raises a ValueError naming the valid names
         TASK_FAMILIES.factory(self.task)
         _check_flat_options(self)
+        _fold_learner_options(self)
         # engine and capture: not `choices=`, whose message words it otherwise (the tests pin these)
         for name, valid in (("engine", ENGINES), ("capture", ("auto", *CAPTURES))):
             if getattr(self, name) not in (None, *valid):
@@ -190,11 +198,6 @@ class MamlConfig(RunConfig):
             object.__setattr__(self, "queries", self.shots)
         if self.shots < 1:  # not `min=1`, whose message words it otherwise: the tests pin this one
             raise ValueError(f"shots={self.shots}; valid: an integer >= 1")
-        if self.inner_lr <= 0 or self.meta_lr <= 0 or self.prox_lambda <= 0:
-            raise ValueError(
-                f"inner_lr={self.inner_lr}, meta_lr={self.meta_lr}, "
-                f"prox_lambda={self.prox_lambda}; valid: all > 0"
-            )
         recordable = can_capture(self.algo, self.engine)
         if self.capture == "auto":
             object.__setattr__(
@@ -243,6 +246,17 @@ def _check_flat_options(config: MamlConfig) -> None:
                 raise ValueError(f"{name}= and {namespace}.{name}= both given; give {namespace}.{name} only")
 
 
+def _fold_learner_options(config: MamlConfig) -> None:
+    """`algo.<keyword>` for a learner option the config has a name for sets that option: one option
+    under two names, bounded, defaulted, resolved (`capture=auto`) and checked alike."""
+    given, by_name = config.algo_options, {f.name: f for f in fields(config)}
+    for name in _LEARNER_OPTIONS:
+        if name in given:
+            check_bounds(by_name[name], given[name])  # now, as a flat option's: before this method reads it
+            object.__setattr__(config, name, given[name])
+    object.__setattr__(config, "algo_options", {k: v for k, v in given.items() if k not in _LEARNER_OPTIONS})
+
+
 def _recipe_of(config: MamlConfig) -> str:
     """A user's task family takes the defaults of the built-in family of its kind: sine's for
     regression, glyphs' for classification."""
@@ -256,7 +270,13 @@ def _families_taking(option: str) -> list[str]:
 
 def task_families(config: MamlConfig) -> tuple[TaskFamily, TaskFamily]:
     """The family that meta-trains and the one that evaluates (with `eval_queries` query examples)."""
-    # the options given, each only to the families that take it (`__post_init__` refuses the others)
+    family = make_task_family(config.task, **family_options(config))
+    return family, family.with_queries(config.eval_queries)
+
+
+def family_options(config: MamlConfig) -> dict:
+    """The options of `config.task`'s factory: the config's, each only to a family that takes it
+    (`__post_init__` refuses the others), then the `task.<keyword>` ones."""
     options = dict(
         ways=config.ways,
         shots=config.shots,
@@ -265,18 +285,16 @@ def task_families(config: MamlConfig) -> tuple[TaskFamily, TaskFamily]:
         download=config.download or None,
     )
     taken = TASK_FAMILIES.options(config.task)
-    given = {k: v for k, v in options.items() if v is not None and k in taken}
-    family = make_task_family(config.task, **(given | config.task_options))
-    return family, family.with_queries(config.eval_queries)
+    return {k: v for k, v in options.items() if v is not None and k in taken} | config.task_options
 
 
 def check(config: MamlConfig, device: torch.device) -> None:
     """Before anything runs: the task families as the run builds them (the data on disk, as many
     classes as `ways` draws, as many examples per class as `shots` and the queries take; with
     `download=true` the data is fetched here), and the memory the run needs (`memory`)."""
-    train_family, eval_family = task_families(config)
+    task_families(config)
     check_memory(
-        memory(config, train_family, eval_family),
+        memory(config),
         device,
         f"meta_batch={config.meta_batch} with eval_tasks={config.eval_tasks}",
         "meta_batch or eval_tasks (or shots, queries, eval_queries, ways)",
@@ -286,21 +304,42 @@ def check(config: MamlConfig, device: torch.device) -> None:
 _EVAL_CHUNK = 100  # held-out tasks `metalearn.evaluate` adapts at once (its `chunk`)
 
 
-def memory(config: MamlConfig, train_family: TaskFamily, eval_family: TaskFamily) -> int:
+def memory(config: MamlConfig) -> int:
     """Bytes a run needs at its peak, roughly: each learner's meta-batch of tasks, with what
     autograd saves of a forward pass over a task's examples once per inner step and once for the
     query loss (the second-order meta-gradient's graph: an upper bound for the others), and the
     `eval_tasks` held-out tasks of an evaluation, drawn at once, `_EVAL_CHUNK` of them adapted at
-    a time. Measured on one task of each family."""
+    a time.
+
+    Measured on one task of the family drawn with one shot and one query (per class), scaled to
+    the run's shots, queries and eval_queries: a task's examples, and what autograd saves of them,
+    grow linearly with each, and a task as large as a run asks for need not fit itself. A family
+    that takes no `shots` or `queries` is measured on a task of each of the run's families.
+    """
+    options, taken = family_options(config), TASK_FAMILIES.options(config.task)
+    if "shots" in taken and "queries" in taken:
+        one = make_task_family(config.task, **(options | {"shots": 1, "queries": 1}))
+        shots, queries = (options.get(name, taken[name].default) for name in ("shots", "queries"))
+        measured = {"train": (one, shots, queries), "eval": (one, shots, config.eval_queries)}
+    else:
+        families = task_families(config)
+        measured = {"train": (families[0], 1, 1), "eval": (families[1], 1, 1)}
     generator = torch.Generator().manual_seed(0)
-    model = train_family.make_model(generator)
+    model = measured["train"][0].make_model(generator)
 
-    def per_task(family: TaskFamily) -> tuple[int, int]:
+    def per_task(family: TaskFamily, shots: int, queries: int) -> tuple[int, int]:
+        """Data and saved bytes of a task of `family` with `shots` times its support examples and
+        `queries` times its query examples. Saved bytes grow by what one more example adds (the
+        query's over the support's alone); the rest (weights saved once) does not grow."""
         task = family.sample("train", 1, generator)
-        data = sum(t.numel() * t.element_size() for t in task)
-        return data, saved_bytes(lambda: model(torch.cat([task.support_x[0], task.query_x[0]])))
+        support, query = task.support_x[0], task.query_x[0]
+        data = sum(t.numel() * t.element_size() for t in task) // (len(support) + len(query))  # an example's
+        saved = saved_bytes(lambda: model(torch.cat([support, query])))
+        grows = (saved - saved_bytes(lambda: model(support))) // len(query)  # an example's
+        more = len(support) * (shots - 1) + len(query) * (queries - 1)  # examples beyond those measured
+        return data * (len(support) + len(query) + more), saved + grows * more
 
-    (train_data, train_saved), (eval_data, eval_saved) = per_task(train_family), per_task(eval_family)
+    (train_data, train_saved), (eval_data, eval_saved) = (per_task(*measured[s]) for s in ("train", "eval"))
     learners = 2 if config.baseline else 1
     training = learners * config.meta_batch * (train_data + (config.inner_steps + 1) * train_saved)
     return training + config.eval_tasks * eval_data + min(config.eval_tasks, _EVAL_CHUNK) * eval_saved

@@ -36,6 +36,12 @@ from playground.rundir import diverged
 from playground.scenario import RunConfig, Scenario, option
 from playground.scenarios import _stn_plots as plots
 
+# Adam's first step, lr/(1 − β₁) = 10·lr, is added to float32 tensors, and torch refuses a step
+# beyond float32's largest number, 3.4e38
+_ADAM_LR_MAX = 3.4e37
+_ADAM = " (its first step, 10·lr, a float32 number)"
+_TAU_MAX = 1e19  # √(3.4e38) = 1.8e19: Adam's square of τ overflows float32 past it
+
 
 @dataclass(frozen=True)
 class StnConfig(RunConfig):
@@ -47,10 +53,10 @@ class StnConfig(RunConfig):
     inner_steps: int = option(2, "training steps per hyperparameter step (the paper's 2)", min=1)
     warmup: int = option(200, "training steps before the first hyperparameter step", min=0)
     batch: int = option(64, "examples per training and per hyperparameter step", min=1, max=400)
-    lr: float = option(1e-3, "Adam step size of the weights", above=0)
-    hyper_lr: float = option(0.03, "Adam step size of λ and log σ", above=0)
+    lr: float = option(1e-3, f"Adam step size of the weights{_ADAM}", above=0, max=_ADAM_LR_MAX)
+    hyper_lr: float = option(0.03, f"Adam step size of λ and log σ{_ADAM}", above=0, max=_ADAM_LR_MAX)
     scale: float = option(0.5, "initial perturbation scale σ of every λ (unconstrained units)", above=0)
-    tau: float = option(1e-3, "entropy bonus τ of the perturbation", min=0)
+    tau: float = option(1e-3, "entropy bonus τ of the perturbation (<= 1e19)", min=0)
     dropout: float = option(0.05, "initial dropout rate of every layer (the paper's 0.05)", above=0, max=0.95)
     weight_decay: float = option(1e-4, "initial weight decay β", above=0)
     trials: int = option(8, "random-search trials, steps/trials training steps each", min=1)
@@ -60,6 +66,11 @@ class StnConfig(RunConfig):
     threads: int = option(1, "torch CPU threads (0: torch's default); one is fastest for these sizes", min=0)
 
     def __post_init__(self):
+        if self.tau > _TAU_MAX:
+            raise ValueError(
+                f"tau={self.tau}: Adam squares the bonus's gradient −τ on log σ in float32, which "
+                f"overflows past 1.8e19 (σ would freeze or turn NaN); valid: 0 <= tau <= {_TAU_MAX:g}"
+            )
         if self.trials > self.steps:
             raise ValueError(f"trials={self.trials} exceeds steps={self.steps}; valid: trials <= steps")
         if self.warmup >= self.steps:

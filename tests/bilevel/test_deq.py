@@ -171,3 +171,23 @@ def test_bad_options_name_the_valid_ones():
         deq.phantom(5, 0.0)
     with pytest.raises(ValueError, match="max_iter >= 1"):
         deq.anderson(max_iter=0)
+
+
+def test_eigenvalues_of_a_non_finite_jacobian_are_nan():
+    """A diverged example's Jacobian never reaches LAPACK's eigensolver (MKL's balancing crashed the
+    process on an all-NaN float32 one): its eigenvalues are NaN, the other examples' exact."""
+    x = torch.tensor([[1.0, 2.0, 3.0], [float("nan"), 1.0, 1.0]])
+    values = deq.jacobian_eigenvalues(lambda z, x: z * x, x, torch.zeros(2, 3))  # J = diag(x)
+    assert values.dtype == torch.complex64 and values[1].isnan().all()
+    assert sorted(values[0].real.tolist()) == [1.0, 2.0, 3.0] and values[0].imag.tolist() == [0.0] * 3
+    radius = deq.spectral_radius(lambda z, x: z * x.sum(-1, keepdim=True), x, torch.zeros(2, 3))
+    assert radius[0].item() == 6.0 and radius[1].isnan()  # J = (Σx)·I: all NaN for the second
+
+
+def test_anderson_without_regularisation_takes_the_minimum_norm_weights():
+    """λ = 0 on a map of one dimension: the memory's residuals are dependent, Anderson's bordered
+    system singular (torch.linalg.solve failed); the minimum-norm weights still reach cos's fixed
+    point, the Dottie number 0.7390851."""
+    result = deq.anderson(tol=1e-7, max_iter=40, lam=0.0)(torch.cos, torch.zeros(3, 1))
+    assert result.converged and result.residual <= 1e-7
+    torch.testing.assert_close(result.z, torch.full((3, 1), 0.7390851), rtol=1e-6, atol=0)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import bilevel
+from bilevel.hypercleaning import hypercleaning
 from bilevel.lr_horizon import lr_horizon
 
 PROBLEM_NAMES = list(bilevel.PROBLEMS)
@@ -144,3 +145,37 @@ def test_darts_toy_inner_step_sizes():
         with pytest.raises(ValueError) as raised:
             bilevel.make_problem("darts_toy", inner_lr=bad)
         assert str(raised.value) == f"darts_toy: inner_lr={bad}; valid: 0 < inner_lr <= 0.5"
+
+
+def test_hypercleaning_refuses_a_regulariser_lost_in_rounding():
+    """train <= dim leaves (1/n)XᵀDX singular: μ must survive float64's rounding of the data term's
+    curvature (ε·¼λ_max(XᵀX/n)); 5e-324 did not, and Newton's solve failed on a singular matrix."""
+    options = dict(dim=4, train=4, val=4, test=4)
+    x = hypercleaning(**options).x_train
+    curvature = 0.25 * torch.linalg.eigvalsh(x.T @ x / 4).max().item()
+    assert hypercleaning(**options).curvature == curvature
+    floor = float(f"{torch.finfo(torch.float64).eps * curvature:.3g}")
+    with pytest.raises(
+        ValueError, match=r"^hypercleaning: l2=5e-324 is lost in float64's rounding .*; valid: l2 >= "
+    ):
+        hypercleaning(**options, l2=5e-324)
+    problem = hypercleaning(**options, l2=floor)
+    assert (
+        problem.inner_solution(problem.lam0).isfinite().all()
+        and problem.hypergradient(problem.lam0).isfinite().all()
+    )
+
+
+def test_hypercleaning_refuses_a_flip_fraction_that_flips_nothing():
+    with pytest.raises(
+        ValueError, match=r"flips round\(0.004·100\) = 0 of the train=100 labels: nothing to clean"
+    ):
+        hypercleaning(train=100, flip_fraction=0.004)
+    assert hypercleaning(train=100, flip_fraction=0.006).flipped.sum().item() == 1
+
+
+def test_lr_horizon_starts_at_the_distance_in_float64():
+    """The start was built in float32 first: 0.1 came out 0.10000000149, and a distance past
+    float32's range failed to convert."""
+    assert lr_horizon(dim=4, distance=0.1).start.tolist() == [0.0, 0.0, 0.1, 0.1]
+    assert lr_horizon(dim=2, distance=1e300).start.tolist() == [0.0, 1e300]

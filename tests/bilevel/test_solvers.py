@@ -1,6 +1,6 @@
 import torch
 
-from bilevel import conjugate_gradient, dense_solve, neumann_series
+from bilevel import conjugate_gradient, dense_solve, neumann_series, solve_or_nan
 
 
 def _spd(dim: int, seed: int) -> torch.Tensor:
@@ -84,3 +84,36 @@ def test_a_tolerance_met_at_the_start_takes_no_product():
     assert conjugate_gradient(product, b, iters=5, tol=1.0).tolist() == [0.0, 0.0]
     assert conjugate_gradient(product, b, iters=5, atol=5.0).tolist() == [0.0, 0.0] and not calls
     assert conjugate_gradient(product, b, iters=5, tol=0.5).tolist() == [1.5, 2.0] and len(calls) == 1
+
+
+def test_solve_or_nan_answers_nan_where_no_unique_finite_solution_exists():
+    """Batched as torch.linalg.solve, each system apart: a singular or non-finite one gives NaN
+    (never an error, nor LAPACK on a non-finite matrix), the others exactly torch's answer."""
+    m = torch.stack([_spd(3, 1), torch.ones(3, 3, dtype=torch.float64), _spd(3, 2), _spd(3, 3)])
+    m[3, 0, 1] = float("inf")
+    b = torch.randn(4, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    x = solve_or_nan(m, b)
+    for k in (0, 2):
+        assert torch.equal(x[k], torch.linalg.solve(m[k], b[k]))
+    assert x[1].isnan().all() and x[3].isnan().all()
+    assert torch.equal(solve_or_nan(m[0], b[0]), torch.linalg.solve(m[0], b[0]))  # unbatched
+    assert torch.func.vmap(solve_or_nan)(m, b)[1:].isnan().any(-1).tolist() == [True, False, True]
+
+
+def test_dense_solve_of_a_diverged_operator_is_nan_not_an_error():
+    """A DEQ's adjoint (I − Jᵀ)u = g at a diverged iterate: J non-finite, or I − Jᵀ singular."""
+    b = torch.ones(3)
+    assert dense_solve(lambda v: v * float("nan"), b).isnan().all()
+    assert dense_solve(lambda v: v - v, b).isnan().all()
+
+
+def test_a_huge_tolerance_or_residual_is_no_overflow():
+    """tol·‖b‖ squared past float64 (Python's ** raised OverflowError): x₀ = 0 meets it, as any
+    tol >= 1 does. A ‖b‖² that overflows (float64 past 1e154, float32 past 1e19) is no residual
+    under the tolerance: CG cannot run there, and says so with NaN instead of x = 0."""
+    assert (
+        conjugate_gradient(lambda v: v, torch.ones(4, dtype=torch.float64), iters=3, tol=1e200).tolist()
+        == [0.0] * 4
+    )
+    for b in (torch.full((4,), 1e160, dtype=torch.float64), torch.full((4,), 1e30)):
+        assert conjugate_gradient(lambda v: v, b, iters=3, tol=1e-6).isnan().all()

@@ -147,3 +147,17 @@ def test_mlp_hyperparameters_round_trip_and_dropout_keeps_the_mean():
     assert out[0].item() == 2000.0
     for k in (1, 2, 3):  # binomial: std sqrt(2000 p / (1 − p))
         assert abs(out[k].item() - 2000) < 5 * (2000 * rates[k, 0].item() / (1 - rates[k, 0].item())) ** 0.5
+
+
+def test_a_non_finite_perturbation_ends_the_run_as_diverged():
+    """τ = 1e300 is inf in float32: Adam turns log σ NaN at the first hyperparameter step, and the
+    next training step's perturbed λ is NaN, no dropout rate to draw with (torch.bernoulli
+    refused it): the run ends there, diverged."""
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.rand(64, 6, generator=generator), torch.randint(0, 3, (64,), generator=generator)
+    lam0 = mlp.unconstrained([0.1, 0.1], 1e-4)
+    result = mlp.stn_tune(
+        (x, y), (x, y), [6, 5, 3], lam0, steps=8, inner_steps=2, warmup=2, batch=16, tau=1e300
+    )
+    assert result.diverged_step == 5 and [step for step, _ in result.schedule] == [0, 4]
+    assert result.sigma.isnan().all()

@@ -79,3 +79,17 @@ def test_a_checkpoint_saved_on_a_gpu_resumes_on_the_cpu(algo):
         assert resumed.meta_step(batch) == running.meta_step(batch)
     for a, b in zip(resumed.meta_parameters(), running.meta_parameters()):
         assert torch.equal(a, b)
+
+
+def test_compile_on_a_machine_without_a_gpu_logs_no_cuda_runtime_warning(capsys):
+    """Issue 26: a successful `capture=compile` run on a CPU printed torch's "No CUDA runtime is
+    found, using CUDA_HOME=..." (logged when TorchInductor first imports torch.utils.cpp_extension
+    where a CUDA toolkit is installed) on stderr. That one warning is dropped; any other is kept."""
+    import logging
+
+    make_learner("maml", Sine(10, 10).make_model(torch.Generator()), "regression", capture="compile")
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    logger.warning("No CUDA runtime is found, using CUDA_HOME='%s'", "/usr/local")
+    assert capsys.readouterr().err == ""
+    logger.warning("another warning")
+    assert capsys.readouterr().err.endswith("another warning\n")  # in torch's format, once dynamo is loaded

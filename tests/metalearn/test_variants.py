@@ -179,3 +179,41 @@ def test_a_learner_refuses_a_kind_it_cannot_learn():
 def test_an_unknown_adapted_set_is_refused():
     with pytest.raises(ValueError, match="^unknown adapt 'body'; valid: all, head$"):
         MamlVariant(adapt="body")
+
+
+@pytest.mark.parametrize(
+    "algo, options, message",
+    [
+        (
+            "maml",
+            {"meta_lr": -1.0},
+            "^meta_lr=-1.0: Adam's meta-update rate: .*; valid: a finite number > 0 and < 3.40282e[+]37$",
+        ),
+        ("maml", {"meta_lr": float("nan")}, "^meta_lr=nan: .*; valid: a finite number > 0 and < "),
+        ("reptile", {"meta_lr": 0}, "^meta_lr=0: "),
+        (
+            "imaml",
+            {"meta_lr": 1e38},
+            "^meta_lr=1e[+]38: .* first step is 10·meta_lr; valid: .* < 3.40282e[+]37$",
+        ),
+        ("anil", {"inner_lr": 0.0}, "^inner_lr=0.0: the inner SGD rate: .*; valid: a finite number > 0$"),
+        ("pretrain", {"inner_lr": float("inf")}, "^inner_lr=inf: "),
+        ("fomaml", {"inner_steps": 0}, "^inner_steps=0: .*; valid: an integer >= 1$"),
+        ("protonet", {"inner_steps": 1.5}, "^inner_steps=1.5: "),
+        ("imaml", {"cg_iters": -1}, "^cg_iters=-1: CG iterations .*; valid: an integer >= 1$"),
+        ("imaml", {"prox_lambda": 0.0}, "^prox_lambda=0.0: .*; valid: a finite number > 0$"),
+        ("maml", {"engine": "FUNCTIONAL"}, "^unknown engine 'FUNCTIONAL'; valid: functional, learn2learn$"),
+        ("maml", {"capture": "auto"}, "^unknown capture 'auto'; valid: none, compile, cuda_graph$"),
+    ],
+)
+def test_a_learner_refuses_options_outside_their_ranges_before_touching_the_model(algo, options, message):
+    """Issue 26: `meta_lr=-1` came out as torch's "Invalid learning rate: -1.0"; `inner_lr=0` and
+    `inner_steps=0` (a no-op inner loop) ran. Each range is the learner's own, with its reason; the
+    model is left as it was (second-order MAML swaps its batch norms only once the options pass)."""
+    from metalearn.convnet import conv4
+
+    model = conv4(2, torch.Generator().manual_seed(0), hidden=4)
+    modules = [type(m) for m in model.modules()]
+    with pytest.raises(ValueError, match=message):
+        make_learner(algo, model, "classification", **options)
+    assert [type(m) for m in model.modules()] == modules and torch.nn.BatchNorm2d in modules

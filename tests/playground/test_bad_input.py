@@ -22,7 +22,7 @@ from playground.cli import main
         (["run", "toy", "seed=-1"], "seed=-1; valid: an integer >= 0"),
         (["run", "toy", "seed=9223372036854775808"], "seed=9223372036854775808; valid"),
         (["run", "toy", "threads=-1"], "threads=-1; valid: an integer >= 0"),
-        (["run", "toy", "lr=0.1", "lr=0.2"], "option 'lr' given twice (lr=0.1, lr=0.2)"),
+        (["run", "toy", "lr=0.1", "lr=0.2"], "option 'lr' given twice, as '0.1' and '0.2'; give it once"),
         (["run", "toy", "init=1,,2"], "init='1,,2' has an empty item"),
         (["run", "toy", "init=1,"], "init='1,' has an empty item"),
         (["run", "toy", "fail=maybe"], "unknown fail 'maybe'; valid: bug, input"),
@@ -121,3 +121,70 @@ def test_more_ways_than_a_split_has_classes_is_refused_before_the_run(capsys, tm
         "playground: error: ways=200 exceeds the 17 classes of the train split; valid: 1..17\n"
     )
     assert not (tmp_path / "r").exists()
+
+
+TINY_MAML = ["run", "maml", "iterations=2", "eval_every=0", "eval_tasks=2", "eval_steps=1", "meta_batch=2"]
+TINY_ICL = ["run", "icl", "dim=3", "context=5", "steps=4", "batch=16", "eval_tasks=32", "plots=false"]
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        # issue 26 (fuzz): a factory keyword text cannot express is no option (it crashed reading it)
+        (
+            [*TINY_ICL, "model.dtype=float64"],
+            "model 'lsa' takes no option 'dtype'; valid: model.dim, model.layers, model.heads, "
+            "model.init_scale",
+        ),
+        ([*TINY_ICL, "model=gpt", "model.generator="], "model 'gpt' takes no option 'generator'; valid: "),
+        # a learner's options as algo.<keyword> are refused before the run directory is opened
+        ([*TINY_MAML, "algo.engine=FUNCTIONAL"], "unknown engine 'FUNCTIONAL'; valid: functional, learn2"),
+        ([*TINY_MAML, "algo.capture=jit"], "unknown capture 'jit'; valid: auto, none, compile, cuda_graph"),
+        (
+            [*TINY_MAML, "algo=anil", "algo.capture=cuda_graph", "device=cpu"],
+            "capture=cuda_graph with device=cpu (cpu); valid: a CUDA device, or capture=none/compile",
+        ),
+        ([*TINY_MAML, "algo.meta_lr=-1"], "meta_lr=-1.0; valid: a number > 0"),
+        ([*TINY_MAML, "algo.inner_lr=0"], "inner_lr=0.0; valid: a number > 0"),
+        (
+            [*TINY_MAML, "algo=imaml", "algo.meta_lr=1e38"],
+            "meta_lr=1e+38; valid: a number > 0 and <= 3.4e+37",
+        ),
+        ([*TINY_MAML, "algo.inner_steps=0"], "inner_steps=0; valid: an integer >= 1"),
+        ([*TINY_MAML, "algo=imaml", "algo.cg_iters=-1"], "cg_iters=-1; valid: an integer >= 1"),
+        ([*TINY_MAML, "algo=imaml", "algo.prox_lambda=0"], "prox_lambda=0.0; valid: a number > 0"),
+        ([*TINY_MAML, "algo.meta_lr=0.01", "meta_lr=0.02"], "meta_lr= and algo.meta_lr= both given"),
+        # the memory check measures a task of one shot and one query and scales it: a task as large as
+        # the run asks for (here, past what torch can index) is never drawn
+        ([*TINY_MAML, "shots=18446744073709551616"], "valid: lower meta_batch or eval_tasks (or shots,"),
+        ([*TINY_MAML, "eval_queries=1000000000000"], "valid: lower meta_batch or eval_tasks (or shots,"),
+        # user text in a refusal is quoted: a newline in it would print a second line
+        (["run", "deq", "dim=4", "tensorboard=a\nb", "tensorboard=c"], "given twice, as 'a\\nb' and 'c'"),
+        (["run", "toy", "init=nan,\n1"], "init=nan,1: not finite"),
+    ],
+)
+def test_a_refusal_is_one_line_before_anything_is_written(toy, capsys, tmp_path, monkeypatch, args, line):
+    monkeypatch.chdir(tmp_path)
+    assert main([*args, "--out", "r"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and captured.err.startswith("playground: error: ")
+    assert line in captured.err
+    assert list(tmp_path.iterdir()) == []  # not even the run directory
+
+
+def test_algo_keywords_are_the_options_of_the_same_names(tmp_path, monkeypatch):
+    """`algo.capture=auto` is `capture=auto` (the factory knows no `auto`: it was refused after the
+    run directory was written), and so for every learner option the config has a name for."""
+    from playground.config import build_config
+    from playground.scenarios.maml import MamlConfig
+
+    learners = (("maml", {"capture": "auto", "engine": "learn2learn"}), ("imaml", {"cg_iters": "3"}))
+    for algo, options in learners:
+        plain = build_config(MamlConfig, {"algo": algo, "meta_lr": "0.01", **options})
+        spelled = build_config(
+            MamlConfig, {"algo": algo, "algo.meta_lr": "0.01", **{f"algo.{k}": v for k, v in options.items()}}
+        )
+        assert spelled == plain and spelled.algo_options == {}
+    assert build_config(MamlConfig, {"algo.capture": "auto"}).capture == "none"  # on this CPU
+    monkeypatch.chdir(tmp_path)
+    assert main([*TINY_MAML, "checkpoint_every=0", "algo.capture=auto", "--out", "r"]) == 0

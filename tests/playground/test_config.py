@@ -57,3 +57,36 @@ def test_options_are_listed_with_type_default_and_help():
     )
     assert "sizes (comma-separated list of int, default 40,40): hidden sizes" in lines
     assert "budget (float or none, default none): optional budget" in lines
+
+
+def test_a_literal_is_read_as_one_of_its_values():
+    from typing import Literal
+
+    from playground.config import parse_value
+
+    assert parse_value("style", "star", Literal["regular", "star"]) == "star"
+    assert parse_value("order", "2", Literal[1, 2]) == 2
+    with pytest.raises(ValueError, match="^unknown style 'Star'; valid: regular, star$"):
+        parse_value("style", "Star", Literal["regular", "star"])
+
+
+def test_the_listing_shows_each_registry_option_and_no_keyword_only_code_passes():
+    """Issue 26: the icl models' `generator` and `dtype` were listed (and crashed when given)."""
+    from metalearn import icl
+    from playground.config import format_registry, registries
+    from playground.scenarios import SCENARIOS
+    from registration import text_type
+
+    lines = format_registry(icl.MODELS)
+    assert lines[1] == (
+        "    lsa: A stack of `layers` LSA layers with `heads` heads each on tokens of size D = dim + 1. "
+        "[model.dim (int, required), model.layers (int, default 1), model.heads (int, default 1), "
+        "model.init_scale (float, default 0.1)]"
+    )
+    assert not any("generator" in line or "dtype" in line for line in lines)
+    for registry in registries(scenario.config for scenario in SCENARIOS.values()):
+        for name in registry:
+            keywords, options = registry.keywords(name), registry.options(name)
+            assert options == {k: o for k, o in keywords.items() if text_type(o.type) is not None}
+            listed = next(line for line in format_registry(registry) if line.startswith(f"    {name}: "))
+            assert all(f"{registry.kind}.{k} (" in listed for k in options), (registry.kind, name)

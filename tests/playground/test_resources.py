@@ -102,3 +102,8 @@ def test_an_address_space_limit_bounds_the_memory_available():
     finally:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
     assert 0.9 * 2**30 < limited <= 2**30
+
+
+def test_a_need_past_a_floats_range_is_refused_in_one_line():
+    with pytest.raises(resources.BadInput, match=r"hidden=9{400} needs about 1e\d+ GiB of cpu memory"):
+        resources.check_memory(10**420, torch.device("cpu"), "hidden=" + "9" * 400, "hidden")

@@ -41,6 +41,21 @@ def test_the_diverged_record():
     assert diverged(3) == {"diverged": True, "diverged_step": 3}  # a loop that keeps no last values
 
 
+def test_a_resume_name_the_file_system_cannot_look_up_is_refused_in_one_line():
+    """A name longer than the file system takes: Path.is_file raised OSError (File name too long)."""
+    name = "r" * 400
+    with pytest.raises(ValueError) as raised:
+        rundir.check_resume(name, "maml")
+    assert str(raised.value) == (
+        f"resume={name!r} names no readable run directory (File name too long); valid: a maml run "
+        "directory written with checkpoint_every > 0"
+    )
+    with pytest.raises(
+        ValueError, match=r"^resume='nope' holds no checkpoint.pt; valid: a icl run directory"
+    ):
+        rundir.check_resume("nope", "icl")
+
+
 def test_file_names_are_written_only_in_rundir():
     names = [rundir.CONFIG, rundir.METRICS, rundir.SUMMARY, rundir.CHECKPOINT, rundir.SWEEP_TABLE]
     names.append(rundir.MARKER)

@@ -136,9 +136,34 @@ def test_a_diverging_outer_run_is_a_result(tmp_path):
     assert math.isfinite(summary["outer/val_loss_start"])
 
 
+def test_a_learning_rate_past_float64_is_a_diverged_result(tmp_path):
+    """lr_horizon from distance 1e30: the first outer step throws λ far past log(float64's largest
+    number); e^λ, the learning rate the summary reports, raised OverflowError in math.exp."""
+    summary = run_bilevel(
+        tmp_path,
+        "problem=lr_horizon",
+        "problem.distance=1e30",
+        "outer_steps=2",
+        "inner_steps=5",
+        "compare=false",
+    )
+    assert summary["status"] == "diverged" and summary["diverged_step"] == 1
+    assert (
+        summary["outer/lambda"] > 710 and summary["outer/lr"] is None and "outer/lr" in summary["nonfinite"]
+    )
+
+
 @pytest.mark.parametrize(
     "overrides,message",
     [
+        (  # lost against the curvature, w's Hessian singular (train <= dim): Newton's solve raised
+            ["problem=hypercleaning", "problem.l2=5e-324", "problem.dim=4", "problem.train=4"],
+            "hypercleaning: l2=5e-324 is lost in float64's rounding of the data term's curvature",
+        ),
+        (  # no flipped label: the clean AUC raised on a single class
+            ["problem=hypercleaning", "problem.flip_fraction=5e-324"],
+            "hypercleaning: flip_fraction=5e-324 flips round(5e-324·200) = 0 of the train=200 labels",
+        ),
         (
             ["problem=lasso"],
             "unknown problem 'lasso'; valid: ridge, lr_horizon, hypercleaning, darts_toy",

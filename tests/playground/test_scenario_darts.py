@@ -88,6 +88,16 @@ def test_a_diverging_search_is_a_result(tmp_path):
         (["method=ift_exact"], "method=ift_exact forms the 6426×6426 weight Hessian"),
         (["nodes=3", "top_k=4"], "top_k=4 exceeds nodes=3"),
         (["method=one_step", "method.hvp=central"], "one_step: hvp='central'; valid: fd, exact"),
+        (
+            ["alpha_lr=3.9e307"],
+            "alpha_lr=3.9e+307; valid: a number > 0 and <= 1.7e+38",
+        ),  # Adam's step overflowed
+        (  # (tol·‖b‖)² overflowed in CG, an OverflowError
+            ["ift_tol=1.7e308"],
+            "ift_tol=1.7e+308: a relative residual >= 1 is met by q = 0 before any CG iteration, so the IFT "
+            "reference would be no hypergradient; valid: 0 <= ift_tol < 1",
+        ),
+        (["method=ift_cg", "method.tol=1"], "ift_cg: tol=1.0: a relative residual >= 1 is met by q = 0"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(overrides, message, tmp_path, capsys):

@@ -82,6 +82,37 @@ def test_a_diverging_fixed_point_ends_the_run(tmp_path):
     assert summary["diverged_step"] < 12 and summary["steps_run"] == summary["diverged_step"]
 
 
+TRAINING = ["task=synthetic1d", "steps=2", "val=32", "dim=4", "width=4", "diagnose_every=1"]
+QUIET = ["compare=false", "plots=false"]
+
+
+def test_a_model_diverged_at_a_diagnosis_ends_the_run_not_the_process(cli, tmp_path):
+    """lr = 1e30: after the first step the cell's weights are non-finite when step 1 diagnoses it;
+    its Jacobians were handed to LAPACK's eigensolver, which crashed the process (exit 139, no
+    summary). Run as a child, so a crash is this test's failure and not the session's end."""
+    done = cli("run", "deq", *TRAINING, "train=64", "lr=1e30", *QUIET, "--out", "r")
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["diverged_step"] == summary["steps_run"] == 1
+    diagnosis = rows(tmp_path)[-2]  # step 1's diagnostics, then its training row
+    assert diagnosis["step"] == 1 and "jacobian/spectral_radius" in diagnosis["nonfinite"]
+
+
+def test_an_exact_adjoint_of_a_diverged_model_is_no_singular_matrix_error(tmp_path):
+    """lr = 7.1e16 on two examples: the diagnosis's exact adjoint (I − Jᵀ)u = g met a singular
+    I − Jᵀ, and torch.linalg.solve raised; the adjoint is NaN and the run ends diverged."""
+    summary = run_deq(tmp_path, *TRAINING, "train=2", "batch_size=none", "lr=7.1e16", *QUIET)
+    assert summary["status"] == "diverged" and summary["diverged_step"] == 1
+
+
+def test_anderson_without_regularisation_runs(tmp_path):
+    """lam = 0: memory 6 > dim 4 makes Anderson's system singular (torch.linalg.solve raised);
+    the minimum-norm weights solve every step to the tolerance."""
+    summary = run_deq(tmp_path, *TRAINING, "train=64", "lam=0", *QUIET)
+    assert summary["status"] == "finished" and summary["deq/unconverged_steps"] == 0
+    assert summary["deq/converged"] is True and summary["deq/residual"] <= 1e-4
+
+
 def test_digits_classifier_learns(tmp_path):
     summary = run_deq(
         tmp_path,
@@ -133,6 +164,12 @@ def test_jacobian_regularisation_lowers_nfe_and_spectral_radius(tmp_path):
         (["adjoint=exact", "adjoint_iters=5"], "adjoint_iters=5 does not apply to adjoint=exact"),
         (["adjoint=neumann", "adjoint_tol=1e-6"], "adjoint_tol=1e-06 does not apply to adjoint=neumann"),
         (["download=true"], "download=true does not apply to task=linear; it applies to: mnist"),
+        (
+            ["adjoint=cg", "adjoint_tol=1.7e308"],
+            "adjoint_tol=1.7e+308: a relative residual >= 1 is met by u = 0 before any CG iteration, so no "
+            "gradient would flow; valid: 0 <= adjoint_tol < 1",
+        ),
+        (["task=synthetic1d", "lr=3.5e37"], "lr=3.5e+37; valid: a number > 0 and <= 3.4e+37"),
         (
             ["task=mnist", "data_dir=/nonexistent"],
             "no MNIST under data_dir='/nonexistent'; valid: download=true",

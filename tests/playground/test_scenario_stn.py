@@ -73,6 +73,13 @@ def test_random_search_trains_the_trials_it_reports():
         (["trials=50"], "trials=50 exceeds steps=40"),
         (["warmup=40"], "warmup=40; valid: warmup < steps=40"),
         (["dropout=1.0"], "dropout"),
+        (  # inf in float32: Adam turned σ NaN, and dropout rates drawn from NaN stopped the run
+            ["tau=1e300"],
+            "tau=1e+300: Adam squares the bonus's gradient −τ on log σ in float32, which overflows past "
+            "1.8e19 (σ would freeze or turn NaN); valid: 0 <= tau <= 1e+19",
+        ),
+        (["lr=3e38"], "lr=3e+38; valid: a number > 0 and <= 3.4e+37"),  # Adam's step 3e39: no float32
+        (["hyper_lr=3e38"], "hyper_lr=3e+38; valid: a number > 0 and <= 3.4e+37"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(overrides, message, tmp_path, capsys):

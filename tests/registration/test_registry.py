@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import random
 import textwrap
+from pathlib import Path
+from typing import Any, Literal
 
 import pytest
 
-from registration import Option, Registry, factory_options
+from registration import Option, Registry, factory_options, text_type
 
 
 class Shape:
@@ -258,3 +261,62 @@ def test_help_is_the_first_paragraph_when_it_has_no_sentence_end_and_keeps_abbre
     registry.register("abbreviated", abbreviated)
     assert registry.help("untitled") == "Gradient descent."
     assert registry.help("abbreviated") == "Scales each step, e.g. Adam does."
+
+
+def drawn(
+    sides: int = 3,
+    rng: random.Random | None = None,
+    style: Literal["regular", "star"] = "regular",
+    names: tuple[str, ...] = (),
+    weight: float | random.Random = 1.0,
+    anything: Any = None,
+    origin=Shape,
+) -> Shape:
+    """A polygon drawn with `rng` (a keyword only code can pass)."""
+    shape = Shape(sides)
+    shape.rng = rng
+    return shape
+
+
+def test_a_keyword_text_cannot_express_is_for_code_only_not_an_option():
+    """Issue 26: a factory's `dtype` or `generator` was listed as an option, and `model.dtype=float64`
+    crashed reading the text as a torch.dtype. Options are the keywords text can be read as
+    (`text_type`); the others (an object, `Any`, a default of no such type) code passes."""
+    registry = Registry("shape", returns=Shape)
+    registry.register("drawn", drawn)
+    assert list(registry.options("drawn")) == ["sides", "style", "names", "weight"]
+    assert registry.options("drawn")["style"] == Option(Literal["regular", "star"], "regular")
+    keywords = ["sides", "rng", "style", "names", "weight", "anything", "origin"]
+    assert list(registry.keywords("drawn")) == keywords
+    assert list(factory_options(drawn)) == list(registry.options("drawn"))
+    rng = random.Random(0)
+    assert registry.make("drawn", rng=rng, sides=5).rng is rng  # code passes what text cannot
+    with pytest.raises(
+        ValueError, match=f"^shape 'drawn' takes no option 'colour'; valid: {', '.join(keywords)}$"
+    ):
+        registry.make("drawn", colour="red")
+
+
+@pytest.mark.parametrize(
+    "annotation, read_as",
+    [
+        (int, int),
+        (bool, bool),
+        (str, str),
+        (Path, Path),
+        (float | None, float),
+        (str | Path | None, str),  # a union holding str is read as str
+        (float | random.Random, float),  # else as its first member
+        (tuple[int, ...], tuple[int, ...]),
+        (Literal["a", "b"], Literal["a", "b"]),
+        (random.Random, None),
+        (random.Random | None, None),
+        (Any, None),
+        (tuple, None),
+        (tuple[int, int], None),
+        (tuple[random.Random, ...], None),
+        (Literal["a", random], None),
+    ],
+)
+def test_text_type_is_what_text_is_read_as(annotation, read_as):
+    assert text_type(annotation) == read_as

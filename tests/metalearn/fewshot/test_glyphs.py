@@ -110,6 +110,26 @@ def test_bad_settings_raise_one_line(cache, kwargs, message):
         g.glyphs(**settings)
 
 
+@pytest.mark.parametrize("name", ["a_file", "a_file/below", "/dev/null"])
+def test_a_cache_dir_that_cannot_hold_the_cache_is_refused_before_rendering(tmp_path, monkeypatch, name):
+    """A file where the folder should be: refused at once with the reason, not after the minutes
+    of rendering that ended in FileExistsError."""
+    (tmp_path / "a_file").write_text("a user's file\n")
+    monkeypatch.chdir(tmp_path)
+
+    def no_generation(*args):
+        raise AssertionError("rendered before checking the cache folder")
+
+    monkeypatch.setattr(g, "generate", no_generation)
+    with pytest.raises(ValueError) as raised:
+        g.glyphs(cache_dir=name, **SMALL)
+    assert str(raised.value) == (
+        f"cache_dir={name!r} cannot hold the glyphs cache (Not a directory); valid: a writable directory, "
+        "or a path where one can be made"
+    )
+    assert (tmp_path / "a_file").read_text() == "a user's file\n"
+
+
 def test_sampling_tasks_from_glyphs(cache):
     family = g.glyphs(ways=5, shots=1, queries=3, cache_dir=cache, seed=0, **SMALL)
     tasks = family.sample("test", 32, torch.Generator().manual_seed(0))

@@ -15,6 +15,7 @@ from metalearn.icl import (
     ols_weights,
     optimal_gd_lr,
     optimal_gd_mse,
+    ridge_floor,
     ridge_weights,
 )
 
@@ -116,3 +117,24 @@ def test_fitted_gd_plus_plus_beats_gd_with_two_steps():
     lr, gamma, loss = fit_gd_plus_plus(tasks, 2)
     assert gamma > 0 and loss < 0.9 * gd_loss
     assert loss == pytest.approx(mse(gd_plus_plus(tasks.xs, tasks.ys, tasks.xq, lr, gamma, 2), tasks.yq))
+
+
+@pytest.mark.parametrize(
+    "dim, context, x_range", [(3, 5, 1.0), (30, 30, 1.0), (10, 10, 100.0), (20, 3, 1e-3)]
+)
+def test_ridge_at_its_float32_floor_solves_every_context_length(dim, context, x_range):
+    """λ = ε·N·d·E x², float32's resolution of XᵀX: every context length 1..N solves, N < d (XᵀX
+    singular) included, with |ŵ| of the order of |w| ~ N(0, 1); 5e-324 made that XᵀX + λI singular."""
+    floor = ridge_floor(dim, context, x_range=x_range)
+    assert floor == pytest.approx(torch.finfo(torch.float32).eps * context * dim * x_range**2 / 3, rel=1e-12)
+    for n in range(1, context + 1):
+        tasks = _tasks(256, dim, n, seed=n, dtype=torch.float32, x_range=x_range)
+        assert ridge_weights(tasks.xs, tasks.ys, floor).abs().max() < 10
+
+
+def test_gd_plus_plus_whose_fit_runs_off_float64_falls_back_to_gd():
+    """Eleven steps on 32 prompts: L-BFGS drives log η past log(float64's largest number), and
+    math.exp raised OverflowError; the fit is then no better than GD's, which it returns."""
+    prompts = TaskDistribution(3, 5).sample(32, torch.Generator().manual_seed(0))
+    lr, loss = fit_gd(prompts, 11)
+    assert fit_gd_plus_plus(prompts, 11) == (lr, 0.0, loss)

@@ -66,3 +66,20 @@ def test_input_moments_match_the_samples(x_dist):
     s2, m4 = input_moments(x_dist, 0.5)
     assert float((x**2).mean()) == pytest.approx(s2, rel=0.01)
     assert float((x**4).mean()) == pytest.approx(m4, rel=0.03)
+
+
+@pytest.mark.parametrize("x_range", [5e-324, 1e-300, 9e-16, 1.1e15, 1.75e308])
+def test_an_input_range_float32_prompts_cannot_hold_is_refused(x_range):
+    """x = 0 in float32 below, x² = inf above (fitting GD's step size divided by E x² = 0, took
+    the log of inf): refused, where U(−a, a) applies; N(0, 1) has no range to refuse."""
+    with pytest.raises(ValueError, match=r"float32 prompts hold x².*; valid: 1e-15 <= x_range <= 1e\+15$"):
+        TaskDistribution(2, 3, x_range=x_range)
+    assert input_distribution("gaussian").scale(x_range) == 1.0
+    TaskDistribution(2, 3, x_dist="gaussian", x_range=x_range)
+
+
+@pytest.mark.parametrize("x_range", [1e-15, 1e15])
+def test_the_extreme_input_ranges_give_finite_prompts(x_range):
+    tasks = TaskDistribution(4, 6, x_range=x_range).sample(64, torch.Generator().manual_seed(0))
+    assert all(t.isfinite().all() for t in tasks) and (tasks.xs**2).sum(1).min() > 0
+    assert input_distribution("uniform").scale(x_range) == x_range

@@ -110,7 +110,8 @@ def test_models_by_name_are_their_factories():
         make_model("gpt", dim=2, context=3, layers=1, heads=2, width=8, generator=seed()),
         GPT(2, 3, 1, 2, 8, seed()),
     )
-    assert list(MODELS.options("gpt")) == ["dim", "context", "layers", "heads", "width", "generator"]
+    assert list(MODELS.options("gpt")) == ["dim", "context", "layers", "heads", "width"]  # set by name
+    assert list(MODELS.keywords("gpt")) == ["dim", "context", "layers", "heads", "width", "generator"]
 
 
 def test_make_model_refuses_unknown_names_and_options():
