@@ -93,6 +93,8 @@ _FONT_SIZE, _CANVAS, _BOX = 64, 56, 40
 _SAME_SHAPE = 0.95  # cosine similarity of two reference renders above which letters are one class
 
 
+MAX_PER_CLASS = 5000  # instances rendered per letter: a few-shot split needs tens
+
 def glyphs(
     ways: int = 5,
     shots: int = 1,
@@ -107,8 +109,11 @@ def glyphs(
     unknown = [s for s in scripts if s not in SCRIPTS]
     if unknown or not scripts:
         raise ValueError(f"unknown scripts {unknown or list(scripts)}; valid: {', '.join(SCRIPTS)}")
-    if per_class < 1:
-        raise ValueError(f"per_class={per_class}; valid: an integer >= 1")
+    if not 1 <= per_class <= MAX_PER_CLASS:
+        raise ValueError(
+            f"per_class={per_class}: every instance is rendered and held as 56×56 bytes per class; "
+            f"valid: an integer from 1 to {MAX_PER_CLASS}"
+        )
     options = repr((sorted(scripts), per_class, matplotlib.__version__, PIL.__version__))
     key = hashlib.sha256(options.encode()).hexdigest()[:12]
     path = Path(cache_dir).expanduser() / f"v{VERSION}-seed{seed}-{key}.pt"

@@ -99,7 +99,8 @@ def test_instances_cycle_through_the_covering_faces():
     "kwargs, message",
     [
         (dict(scripts=("klingon",)), "unknown scripts ['klingon']; valid: latin, greek"),
-        (dict(per_class=0), "per_class=0; valid: an integer >= 1"),
+        (dict(per_class=0), "per_class=0: every instance is rendered.*; valid: an integer from 1 to 5000"),
+        (dict(per_class=10**308), "per_class=1000.*; valid: an integer from 1 to 5000"),
         (dict(shots=2, queries=3), "shots + queries = 2 + 3 exceeds the 4 images per class"),
         (dict(ways=10), "ways=10 exceeds the 9 classes of the validation split; valid: 1..9"),
     ],
