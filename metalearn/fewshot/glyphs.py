@@ -95,6 +95,7 @@ _SAME_SHAPE = 0.95  # cosine similarity of two reference renders above which let
 
 MAX_PER_CLASS = 5000  # instances rendered per letter: a few-shot split needs tens
 
+
 def glyphs(
     ways: int = 5,
     shots: int = 1,
