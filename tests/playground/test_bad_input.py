@@ -50,7 +50,10 @@ from playground.cli import main
         (["run", "maml", "eval_tasks=1000000000"], "valid: lower meta_batch or eval_tasks"),
         (["run", "icl", "batch=10000000000"], "batch=10000000000, eval_tasks=4096 with context=10"),
         (["run", "icl", "model=gpt", "width=100000", "eval_tasks=200002"], "width=100000 needs about"),
-        (["run", "icl", "context=1000000", "ridge=1"], "valid: lower batch, eval_tasks, context, dim, layers or width"),
+        (
+            ["run", "icl", "context=1000000", "ridge=1"],
+            "valid: lower batch, eval_tasks, context, dim, layers or width",
+        ),
         (["run", "metarl", "meta_batch=10000000"], "meta_batch=10000000, episodes=20, eval_tasks=40"),
         (["run", "metarl", "hidden=1000000,1000000"], "hidden=1000000,1000000 needs about"),
         (["run", "bilevel", "problem.dim=1000000"], "problem=ridge with problem.dim=1000000, problem.train="),
