@@ -207,6 +207,19 @@ def option_defaults(config_type: type) -> dict[str, Any]:
     }
 
 
+def refuse_untaken(config: Any, registry: Any, names: tuple[str, ...]) -> None:
+    """Refuse an option of `names` (a config option passed on to the factory the config picks from
+    `registry`) set away from its default where that factory takes no such keyword."""
+    chosen = getattr(config, registry.kind)
+    taken, defaults = registry.options(chosen), option_defaults(config)
+    for name in names:
+        if getattr(config, name) != defaults[name] and name not in taken:
+            raise ValueError(
+                f"{registry.kind} {chosen!r} takes no option {name!r}; valid: "
+                f"{', '.join(k for k in names if k in taken) or 'none'}"
+            )
+
+
 def config_dict(config: Any) -> dict[str, Any]:
     """The config as JSON-able values (tuples become lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from metalearn import icl
-from playground.config import check_bounds, option_defaults
+from playground.config import check_bounds, option_defaults, refuse_untaken
 from playground.resources import check_memory
 from playground.rundir import CHECKPOINT, check_resume, diverged
 from playground.scenario import Checkpoint, RunConfig, Scenario, keywords, option
@@ -97,13 +97,7 @@ class IclConfig(RunConfig):
         if self.model == "gpt" and self.width % self.heads:
             raise ValueError(f"width={self.width} with heads={self.heads}; valid: width a multiple of heads")
         check_resume(self.resume, "icl")
-        taken, defaults = icl.MODELS.options(self.model), option_defaults(IclConfig)
-        for name in _MODEL_FIELDS:
-            if getattr(self, name) != defaults[name] and name not in taken:
-                raise ValueError(
-                    f"model {self.model!r} takes no option {name!r}; valid: "
-                    f"{', '.join(k for k in _MODEL_FIELDS if k in taken) or 'none'}"
-                )
+        refuse_untaken(self, icl.MODELS, _MODEL_FIELDS)
         icl.MODELS.check(self.model, model_options(self, generator=None, gd_lr=None))
 
 

@@ -46,7 +46,7 @@ from metalearn.maml import (
     can_capture,
     meta_train,
 )
-from playground.config import check_bounds, option_defaults
+from playground.config import check_bounds, option_defaults, refuse_untaken
 from playground.devices import resolve_device
 from playground.errors import BadInput
 from playground.resources import check_memory, saved_bytes
@@ -230,13 +230,8 @@ _TASK_OPTIONS = ("ways", "shots", "queries", "data_dir", "download")
 def _check_flat_options(config: MamlConfig) -> None:
     """Refuse a flat learner option the chosen algorithm does not take, and one given both flat and
     as `algo.<keyword>` (or `task.<keyword>`)."""
-    taken, defaults = metalearn.ALGORITHMS.options(config.algo), option_defaults(MamlConfig)
-    for name in _LEARNER_OPTIONS:
-        if getattr(config, name) != defaults[name] and name not in taken:
-            raise ValueError(
-                f"algo {config.algo!r} takes no option {name!r}; valid: "
-                f"{', '.join(k for k in _LEARNER_OPTIONS if k in taken) or 'none'}"
-            )
+    refuse_untaken(config, metalearn.ALGORITHMS, _LEARNER_OPTIONS)
+    defaults = option_defaults(MamlConfig)
     for namespace, names, given in (
         ("algo", _LEARNER_OPTIONS, config.algo_options),
         ("task", _TASK_OPTIONS, config.task_options),
