@@ -161,6 +161,18 @@ def test_ift_exact_through_the_supernet_problem_is_the_implicit_function_theorem
     assert bilevel.relative_error(value, val_lam) > 1e-3  # the implicit term is not negligible
 
 
+def test_the_supernet_has_no_solved_w_star_so_methods_must_be_given_the_current_w():
+    """No closed-form w*(α) exists for a network: a method asked to find one says so, not solves."""
+    net = _tiny()
+    flat = darts.Flat(net)
+    alpha = torch.zeros(3, 4, dtype=torch.float64)
+    problem = darts.SupernetProblem(flat, *_batches(), flat.flatten(), alpha, 0.1)
+    with pytest.raises(
+        NotImplementedError, match=r"^the supernet's w\* is not solved for: methods take the current w$"
+    ):
+        bilevel.make_method("ift_exact")(problem, alpha.reshape(-1))
+
+
 def test_power_iteration_finds_the_dominant_eigenvalue_of_the_alpha_hessian():
     net = _tiny(width=4)
     flat = darts.Flat(net)

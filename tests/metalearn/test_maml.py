@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from metalearn.fewshot import HeadedNetwork, Sine, Tasks
-from metalearn.maml import ProtoNet, fine_tune, gradient_algorithms, make_learner
+from metalearn.maml import ProtoNet, accuracy, fine_tune, gradient_algorithms, make_learner
 from metalearn.maml._l2l import l2l
 
 ALPHA = 0.1
@@ -154,6 +154,31 @@ def test_anil_adapts_only_the_head():
     )
     for name, p in params.items():
         assert torch.equal(fast[name], p) == (not name.startswith("head.")), name
+
+
+def test_fine_tune_differentiates_through_its_steps_unless_first_order():
+    """One step on mean((wx − y)²): w′ = w − α·2·mean(x(wx − y)), so dw′/dw = 1 − 2α·mean(x²) by
+    default (second order) and 1 with first_order, where the inner gradient is a constant."""
+    model = HeadedNetwork(nn.Identity(), nn.Linear(1, 1, bias=False)).double()
+    x = torch.tensor([[1.0], [2.0], [3.0]], dtype=torch.float64)
+    y = torch.tensor([[0.5], [1.0], [-1.0]], dtype=torch.float64)
+    w = torch.tensor([[0.7]], dtype=torch.float64, requires_grad=True)
+    rates = {"head.weight": ALPHA}
+    loss = nn.functional.mse_loss
+    for first_order, slope in ((None, 1 - 2 * ALPHA * 14 / 3), (True, 1.0)):
+        options = {} if first_order is None else {"first_order": first_order}
+        fast = fine_tune(model, {"head.weight": w}, rates, x, y, 1, loss, **options)
+        (derivative,) = torch.autograd.grad(fast["head.weight"].sum(), w)
+        torch.testing.assert_close(derivative, torch.tensor([[slope]], dtype=torch.float64))
+
+
+def test_accuracy_compares_the_last_axis_whatever_comes_before():
+    """Logits (tasks, points, classes): the class is the argmax over the last axis only."""
+    logits = torch.zeros(2, 3, 4)
+    labels = torch.tensor([[1, 2, 3], [0, 0, 2]])
+    logits[0, 0, 1] = logits[0, 1, 2] = logits[0, 2, 0] = 1.0  # task 0: 2 of 3 right
+    logits[1, 0, 0] = logits[1, 1, 3] = logits[1, 2, 2] = 1.0  # task 1: 2 of 3 right
+    assert accuracy(logits, labels).item() == pytest.approx(4 / 6)
 
 
 def test_metasgd_meta_gradient_of_the_rates_and_learns_them():
