@@ -1,11 +1,12 @@
 """`playground report`: one self-contained HTML page comparing runs.
 
 The page has a summary table (one row per run: scenario, the options that differ between runs, the
-headline metrics, the status), the curves of the runs of each scenario overlaid on shared axes, and
-each run's own plots, all images embedded. A damaged run never stops the page: a torn line of
-metrics.jsonl skips that line and flags the run; a missing or unreadable summary.json or
-config.json shows the run as unfinished or unreadable, naming the file, and a summary whose
-status no run writes (say `"status": 3`) shows it as unknown. Text is drawn literally
+headline metrics, the code that made it, the status; above it a warning where the runs come from
+more than one commit or uncommitted state of the code), the curves of the runs of each scenario
+overlaid on shared axes, and each run's own plots, all images embedded. A damaged run never stops
+the page: a torn line of metrics.jsonl skips that line and flags the run; a missing or unreadable
+summary.json or config.json shows the run as unfinished or unreadable, naming the file, and a
+summary whose status no run writes (say `"status": 3`) shows it as unknown. Text is drawn literally
 (no mathtext), whatever a run is called.
 """
 
@@ -21,6 +22,7 @@ import matplotlib
 from playground.errors import BadInput
 from playground.files import read_json, read_jsonl, write_atomic
 from playground.plots import overlay_curves
+from playground.provenance import label
 from playground.rundir import (
     CONFIG,
     COST_KEYS,
@@ -41,6 +43,7 @@ table { border-collapse: collapse; font-size: 13px; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
 th { background: #f3f3f3; } td.name { text-align: left; font-family: monospace; }
 tr.diverged td { background: #fff1f0; } tr.problem td { background: #fff8e1; } img { max-width: 100%; }
+.warning { background: #fff8e1; border-left: 4px solid #e0a800; padding: 4px 8px; }
 details { margin: .5em 0; } summary { cursor: pointer; font-weight: 600; }
 .plots img { max-width: 48%; margin: 4px; border: 1px solid #eee; }
 """
@@ -87,6 +90,7 @@ def render(runs: list[Path], base: Path) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>playground report</title>"
         f"<style>{_STYLE}</style></head><body><h1>playground report</h1>",
         f"<p>{len(records)} runs.</p>",
+        _code_states(records),
         _summary_table(records),
     ]
     problems = [
@@ -142,6 +146,7 @@ def _load(run: Path, base: Path) -> dict:
         "name": name,
         "scenario": config["scenario"] if config else f"(unreadable {CONFIG})",
         "config": config["config"] if config else {},
+        "versions": config["versions"] if config and isinstance(config.get("versions"), dict) else {},
         "summary": summary or {},
         "status": _status(summary, config),
         "problems": problems,
@@ -173,7 +178,7 @@ def _summary_table(records: list[dict]) -> str:
             k for r in records for k, v in r["summary"].items() if _is_number(v) and k not in COST_KEYS
         )
     )[:14]
-    header = ["run", "scenario", *differing, *metrics, "status", "wall s"]
+    header = ["run", "scenario", *differing, *metrics, "code", "status", "wall s"]
     rows = []
     for r in records:
         cells = [
@@ -181,6 +186,7 @@ def _summary_table(records: list[dict]) -> str:
             r["scenario"],
             *(r["config"].get(k, "") for k in differing),
             *(r["summary"].get(k, "") for k in metrics),
+            label(r["versions"]),
             r["status"] + (" (damaged files)" if r["problems"] else ""),
             r["summary"].get("wall_s", ""),
         ]
@@ -201,6 +207,17 @@ def _summary_table(records: list[dict]) -> str:
         )
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _code_states(records: list[dict]) -> str:
+    """A warning naming each state of the code the runs were made from (version, commit, and the
+    hash of any uncommitted changes), where there is more than one; empty otherwise."""
+    states = [state for state in dict.fromkeys(label(r["versions"]) for r in records) if state]
+    if len(states) < 2:
+        return ""
+    named = "; ".join(html.escape(state) for state in states)
+    warning = f"These runs come from {len(states)} states of the code:"
+    return f"<p class='warning'><strong>{warning}</strong> {named}</p>"
 
 
 def _differing_options(records: list[dict]) -> list[str]:

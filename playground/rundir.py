@@ -1,7 +1,8 @@
 """A run directory: the files a run writes there, the outcome its summary records, and the lock
 that gives it to one run.
 
-    config.json     the resolved config, seed, command line, package versions and device
+    config.json     the resolved config, seed, command line, device and the code (`playground.provenance`):
+                    package versions, git commit, uncommitted changes and their hash
     metrics.jsonl   one strict-JSON object per logged step
     summary.json    written atomically when the run ends, whatever the outcome, with its status
     checkpoint.pt   the state a resumed run continues from (scenarios that declare a Checkpoint)

@@ -5,11 +5,9 @@ file is strict JSON: a non-finite number is written as null and listed under "no
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import platform
 import random
-import subprocess
 import sys
 import time
 import warnings
@@ -27,6 +25,7 @@ from playground.config import config_dict, format_value, option_defaults
 from playground.devices import resolve_device
 from playground.errors import BadInput, OutOfMemory
 from playground.files import strict, write_atomic, write_json
+from playground.provenance import versions
 from playground.resources import check_threads
 from playground.rundir import (
     CHECKPOINT,
@@ -44,8 +43,6 @@ from playground.rundir import (
     run_status,
 )
 from playground.scenario import Scenario
-
-_PACKAGES = ("torch", "numpy", "learn2learn", "gymnasium", "matplotlib")
 
 
 class Run:
@@ -386,29 +383,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def versions() -> dict[str, str]:
-    found = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in _PACKAGES:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    commit = _git_commit()
-    if commit:
-        found["playground_commit"] = commit
-    return found
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def _summary_writer(directory: Path):
