@@ -214,6 +214,11 @@ def test_module_factory_refuses_what_the_module_did_not_define(drawings, user_mo
         ("os:system", "^shape 'os:system' is not a function defined in os"),
         (":star", "^unknown shape ':star'"),
         ("user_shapes:", "^unknown shape 'user_shapes:'"),
+        # the first ':' ends the module's name: `star:points` is the attribute looked up, not found
+        (
+            "user_shapes:star:points",
+            "^shape 'user_shapes:star:points' is not a function defined in user_shapes; valid:",
+        ),
     ],
 )
 def test_module_factory_refuses_what_cannot_be_loaded(shapes, user_module, spec, message):
@@ -221,10 +226,16 @@ def test_module_factory_refuses_what_cannot_be_loaded(shapes, user_module, spec,
         shapes.factory(spec)
 
 
-def test_a_registry_without_a_return_type_checks_no_type():
+def test_a_registry_without_a_return_type_checks_no_type_and_names_none(user_module):
     anything = Registry("thing")
     anything.register("number", not_a_shape)
     assert anything.make("number", size=2.0) == 2.0
+    with pytest.raises(
+        ValueError,
+        match="^thing 'user_shapes:loads' is not a function defined in user_shapes; valid: module:factory "
+        "naming a function \\(or class\\) defined in that module$",
+    ):
+        anything.factory(f"{user_module}:loads")
 
 
 def test_the_type_refused_is_named_by_its_package():
