@@ -1,9 +1,12 @@
 """Predicted rates (spectral radius of the update map) against closed forms and measured runs."""
 
 import math
+import re
+from typing import NamedTuple
 
 import pytest
 import torch
+from torch import Tensor
 
 import games
 
@@ -160,3 +163,137 @@ def test_lola_is_predicted_and_measured_at_its_own_fixed_point():
     assert (
         games.lola(lr).fixed_point(games.bilinear(), torch.zeros(2, dtype=F64)).abs().max() == 0
     )  # zero-sum: Nash
+
+
+def pulled_to(*center: float) -> games.Game:
+    """Player i owns z_i and pays (z_i − c_i)²/2: ξ = z − c, H = I, z* = c."""
+    c = torch.tensor(center, dtype=F64)
+    loss = lambda p: torch.stack([((x - ci) ** 2).sum() / 2 for x, ci in zip(p, c)])
+    return games.Game(tuple(f"p{i}" for i in range(len(c))), ((1,),) * len(c), loss, c)
+
+
+class Trail(NamedTuple):
+    trail: Tensor
+
+
+def trailing(lr: float, drift: Tensor | float = 0.0, offset: Tensor | float = 0.0) -> games.Dynamics:
+    """sim_gd with a trail s⁺ = (s + z⁺)/2 + δ, started at z + offset, that feeds nothing back: on
+    H = I, M = [[(1 − η)I, 0], [(1 − η)I/2, I/2]] and ρ(M) = max(|1 − η|, 1/2). From s = z = z*
+    the trail moves by δ per update."""
+
+    def update(game, z, state):
+        z = z - lr * game.field(z)
+        return z, Trail((state.trail + z) / 2 + drift)
+
+    return games.Dynamics(lambda game, z: Trail(z + offset), update)
+
+
+def test_a_float_state_need_only_return_to_within_sqrt_eps_absolute_plus_relative():
+    """|s_p − s_0| <= √eps·(1 + |s_0|) per entry, √eps ≈ 1.49e-8: at s_0 = (1000, 0) a drift of
+    (1e-5, 1.2e-8) is back, one of 2e-5 or 2e-8 (1.34 times the bound) is not."""
+    game = pulled_to(1000.0, 0.0)
+    back = trailing(0.3, torch.tensor([1e-5, 1.2e-8], dtype=F64))
+    assert games.predicted_rate(game, back) == pytest.approx(0.7, rel=1e-13)
+    for drift, moved in (
+        ([2e-5, 0.0], "from [1000.0, 0.0] to [1000.00002, 0.0]"),
+        ([0.0, 2e-8], "from [1000.0, 0.0] to [1000.0, 2e-08]"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(f"state.trail moves {moved} in period=1 update(s)")):
+            games.predicted_rate(game, trailing(0.3, torch.tensor(drift, dtype=F64)))
+
+
+def test_a_nan_state_entry_that_stays_nan_is_back_where_it_began():
+    """(NaN + z⁺)/2 = NaN: the entry returns as NaN, and M does not depend on it."""
+    dynamics = trailing(0.3, offset=torch.tensor([float("nan"), 0.0], dtype=F64))
+    assert games.predicted_rate(pulled_to(1.0, 2.0), dynamics) == pytest.approx(0.7, rel=1e-13)
+
+
+@pytest.mark.parametrize(
+    "center,drift,moved",
+    [
+        ((1, 2, 3, 4), (0, 0.5, 0, 0), "from [1.0, 2.0, 3.0, 4.0] to [1.0, 2.5, 3.0, 4.0]"),
+        ((1, 2, 3, 4, 5), (0, 0, -0.25, 0.125, 0), "by up to 0.25"),
+    ],
+)
+def test_a_state_off_its_period_is_named_with_its_values_up_to_four_entries_then_its_largest_move(
+    center, drift, moved
+):
+    game = pulled_to(*map(float, center))
+    with pytest.raises(ValueError, match=re.escape(f"state.trail moves {moved} in period=1 update(s) at z")):
+        games.predicted_rate(game, trailing(0.3, torch.tensor(drift, dtype=F64)))
+
+
+class Counters(NamedTuple):
+    steps: int
+    phases: Tensor  # int64, (2,)
+
+
+def counting_sim_gd(lr: float, k: int, period: int) -> games.Dynamics:
+    """sim_gd carrying a Python int and an integer tensor that count modulo k: no float state, M = I − ηH."""
+
+    def update(game, z, state):
+        return z - lr * game.field(z), Counters((state.steps + 1) % k, (state.phases + 1) % k)
+
+    return games.Dynamics(lambda game, z: Counters(0, torch.tensor([0, 1])), update, period=period)
+
+
+def test_integer_counters_are_constants_that_must_return_exactly():
+    """Counting modulo 3, the counters are back after 3 or 6 updates and the rate is |1 − η| per
+    step; after 2 they are not."""
+    game = pulled_to(1.0, 2.0)
+    for period in (3, 6):
+        assert games.predicted_rate(game, counting_sim_gd(0.3, 3, period)) == pytest.approx(0.7, rel=1e-13)
+    with pytest.raises(ValueError, match=re.escape("state.steps moves from 0 to 2 in period=2 update(s)")):
+        games.predicted_rate(game, counting_sim_gd(0.3, 3, 2))
+
+
+class Anchor(NamedTuple):
+    anchor: Tensor
+
+
+def test_a_state_entry_that_stays_put_but_pulls_z_is_a_coordinate_not_a_passenger():
+    """z⁺ = z − ηξ(z) − γ(z − a), a⁺ = a, a started at z: M = [[(1 − η − γ)I, γI], [0, I]] on H = I.
+    a's row is its unit vector, its column is not: its eigenvalue 1 is real (a moved anchor moves
+    the limit), so ρ(M) = max(|1 − η − γ|, 1) = 1."""
+
+    def update(game, z, state):
+        return z - 0.3 * game.field(z) - 0.2 * (z - state.anchor), state
+
+    anchored = games.Dynamics(lambda game, z: Anchor(z), update)
+    assert games.predicted_rate(pulled_to(1.0, 2.0), anchored) == pytest.approx(1.0, rel=1e-13)
+
+
+class Rate(NamedTuple):
+    lr: Tensor
+
+
+def test_a_learning_rate_kept_in_the_state_is_refused_as_a_passenger():
+    """z⁺ = z − η ξ(z), η⁺ = η: at z*, ∂z⁺/∂η = −ξ(z*) = 0, so η's row and column are its unit vector."""
+    init = lambda game, z: Rate(torch.tensor(0.3, dtype=game.dtype))
+    update = lambda game, z, state: (z - state.lr * game.field(z), state)
+    with pytest.raises(
+        ValueError, match=r"^state\.lr is a floating-point entry that, to first order at z, stays put"
+    ):
+        games.predicted_rate(pulled_to(1.0, 2.0), games.Dynamics(init, update))
+
+
+def test_a_period_that_is_not_an_integer_of_at_least_one_is_refused():
+    game = games.bilinear()
+    for period in (2.0, True, -1):
+        with pytest.raises(ValueError, match=rf"^Dynamics\.period={period!r} must be an integer >= 1$"):
+            games.update_jacobian(game, games.sim_gd(0.3)._replace(period=period), game.equilibrium)
+
+
+def test_the_predicted_rate_costs_one_period_of_updates_plus_one_to_check_a_state():
+    """The Jacobian takes one pass of `period` updates (jacfwd); a state's return is checked by
+    one more, and an empty state needs no check: sim_gd 1 update, momentum 2."""
+    game = games.bilinear()
+    for dynamics, expected in ((games.sim_gd(0.3), 1), (games.momentum(0.3), 2)):
+        calls = []
+
+        def update(game, z, state, dynamics=dynamics, calls=calls):
+            calls.append(z)
+            return dynamics.update(game, z, state)
+
+        games.predicted_rate(game, dynamics._replace(update=update))
+        assert len(calls) == expected
