@@ -247,10 +247,8 @@ class Reptile(MetaLearner):
         y = torch.cat([tasks.support_y, tasks.query_y], 1)
         rates = self.rates()
 
-        def adapt(x, y):
-            fast = fine_tune(
-                self.model, params, rates, x, y, self.inner_steps, self.loss_fn, first_order=True
-            )
+        def adapt(x, y):  # first order by construction: no graph is kept under no_grad
+            fast = fine_tune(self.model, params, rates, x, y, self.inner_steps, self.loss_fn)
             return fast, self.loss_fn(functional_call(self.model, fast, (x,)), y)
 
         with torch.no_grad():

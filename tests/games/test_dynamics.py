@@ -113,13 +113,25 @@ def test_momentum_rates_of_gidel_et_al(alternating, beta, expected):
     assert games.predicted_rate(games.bilinear(), dynamics) == pytest.approx(expected, abs=6e-4)
 
 
-@pytest.mark.parametrize("beta", [0.0, 1.0, -1.0, 1.5, float("nan"), float("inf"), True])
+@pytest.mark.parametrize("beta", [0.0, 1.0, -1.0, 1.5, float("nan"), float("inf"), True, "0.5", None])
 def test_momentum_outside_its_definition_is_refused(beta):
     """β = 0 is plain GD (sim_gd, alt_gd when alternating); |β| >= 1 never forgets a step."""
     with pytest.raises(
         ValueError, match=r"^beta=.*: heavy-ball momentum .*; valid: a number in \(-1, 0\) or \(0, 1\)$"
     ):
         games.momentum(0.3, beta=beta)
+
+
+def test_alternating_momentum_first_steps_by_hand():
+    """Bilinear f₁ = xy = −f₂, η = 0.5, β = 0.3, from (1, 1): x moves first on ∂ₓ(xy) = y, then y
+    on −∂ᵧ(xy) = −x at the new x, each adding β times its own last move (none at the first step).
+    Step 1: x = 1 − 0.5 = 0.5, y = 1 + 0.5·0.5 = 1.25; step 2: x = 0.5 − 0.625 + 0.3(−0.5) = −0.275,
+    y = 1.25 + 0.5(−0.275) + 0.3(0.25) = 1.1875."""
+    game = games.bilinear()
+    z = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    path = games.play(game, games.momentum(0.5, beta=0.3, alternating=True), z, 2).params
+    expected = torch.tensor([[1.0, 1.0], [0.5, 1.25], [-0.275, 1.1875]], dtype=torch.float64)
+    torch.testing.assert_close(path, expected, rtol=0, atol=1e-15)
 
 
 @pytest.mark.parametrize("lr,gamma", [(0.3, 0.4)])

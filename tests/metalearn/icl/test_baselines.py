@@ -132,6 +132,11 @@ def test_ridge_at_its_float32_floor_solves_every_context_length(dim, context, x_
         assert ridge_weights(tasks.xs, tasks.ys, floor).abs().max() < 10
 
 
+def test_the_ridge_floor_defaults_to_uniform_inputs_on_the_unit_interval():
+    """E x² = 1/3 for x ~ U(−1, 1): the floor for d = 4, N = 6 is ε·6·4/3 = 8ε."""
+    assert ridge_floor(4, 6) == 8 * torch.finfo(torch.float32).eps
+
+
 def test_gd_plus_plus_whose_fit_runs_off_float64_falls_back_to_gd():
     """Eleven steps on 32 prompts: L-BFGS drives log η past log(float64's largest number), and
     math.exp raised OverflowError; the fit is then no better than GD's, which it returns."""
