@@ -8,13 +8,17 @@ every core module), then writes tools/mutation/report.md: per module the mutants
 test failed or timed out), those judged equivalent (behaviour unchanged; each with its one-line
 reason in tools/mutation/equivalents.txt, `name: reason`), and the survivors, listed by name. Rows
 of modules not run this time are kept from the last report. mutmut keeps its results in `mutants/`,
-so a rerun retests only the mutants whose code or tests changed.
+so a rerun retests only the mutants whose code changed, and, reset here first, every mutant of the
+named modules that survived or had no test (the tests may have changed since); `--fresh` deletes
+the cache and retests everything.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -24,7 +28,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "tools" / "mutation" / "report.md"
 EQUIVALENTS = REPO / "tools" / "mutation" / "equivalents.txt"
-_KILLED = {"killed", "timeout"}  # a timeout is a mutant the tests noticed (it ran past its budget)
+# A timeout (it ran past its budget) and a crash of the test process are mutants the tests noticed.
+_KILLED = {"killed", "timeout", "segfault"}
+_UNDECIDED = {0, 5, 33}  # mutmut's exit codes for "survived" and "no tests"
 _HEADER = "| module | mutants | killed | equivalent | surviving | killed of those that change behaviour |"
 
 
@@ -37,6 +43,24 @@ def module_of(mutant: str) -> str:
     a package's own module: `registration.x_make` -> `registration/__init__.py`)."""
     path = mutant.split(".x_")[0].split(".xǁ")[0].replace(".", "/")
     return f"{path}/__init__.py" if (REPO / path).is_dir() else f"{path}.py"
+
+
+def retest_undecided(modules: list[str]) -> int:
+    """Clear mutmut's cached verdict of every mutant of `modules` that survived or had no test, so
+    the next run tests it against today's tests (mutmut itself retests only changed code)."""
+    count = 0
+    for module in modules:
+        meta = REPO / "mutants" / f"{module}.meta"
+        if not meta.exists():
+            continue
+        data = json.loads(meta.read_text())
+        codes = data["exit_code_by_key"]
+        for name, code in codes.items():
+            if code in _UNDECIDED:
+                codes[name] = None
+                count += 1
+        meta.write_text(json.dumps(data, indent=4))
+    return count
 
 
 def results() -> dict[str, str]:
@@ -121,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="core modules to mutate (default: all of them)")
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--fresh", action="store_true", help="delete mutmut's cache (mutants/) first")
     args = parser.parse_args(argv)
     core = core_modules()
     unknown = [m for m in args.modules if m not in core]
@@ -128,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mutate: not a core module: {', '.join(unknown)}; valid: {', '.join(core)}", file=sys.stderr)
         return 2
     modules = args.modules or core
+    if args.fresh:
+        shutil.rmtree(REPO / "mutants", ignore_errors=True)
+    print(f"mutate: {retest_undecided(modules)} surviving or untested mutants to retest")
     patterns = [m.removesuffix(".py").removesuffix("/__init__").replace("/", ".") + ".x*" for m in modules]
     start = time.perf_counter()
     subprocess.run(

@@ -1,0 +1,63 @@
+"""tools/mutate.py: mutant names mapped to their modules, the report's counts, and the reset that
+makes a rerun test every survivor against today's tests (mutmut itself retests only changed code)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("mutate", REPO / "tools" / "mutate.py")
+mutate = importlib.util.module_from_spec(_spec)
+sys.modules["mutate"] = mutate
+_spec.loader.exec_module(mutate)
+
+
+def test_a_mutant_name_names_its_module_file():
+    assert mutate.module_of("bilevel.solvers.x_dense_solve__mutmut_6") == "bilevel/solvers.py"
+    method = "bilevel.stn.method.xǁSelfTuningNetworkǁ_start__mutmut_6"
+    assert mutate.module_of(method) == "bilevel/stn/method.py"
+    assert mutate.module_of("registration.x_factory_options__mutmut_6") == "registration/__init__.py"
+
+
+def test_every_core_module_exists():
+    assert all((REPO / module).is_file() for module in mutate.core_modules())
+
+
+def test_the_score_counts_equivalent_mutants_out_and_timeouts_and_crashes_in():
+    statuses = {
+        "games.dynamics.x_a__mutmut_1": "killed",
+        "games.dynamics.x_a__mutmut_2": "timeout",
+        "games.dynamics.x_a__mutmut_3": "segfault",
+        "games.dynamics.x_a__mutmut_4": "survived",
+        "games.dynamics.x_a__mutmut_5": "survived",
+        "games.dynamics.x_a__mutmut_6": "no tests",
+        "games.analysis.x_b__mutmut_1": "survived",
+    }
+    reasons = {"games.dynamics.x_a__mutmut_5": "only differs on a GPU"}
+    row, section = mutate.summarise("games/dynamics.py", statuses, reasons)
+    assert row == "| `games/dynamics.py` | 6 | 3 | 1 | 2 | 60.0% |"
+    assert "- equivalent `games.dynamics.x_a__mutmut_5`: only differs on a GPU" in section
+    assert "- **surviving** `games.dynamics.x_a__mutmut_4` (survived)" in section
+    assert "- **surviving** `games.dynamics.x_a__mutmut_6` (no tests)" in section
+    assert "analysis" not in section
+
+
+def test_survivors_and_untested_mutants_are_reset_and_verdicts_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(mutate, "REPO", tmp_path)
+    meta = tmp_path / "mutants" / "games" / "dynamics.py.meta"
+    meta.parent.mkdir(parents=True)
+    codes = {"killed": 1, "survived": 0, "no tests": 33, "timeout": 36, "unchecked": None}
+    codes["none collected"] = 5
+    meta.write_text(json.dumps({"exit_code_by_key": codes, "durations_by_key": {"killed": 1.5}}))
+    assert mutate.retest_undecided(["games/dynamics.py", "games/analysis.py"]) == 3
+    data = json.loads(meta.read_text())
+    assert data["exit_code_by_key"] == {
+        "killed": 1,
+        "survived": None,
+        "no tests": None,
+        "timeout": 36,
+        "unchecked": None,
+        "none collected": None,
+    }
+    assert data["durations_by_key"] == {"killed": 1.5}
