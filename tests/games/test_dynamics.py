@@ -144,6 +144,71 @@ def test_sga_on_a_hamiltonian_game_is_consensus(lr, gamma):
     torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
+def sga_game(a):
+    """f = (a/2)x² + xy + x, g = 3xy + y²/2: H = [[a, 1], [3, 1]] everywhere and ξ(0) = (1, 0)."""
+
+    def losses(params):
+        x, y = params[0].sum(), params[1].sum()
+        return torch.stack([0.5 * a * x**2 + x * y + x, 3 * x * y + 0.5 * y**2])
+
+    return games.Game(("x", "y"), ((1,), (1,)), losses, name="sga")
+
+
+@pytest.mark.parametrize(
+    "a,gamma,y_next", [(0.1, None, 0.5), (0.1, 0.5, 0.25), (0.2, 0.5, 0.0), (0.4, 0.5, -0.25)]
+)
+def test_sga_alignment_sign_in_each_regime(a, gamma, y_next):
+    """At z = 0: Hᵀξ = (a, 1), Hξ = (a, 3), Aᵀξ = (0, −1), so the alignment
+    ⟨ξ, Hᵀξ⟩⟨Aᵀξ, Hᵀξ⟩/d + ε = −a/2 + 0.1 and λ = γ·sign(·) is γ at a = 0.1, exactly 0 at a = 0.2
+    and −γ at a = 0.4; z⁺ = −η(ξ + λAᵀξ) = (−η, ηλ) with η = 0.5. The default γ is 1."""
+    dynamics = games.sga(0.5) if gamma is None else games.sga(0.5, gamma=gamma)
+    z1, _ = dynamics.update(sga_game(a), torch.zeros(2, dtype=F64), ())
+    assert z1.tolist() == [-0.5, y_next]
+
+
+def test_cgd_on_a_large_game_takes_cg_iters_conjugate_gradient_steps(monkeypatch):
+    """Matrix-free CGD solves MᵀMv = Mᵀξ, M = I + ηH_o, by conjugate gradients. On xᵀSy with
+    S = diag(1, …, 21), MᵀM = I + η²diag(S², S²) has 21 distinct eigenvalues, so 21 steps reach the
+    proximal point (I + ηJ)⁻¹z (up to rounding) and 20, the default, do not."""
+    sigma = torch.arange(1, 22, dtype=F64)
+
+    def losses(params):
+        f = params[0] @ (sigma * params[1])
+        return torch.stack([f, -f])
+
+    game = games.Game(("x", "y"), ((21,), (21,)), losses, name="diagonal")
+    monkeypatch.setattr("games.curvature.DENSE_UP_TO", 0)
+    lr, z = 0.1, torch.ones(42, dtype=F64)
+    jacobian = torch.zeros(42, 42, dtype=F64)
+    jacobian[:21, 21:], jacobian[21:, :21] = torch.diag(sigma), -torch.diag(sigma)
+    proximal = torch.linalg.solve(torch.eye(42, dtype=F64) + lr * jacobian, z)
+    exact, _ = games.cgd(lr, cg_iters=21).update(game, z, ())
+    torch.testing.assert_close(exact, proximal, rtol=0, atol=1e-13)
+    default, _ = games.cgd(lr).update(game, z, ())
+    twenty, _ = games.cgd(lr, cg_iters=20).update(game, z, ())
+    assert torch.equal(default, twenty)
+    assert torch.linalg.vector_norm(default - proximal) > 1e-11  # 2.5e-10
+
+
+def test_cgd_keeps_the_dtype_of_z_whatever_the_default_dtype():
+    """A float32 game under torch's float64 default: (I + ηJ)⁻¹z on xy, η = 0.5, z = (1, 0.5), is
+    (1 − 0.25, 0.5 + 0.5)/1.25 = (0.6, 0.8), in float32."""
+
+    def losses(params):
+        f = params[0].sum() * params[1].sum()
+        return torch.stack([f, -f])
+
+    game = games.Game(("x", "y"), ((1,), (1,)), losses, name="xy32")
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(F64)
+    try:
+        z1, _ = games.cgd(0.5).update(game, torch.tensor([1.0, 0.5], dtype=torch.float32), ())
+    finally:
+        torch.set_default_dtype(previous)
+    assert z1.dtype == torch.float32
+    torch.testing.assert_close(z1, torch.tensor([0.6, 0.8]), rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize("alpha", [0.35])
 def test_lola_on_bilinear_is_consensus_with_twice_the_lookahead(alpha):
     """On xᵀAy, H_o = J: H_oξ = J²z = −(AAᵀx, AᵀAy) and χ = (−AAᵀx, −AᵀAy), so

@@ -43,6 +43,21 @@ def test_every_game_runs_on_another_device(game_name):
         assert trajectory.params.device.type == "meta" and trajectory.params.shape == (3, 3, game.dim)
 
 
+@pytest.mark.parametrize("dynamics_name", sorted(set(games.DYNAMICS) - {"stackelberg"}))
+def test_every_dynamics_runs_on_another_device(dynamics_name):
+    """Every tensor a dynamics makes (identities, counters, states) is made where z is. Stackelberg
+    is left out: its follower check reads the data (`nonzero`), which the meta device cannot."""
+    game = games.make_game("bilinear", dim=3)
+    z0 = torch.stack([game.sample_init(torch.Generator().manual_seed(k)) for k in range(3)])
+    spy = CpuOperands()
+    with spy:
+        trajectory = games.play_batch(
+            game, games.make_dynamics(dynamics_name, 0.1), z0, 2, device=torch.device("meta")
+        )
+    assert spy.calls == [], sorted(set(spy.calls))
+    assert trajectory.params.device.type == "meta" and trajectory.params.shape == (3, 3, game.dim)
+
+
 def test_the_spy_sees_the_game_constants_without_the_copies():
     game = games.make_game("bilinear", dim=3)  # its loss closes over a 3x3 CPU matrix
     spy = CpuOperands()

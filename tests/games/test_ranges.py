@@ -97,6 +97,12 @@ def test_values_at_the_edge_of_the_range_are_accepted(kind, name, options):
             "cg_iters=0: CGD needs at least one conjugate-gradient iteration",
         ),
         ("dynamics", "consensus", {"gamma": 0.0}, "γ = 0 is simultaneous GD, γ < 0 ascends it"),
+        (
+            "dynamics",
+            "sga",
+            {"gamma": 0.0},
+            "gamma=0.0: SGA adjusts ξ by γ·sign(·)Aᵀξ; γ = 0 is simultaneous GD, γ < 0 flips the sign",
+        ),
         ("dynamics", "sos", {"a": 5.0, "b": -1.0}, "a=5.0: SOS bounds the shaping"),
         ("dynamics", "sos", {"b": -1.0}, "b=-1.0: SOS turns the shaping off where ‖ξ‖ < b, in (0, 1)"),
         ("dynamics", "lola", {"lookahead": 0.0}, "α = 0 is simultaneous GD"),

@@ -11,12 +11,14 @@ contracts by 1 − η(7 − √17)/4 per step.
 
 import json
 import math
+import re
 
 import pytest
 import torch
 from torch.func import jacfwd, vmap
 
 import games
+from games.adjusted import newton_zero
 from playground.cli import main
 
 F64 = torch.float64
@@ -247,12 +249,12 @@ def test_game_scenario_reports_the_stackelberg_rate(tmp_path):
     assert summary["params"] == pytest.approx([1.5, 0.75], abs=1e-5)
 
 
-def eps_game(epsilon):
-    """f = xy, g = (ε/2)y² − xy: ∇²_{yy}g = ε, ∇²_{yx}g = −1."""
+def eps_game(epsilon, coupling=lambda x: x):
+    """f = xy, g = (ε/2)y² − c(x)y: ∇²_{yy}g = ε, ∇²_{yx}g = −c′(x) (−1 by default)."""
 
     def losses(params):
         x, y = params[0].sum(), params[1].sum()
-        return torch.stack([x * y, 0.5 * epsilon * y**2 - x * y])
+        return torch.stack([x * y, 0.5 * epsilon * y**2 - coupling(x) * y])
 
     return games.Game(("x", "y"), ((1,), (1,)), losses, name="eps")
 
@@ -280,6 +282,80 @@ def test_the_follower_check_is_the_numerical_rank_of_its_jacobian():
     games.check_follower(games.bilinear(), t(float("inf"), 1.0))
     with pytest.raises(ValueError, match=r"singular at z = \[0.0, 0.0, 0.0, 0.0\]"):
         games.predicted_rate(rps, games.stackelberg(0.1))  # it would be sim_gd's there
+
+
+def test_the_follower_check_tolerance_is_eps_times_d_times_the_largest_singular_value():
+    """With c = 2x the follower's Jacobian is [−2, ε]: σ_max = 2, so the tolerance is
+    2⁻⁵² · 2 · 2 = 2⁻⁵⁰. ε = 2⁻⁵⁰ is singular (at most the tolerance), the next float above is not."""
+    z, boundary = t(1.0, 0.5), 2.0**-50
+    with pytest.raises(
+        ValueError,
+        match=r"singular at z = \[1.0, 0.5\]: its smallest singular value is 8.88e-16, "
+        r"numerically 0 \(at most 8.88e-16\)",
+    ):
+        games.check_follower(eps_game(boundary, lambda x: 2 * x), z)
+    games.check_follower(eps_game(math.nextafter(boundary, 1.0), lambda x: 2 * x), z)
+
+
+def test_each_start_of_a_batch_is_checked_at_its_own_scale():
+    """c = x²/2, so the Jacobian at (x, y) is [−x, ε]: with ε = 1e-10 the start x = 1 is a stiff
+    follower (tolerance 4.4e-16) and x = 1e8 is rounding (tolerance 4.4e-8); the batch names the
+    second start."""
+    game = eps_game(1e-10, lambda x: 0.5 * x**2)
+    with pytest.raises(
+        ValueError,
+        match=r"singular at z\[1\] = \[100000000.0, 0.0\]: its smallest singular value is 1e-10, "
+        r"numerically 0 \(at most 4.44e-08\)",
+    ):
+        games.check_follower(game, t([1.0, 0.0], [1e8, 0.0]))
+
+
+@pytest.mark.parametrize(
+    "d,batch,named",
+    [(8, False, "z = [" + ", ".join(["0.333333"] * 8) + "]"), (9, False, "z"), (9, True, "z[0]")],
+)
+def test_a_singular_start_is_named_with_its_values_up_to_eight_of_them(d, batch, named):
+    """f = (Σx)(Σy) = −g is linear in y, so every start is singular; its values (to 6 decimals) are
+    in the message when there are at most 8."""
+
+    def losses(params):
+        f = params[0].sum() * params[1].sum()
+        return torch.stack([f, -f])
+
+    game = games.Game(("x", "y"), ((4,), (d - 4,)), losses, name="flat")
+    z = torch.full((d,), 1 / 3, dtype=F64)
+    with pytest.raises(
+        ValueError, match=re.escape(f"singular at {named}: its smallest singular value is 0,")
+    ):
+        games.check_follower(game, z[None] if batch else z)
+
+
+def test_the_follower_check_forms_64_jacobians_at_once():
+    """130 starts cost three batched Jacobian evaluations (64, 64 and 2 starts): one trace of the
+    losses each."""
+    calls = []
+
+    def losses(params):
+        calls.append(1)
+        x, y = params[0].sum(), params[1].sum()
+        return torch.stack([x * y, y**2 - x * y])
+
+    games.check_follower(games.Game(("x", "y"), ((1,), (1,)), losses), torch.ones(130, 2, dtype=F64))
+    assert len(calls) == 3
+
+
+def test_newton_zero_stops_at_the_tolerance_or_after_its_steps():
+    """On z ↦ z², Newton halves z exactly: z_n = z₀/2ⁿ, ‖field(z_n)‖ = z₀²/4ⁿ. With tol = 1e-12
+    (4⁻²⁰ <= tol < 4⁻¹⁹) the default 20 steps reach it from 1 but not from 2; a norm equal to tol
+    counts as reached, in the loop and after the last step."""
+    field = lambda z: z**2
+    one, two = t(1.0), t(2.0)
+    assert newton_zero(field, one).item() == 2.0**-20
+    assert newton_zero(field, two) is None
+    assert newton_zero(field, two, steps=21).item() == 2.0**-20
+    assert newton_zero(field, one, tol=2.0**-10).item() == 2.0**-5
+    assert newton_zero(field, one, steps=5, tol=2.0**-10).item() == 2.0**-5
+    assert newton_zero(field, one, steps=4, tol=2.0**-10) is None
 
 
 def test_play_and_play_batch_refuse_a_singular_start():
