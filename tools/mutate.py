@@ -10,7 +10,9 @@ reason in tools/mutation/equivalents.txt, `name: reason`), and the survivors, li
 of modules not run this time are kept from the last report. mutmut keeps its results in `mutants/`,
 so a rerun retests only the mutants whose code changed, and, reset here first, every mutant of the
 named modules that survived or had no test (the tests may have changed since); `--fresh` deletes
-the cache and retests everything.
+the cache and retests everything. The map from each function to the tests that reach it is rebuilt
+on every run (one traced run of the suite): mutmut extends it only with new tests, so an old test
+that has come to reach a function would go unseen and its mutants would be counted as survivors.
 """
 
 from __future__ import annotations
@@ -156,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fresh:
         shutil.rmtree(REPO / "mutants", ignore_errors=True)
     print(f"mutate: {retest_undecided(modules)} surviving or untested mutants to retest")
+    (REPO / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)  # the tests-to-functions map
     patterns = [m.removesuffix(".py").removesuffix("/__init__").replace("/", ".") + ".x*" for m in modules]
     start = time.perf_counter()
     subprocess.run(
