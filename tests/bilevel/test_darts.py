@@ -161,6 +161,18 @@ def test_ift_exact_through_the_supernet_problem_is_the_implicit_function_theorem
     assert bilevel.relative_error(value, val_lam) > 1e-3  # the implicit term is not negligible
 
 
+def test_the_training_loss_adds_weight_decay_and_a_proximal_damping_around_the_first_w():
+    """L_train(w, α) = CE + (wd/2)‖w‖² + (δ/2)‖w − w₀‖², w₀ the weights the problem was made at."""
+    flat = darts.Flat(_tiny())
+    w0 = flat.flatten()
+    alpha = torch.zeros(3, 4, dtype=torch.float64)
+    lam, w = alpha.reshape(-1), w0 + 0.01
+    plain = darts.SupernetProblem(flat, *_batches(), w0, alpha, 0.1)
+    both = darts.SupernetProblem(flat, *_batches(), w0, alpha, 0.1, weight_decay=0.3, damping=2.0)
+    added = 0.5 * 0.3 * w.square().sum() + 0.5 * 2.0 * 0.01**2 * w.numel()
+    torch.testing.assert_close(both.train_loss(w, lam), plain.train_loss(w, lam) + added, rtol=1e-13, atol=0)
+
+
 def test_the_supernet_has_no_solved_w_star_so_methods_must_be_given_the_current_w():
     """No closed-form w*(α) exists for a network: a method asked to find one says so, not solves."""
     net = _tiny()

@@ -100,6 +100,27 @@ def test_solve_or_nan_answers_nan_where_no_unique_finite_solution_exists():
     assert torch.func.vmap(solve_or_nan)(m, b)[1:].isnan().any(-1).tolist() == [True, False, True]
 
 
+def test_solve_or_nan_keeps_the_systems_dtype_device_and_batch_shape():
+    """A float32 batch under a float64 default stays float32; two batch dimensions (2, 3) of 4x4
+    systems, one non-finite, are answered system by system; on the meta device (a stand-in for a
+    GPU) every tensor it makes is made there."""
+    m = torch.eye(4).expand(2, 3, 4, 4).clone() * torch.arange(1.0, 7.0).reshape(2, 3, 1, 1)
+    m[1, 2, 0, 0] = float("nan")
+    b = torch.ones(2, 3, 4)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        x = solve_or_nan(m, b)
+    finally:
+        torch.set_default_dtype(default)
+    assert x.dtype == torch.float32 and x.shape == (2, 3, 4)
+    expected = (1 / torch.arange(1.0, 7.0)).reshape(2, 3, 1).expand(2, 3, 4).clone()
+    expected[1, 2] = float("nan")
+    torch.testing.assert_close(x, expected, equal_nan=True, rtol=0, atol=0)
+    on_meta = solve_or_nan(m.to("meta"), b.to("meta"))
+    assert on_meta.device.type == "meta" and on_meta.shape == (2, 3, 4)
+
+
 def test_dense_solve_of_a_diverged_operator_is_nan_not_an_error():
     """A DEQ's adjoint (I − Jᵀ)u = g at a diverged iterate: J non-finite, or I − Jᵀ singular."""
     b = torch.ones(3)
