@@ -33,7 +33,10 @@ EQUIVALENTS = REPO / "tools" / "mutation" / "equivalents.txt"
 # A timeout (it ran past its budget) and a crash of the test process are mutants the tests noticed.
 _KILLED = {"killed", "timeout", "segfault"}
 _UNDECIDED = {0, 5, 33}  # mutmut's exit codes for "survived" and "no tests"
-_HEADER = "| module | mutants | killed | equivalent | surviving | killed of those that change behaviour |"
+_HEADER = (
+    "| module | mutants | killed | equivalent | surviving | not yet run | "
+    "killed of those that change behaviour |"
+)
 
 
 def core_modules() -> list[str]:
@@ -85,15 +88,20 @@ def equivalents() -> dict[str, str]:
 def summarise(module: str, statuses: dict[str, str], reasons: dict[str, str]) -> tuple[str, str]:
     """The module's table row and its section (equivalent mutants with reasons, then survivors)."""
     mine = {name: status for name, status in statuses.items() if module_of(name) == module}
-    killed = [name for name, status in mine.items() if status in _KILLED]
-    equivalent = [name for name, status in mine.items() if status not in _KILLED and name in reasons]
-    surviving = [name for name, status in mine.items() if status not in _KILLED and name not in reasons]
+    pending = [name for name, status in mine.items() if status == "not checked"]
+    decided = {name: status for name, status in mine.items() if status != "not checked"}
+    killed = [name for name, status in decided.items() if status in _KILLED]
+    equivalent = [name for name, status in decided.items() if status not in _KILLED and name in reasons]
+    surviving = [name for name, status in decided.items() if status not in _KILLED and name not in reasons]
     behaving = len(killed) + len(surviving)
     score = f"{100 * len(killed) / behaving:.1f}%" if behaving else "—"
-    row = f"| `{module}` | {len(mine)} | {len(killed)} | {len(equivalent)} | {len(surviving)} | {score} |"
+    counts = (len(mine), len(killed), len(equivalent), len(surviving), len(pending))
+    row = f"| `{module}` | {' | '.join(map(str, counts))} | {score} |"
     lines = [f"### `{module}`", ""]
     lines += [f"- equivalent `{name}`: {reasons[name]}" for name in equivalent]
     lines += [f"- **surviving** `{name}` ({mine[name]})" for name in surviving]
+    if pending:
+        lines.append(f"- not yet run: {len(pending)} (the run stopped before them)")
     if len(lines) == 2:
         lines.append("- every mutant killed")
     return row, "\n".join(lines)
@@ -118,7 +126,7 @@ def write_report(run: list[str], statuses: dict[str, str], minutes: float) -> st
     for module in run:
         rows[module], sections[module] = summarise(module, statuses, reasons)
     order = [m for m in core_modules() if m in rows]
-    totals = [sum(int(rows[m].split("|")[k]) for m in order) for k in (2, 3, 4, 5)]
+    totals = [sum(int(rows[m].split("|")[k]) for m in order) for k in (2, 3, 4, 5, 6)]
     behaving = totals[1] + totals[3]
     total_row = f"| all | {' | '.join(map(str, totals))} | {100 * totals[1] / max(behaving, 1):.1f}% |"
     text = "\n".join(
@@ -129,7 +137,7 @@ def write_report(run: list[str], statuses: dict[str, str], minutes: float) -> st
             f"Last run: {', '.join(f'`{m}`' for m in run)}, {minutes:.0f} minutes on the 2-core machine.",
             "",
             _HEADER,
-            "|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|",
             *(rows[m] for m in order),
             total_row,
             "",

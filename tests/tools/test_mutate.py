@@ -24,7 +24,7 @@ def test_every_core_module_exists():
     assert all((REPO / module).is_file() for module in mutate.core_modules())
 
 
-def test_the_score_counts_equivalent_mutants_out_and_timeouts_and_crashes_in():
+def test_the_score_counts_equivalent_and_unrun_mutants_out_and_timeouts_and_crashes_in():
     statuses = {
         "games.dynamics.x_a__mutmut_1": "killed",
         "games.dynamics.x_a__mutmut_2": "timeout",
@@ -32,14 +32,16 @@ def test_the_score_counts_equivalent_mutants_out_and_timeouts_and_crashes_in():
         "games.dynamics.x_a__mutmut_4": "survived",
         "games.dynamics.x_a__mutmut_5": "survived",
         "games.dynamics.x_a__mutmut_6": "no tests",
+        "games.dynamics.x_a__mutmut_7": "not checked",
         "games.analysis.x_b__mutmut_1": "survived",
     }
     reasons = {"games.dynamics.x_a__mutmut_5": "only differs on a GPU"}
     row, section = mutate.summarise("games/dynamics.py", statuses, reasons)
-    assert row == "| `games/dynamics.py` | 6 | 3 | 1 | 2 | 60.0% |"
+    assert row == "| `games/dynamics.py` | 7 | 3 | 1 | 2 | 1 | 60.0% |"
     assert "- equivalent `games.dynamics.x_a__mutmut_5`: only differs on a GPU" in section
     assert "- **surviving** `games.dynamics.x_a__mutmut_4` (survived)" in section
     assert "- **surviving** `games.dynamics.x_a__mutmut_6` (no tests)" in section
+    assert "- not yet run: 1 (" in section and "mutmut_7" not in section
     assert "analysis" not in section
 
 
