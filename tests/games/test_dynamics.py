@@ -228,3 +228,54 @@ def test_sos_near_the_fixed_point_is_lookahead():
         assert games.predicted_rate(game, games.sos(lr)) == pytest.approx(
             math.sqrt(1 - lr**2 + lr**4), rel=1e-12
         )
+
+
+def sos_game(c, k, n):
+    """L₁ = xy + cx + ky, L₂ = xy + nx: at z = 0, ξ = (y + c, x) = (c, 0), H_o = [[0, 1], [1, 0]] and
+    χ = (∂_xξ₂ ∂_yL₁, ∂_yξ₁ ∂_xL₂) = (x + k, y + n) = (k, n)."""
+
+    def losses(params):
+        x, y = params[0].sum(), params[1].sum()
+        return torch.stack([x * y + c * x + k * y, x * y + n * x])
+
+    return games.Game(("x", "y"), ((1,), (1,)), losses, name="sos")
+
+
+@pytest.mark.parametrize(
+    "c,k,n,options,p",
+    [
+        (1.0, 2.5, 0.0, {}, 0.5),  # ⟨−αχ, ξ₀⟩ = −1.25: p₁ = a‖ξ₀‖²/1.25 = 0.5 with a = 0.5
+        (1.0, 2.5, 0.0, {"a": 0.25}, 0.25),
+        (1.0, 1.0, 0.0, {}, 1.0),  # ⟨−αχ, ξ₀⟩ = −0.5: a‖ξ₀‖²/0.5 = 1.25, clipped to p₁ = 1
+        (1.0, -1.0, 0.0, {}, 1.0),  # ⟨−αχ, ξ₀⟩ = 0.5 ≥ 0: p₁ = 1
+        (1.0, 1.0, 2.0, {}, 1.0),  # ⟨−αχ, ξ₀⟩ = 0 exactly, χ ≠ 0: p₁ = 1
+        (0.125, -1.0, 0.0, {}, 1.0),  # ‖ξ‖ = 0.125 ≥ b = 0.1: p₂ = 1
+        (0.0625, -1.0, 0.0, {}, 0.0625**2),  # ‖ξ‖ < b = 0.1: p₂ = ‖ξ‖²
+        (0.0625, -1.0, 0.0, {"b": 0.05}, 1.0),  # ‖ξ‖ ≥ b = 0.05: p₂ = 1
+        (0.125, -1.0, 0.0, {"b": 0.125}, 1.0),  # ‖ξ‖ = b exactly: p₂ = 1
+    ],
+)
+def test_sos_shaping_weight_in_each_regime(c, k, n, options, p):
+    """On `sos_game` at z = 0 with α = η = 0.5: ξ₀ = (I − αH_o)ξ = (c, −c/2), ‖ξ₀‖² = 1.25c² and
+    ⟨−αχ, ξ₀⟩ = −c(k − n/2)/2, so p₁ = 1 where that is ≥ 0, else min(1, a‖ξ₀‖²/(c(k − n/2)/2));
+    p₂ = c² where |c| < b, else 1. The step is z⁺ = −η(ξ₀ − pαχ) = (−c/2 + pk/4, c/4 + pn/4), with
+    p = min(p₁, p₂). The defaults are a = 0.5, b = 0.1."""
+    z1, _ = games.sos(0.5, **options).update(sos_game(c, k, n), torch.zeros(2, dtype=F64), ())
+    assert z1.tolist() == [-c / 2 + p * k / 4, c / 4 + p * n / 4]
+
+
+def test_sos_differentiates_in_reverse_mode_at_a_fixed_point():
+    """At z = 0 on xy, ξ = ξ₀ = χ = 0, so ⟨−αχ, ξ₀⟩ = 0 and p₁'s unused branch would be 0/0; the
+    Jacobian is LookAhead's, I − η(I − αH_o)H = (1 − ηα)I − ηJ (H = H_o = J, J² = −I), by
+    reverse-mode differentiation as by forward mode."""
+    lr = 0.5
+    step = lambda z: games.sos(lr).update(games.bilinear(), z, ())[0]
+    jacobian = torch.tensor([[0.75, -0.5], [0.5, 0.75]], dtype=F64)
+    zero = torch.zeros(2, dtype=F64)
+    torch.testing.assert_close(torch.func.jacrev(step)(zero), jacobian, rtol=0, atol=1e-15)
+    torch.testing.assert_close(torch.func.jacfwd(step)(zero), jacobian, rtol=0, atol=1e-15)
+
+
+def test_sos_refuses_a_zero_lookahead_by_name():
+    with pytest.raises(ValueError, match="lookahead=0.0: SOS looks α ahead at the opponents' step"):
+        games.sos(0.5, lookahead=0.0)

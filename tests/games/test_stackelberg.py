@@ -94,6 +94,17 @@ def test_the_dynamics_names_its_own_fixed_point():
     assert games.sim_gd(0.5).fixed_point is None
 
 
+def test_the_regularised_dynamics_names_the_regularised_stackelberg_point():
+    """With ρ the leader descends Df = 2q₁ + q₂ − 3 − q₁/(2 + ρ): at ρ = 1, ω_S = 0 where
+    q₂ = (3 − q₁)/2 and (5/3 − 1/2)q₁ = 3/2, so at q = (9/7, 6/7), not (3/2, 3/4)."""
+    game, rho = games.duopoly(), 1.0
+    expected = t(9 / 7, 6 / 7)
+    found = games.stackelberg_equilibrium(game, game.equilibrium, regularization=rho)
+    torch.testing.assert_close(found, expected, rtol=0, atol=1e-15)
+    named = games.stackelberg(0.5, regularization=rho).fixed_point(game, game.equilibrium)
+    torch.testing.assert_close(named, expected, rtol=0, atol=1e-15)
+
+
 def test_one_update_is_the_hand_computed_step():
     """At q = (1/2, 2), η = 0.1, τ = 3: Df = 3/4 + 2 − 3 = −1/4 and ∇_y g = 4 + 1/2 − 3 = 3/2,
     so q⁺ = (1/2 + 0.025, 2 − 0.3 · 3/2) = (0.525, 1.55)."""
@@ -356,6 +367,21 @@ def test_newton_zero_stops_at_the_tolerance_or_after_its_steps():
     assert newton_zero(field, one, tol=2.0**-10).item() == 2.0**-5
     assert newton_zero(field, one, steps=5, tol=2.0**-10).item() == 2.0**-5
     assert newton_zero(field, one, steps=4, tol=2.0**-10) is None
+
+
+def test_stackelberg_equilibrium_takes_newtons_steps_and_tolerance():
+    """f = x³/3, g = y²/2: ∇_y f = 0, so ω_S = (x², y), and Newton from (2, 0) is at (2/2ⁿ, 0) with
+    ‖ω_S‖ = 4/4ⁿ, as in `newton_zero`'s test: the default 20 steps leave 4⁻¹⁹ > 1e-12, the default
+    tol; with tol = 2⁻¹⁰ it takes 6 steps, to 2⁻⁵."""
+
+    def losses(params):
+        x, y = params[0].sum(), params[1].sum()
+        return torch.stack([x**3 / 3, y**2 / 2])
+
+    game, two = games.Game(("x", "y"), ((1,), (1,)), losses, name="cubic_leader"), t(2.0, 0.0)
+    assert games.stackelberg_equilibrium(game, two) is None
+    assert games.stackelberg_equilibrium(game, two, steps=6, tol=2.0**-10).tolist() == [2.0**-5, 0.0]
+    assert games.stackelberg_equilibrium(game, two, steps=5, tol=2.0**-10) is None
 
 
 def test_play_and_play_batch_refuse_a_singular_start():
