@@ -209,6 +209,41 @@ def test_meta_step_feeds_the_implicit_gradient_to_adam():
     )
 
 
+def krylov_solution(matrix, b, k):
+    """k CG iterations from 0 minimise ‖x − A⁻¹b‖_A over span(b, Ab, ..., A^(k−1)b): that is
+    x_k = Q (QᵀAQ)⁻¹ Qᵀb, Q an orthonormal basis of the Krylov space."""
+    basis = torch.cat([torch.linalg.matrix_power(matrix, j) @ b for j in range(k)], 1)
+    q = torch.linalg.qr(basis).Q
+    return q @ torch.linalg.solve(q.T @ matrix @ q, q.T @ b)
+
+
+def test_the_defaults_take_one_sgd_step_of_rate_0_01_and_five_cg_iterations_at_lambda_1():
+    """IMAML(model, kind) alone: φ = θ − 0.01 ∇L_s(θ) (the first proximal step is SGD's, and
+    0.01(h + λ) < 1 passes Armijo), g = 5 CG iterations on (I + H)g = ∇L_q(φ), 8 weights so that 5
+    leave the 8×8 system unsolved; Adam's first step moves each weight by 1e-3·g/(|g| + 1e-8)."""
+    dim, generator = 8, torch.Generator().manual_seed(4)
+    x = torch.randn(2, 24, dim, generator=generator, dtype=torch.float64)
+    y = torch.randn(2, 24, 1, generator=generator, dtype=torch.float64)
+    tasks = Tasks(x[:, :12], y[:, :12], x[:, 12:], y[:, 12:])
+    model = HeadedNetwork(nn.Identity(), nn.Linear(dim, 1, bias=False)).double()
+    theta = torch.randn(dim, 1, generator=generator, dtype=torch.float64)
+    with torch.no_grad():
+        model.head.weight.copy_(theta.T)
+    expected, six_iterations = torch.zeros_like(theta), torch.zeros_like(theta)
+    for sx, sy, qx, qy in zip(*tasks):
+        phi = theta - 0.01 * mse_gradient(theta, sx, sy)
+        system = torch.eye(dim, dtype=torch.float64) + 2 / len(sx) * sx.T @ sx
+        expected += krylov_solution(system, mse_gradient(phi, qx, qy), 5) / tasks.n_tasks
+        six_iterations += krylov_solution(system, mse_gradient(phi, qx, qy), 6) / tasks.n_tasks
+    assert relative_error(six_iterations, expected) > 1e-3
+    learner = IMAML(model, "regression")
+    grads, _ = learner.meta_gradient(tasks)
+    torch.testing.assert_close(grads["head.weight"].T, expected, rtol=1e-10, atol=1e-13)
+    learner.meta_step(tasks)
+    moved = -1e-3 * expected / (expected.abs() + 1e-8)
+    torch.testing.assert_close(model.head.weight.detach().T - theta, moved, rtol=1e-9, atol=0)
+
+
 @pytest.mark.parametrize(
     "options, message",
     [

@@ -7,7 +7,15 @@ import torch
 from torch import nn
 
 from metalearn.fewshot import HeadedNetwork, Sine, Tasks
-from metalearn.maml import ProtoNet, accuracy, fine_tune, gradient_algorithms, make_learner
+from metalearn.maml import (
+    META_SGD,
+    ProtoNet,
+    accuracy,
+    fine_tune,
+    gradient_algorithms,
+    learn2learn_meta_loss,
+    make_learner,
+)
 from metalearn.maml._l2l import l2l
 
 ALPHA = 0.1
@@ -133,6 +141,22 @@ def test_engines_train_the_same_curve():
     torch.testing.assert_close(curves["functional"], curves["learn2learn"], rtol=1e-4, atol=1e-5)
 
 
+def test_learn2learn_meta_sgd_given_no_rates_starts_them_all_at_inner_lr():
+    """`lrs=None`: learn2learn's MetaSGD makes its own rates, each α = inner_lr, so the meta-loss
+    is MAML's, mean_τ L_q(w − α∇L_s(w)), and so is its gradient."""
+    tasks = linear_regression_tasks(torch.Generator().manual_seed(17))
+    model = linear_model()
+    loss = learn2learn_meta_loss(model, META_SGD, ALPHA, None, tasks, 1, nn.functional.mse_loss)
+    loss.backward()
+    w = model.head.weight.detach().T
+    expected = sum(
+        ((qx @ (w - ALPHA * mse_gradient(w, sx, sy)) - qy) ** 2).mean() for sx, sy, qx, qy in zip(*tasks)
+    )
+    torch.testing.assert_close(loss, expected / tasks.n_tasks, rtol=1e-12, atol=0)
+    meta_gradient = hand_meta_gradient(w, tasks, 1, second_order=True)
+    torch.testing.assert_close(model.head.weight.grad, meta_gradient.T, rtol=1e-10, atol=1e-12)
+
+
 def test_a_fresh_learn2learn_clone_computes_what_the_base_model_computes():
     family = Sine(10, 10)
     model = family.make_model(torch.Generator().manual_seed(7))
@@ -246,6 +270,24 @@ def test_protonet_scores_distances_to_class_means():
     logits = -torch.tensor([[1.0 + 0.0, 1.0 + 16.0], [1.0 + 16.0, 1.0]])  # centres (1, 0), (0, 5)
     torch.testing.assert_close(loss, nn.functional.cross_entropy(logits, qy[0])[None])
     assert acc.item() == 1.0
+
+
+def test_protonet_curve_repeats_its_one_episode_at_every_step():
+    """Prototypes are computed once: the curve is the episode's (loss, accuracy), the same at each
+    of steps + 1 points."""
+    model = HeadedNetwork(nn.Identity(), nn.Linear(2, 2))
+    sx = torch.tensor([[[0.0, 0.0], [2.0, 0.0], [0.0, 4.0], [0.0, 6.0]]]).expand(2, -1, -1)
+    sy = torch.tensor([[0, 0, 1, 1]]).expand(2, -1)
+    qx = torch.tensor([[[1.0, 1.0], [0.0, 4.0]], [[0.0, 5.0], [1.0, 4.0]]])
+    qy = torch.tensor([[0, 1], [0, 0]])
+    learner = ProtoNet(model, "classification")
+    tasks = Tasks(sx, sy, qx, qy)
+    losses, accuracies = learner.adaptation_curve(tasks, 2)
+    episode_losses, episode_accuracies = learner._episode(tasks)
+    assert losses.shape == accuracies.shape == (3, 2)
+    torch.testing.assert_close(losses, episode_losses.expand(3, -1), rtol=0, atol=0)
+    torch.testing.assert_close(accuracies, torch.tensor([[1.0, 0.0]] * 3), rtol=0, atol=0)
+    torch.testing.assert_close(accuracies, episode_accuracies.expand(3, -1), rtol=0, atol=0)
 
 
 def test_same_seed_same_numbers():

@@ -201,7 +201,11 @@ def test_an_unknown_adapted_set_is_refused():
         ("fomaml", {"inner_steps": 0}, "^inner_steps=0: .*; valid: an integer >= 1$"),
         ("protonet", {"inner_steps": 1.5}, "^inner_steps=1.5: "),
         ("imaml", {"cg_iters": -1}, "^cg_iters=-1: CG iterations .*; valid: an integer >= 1$"),
-        ("imaml", {"prox_lambda": 0.0}, "^prox_lambda=0.0: .*; valid: a finite number > 0$"),
+        (
+            "imaml",
+            {"prox_lambda": 0.0},
+            "^prox_lambda=0.0: the proximal weight λ: [(]I [+] H/λ[)]⁻¹ needs λ > 0; valid: .* > 0$",
+        ),
         ("maml", {"engine": "FUNCTIONAL"}, "^unknown engine 'FUNCTIONAL'; valid: functional, learn2learn$"),
         ("maml", {"capture": "auto"}, "^unknown capture 'auto'; valid: none, compile, cuda_graph$"),
     ],
