@@ -1,12 +1,18 @@
 """Self-Tuning Networks: the gated layer against its effective linear layer, STN's closed-form
 optimum on ridge against quadrature and the exact best response, the trained STN against that
-optimum, and the MLP's hyperparameter maps."""
+optimum, one call against its steps written out, and the MLP's hyperparameter maps."""
+
+import math
+import re
+import time
 
 import numpy as np
 import pytest
 import torch
+from torch import Tensor
 
 import bilevel
+from bilevel.problem import BilevelProblem
 from bilevel.stn import (
     SelfTuningNetwork,
     gated_linear,
@@ -46,6 +52,8 @@ def test_gated_layer_is_the_linear_layer_of_its_effective_weights():
     for i in range(5):
         weight, bias = gated_weight(layer, h[i])
         torch.testing.assert_close(out[i], weight @ x[i] + bias, rtol=1e-14, atol=1e-15)
+        unbatched = gated_linear(layer, x[i], h[i])  # one example, x (in,) and λ̃ (n,)
+        torch.testing.assert_close(unbatched, out[i], rtol=1e-14, atol=1e-15)
         by_hand = 1.3 * layer.weight + (layer.to_weight_gates @ h[i])[:, None] * layer.gate_weight
         torch.testing.assert_close(weight, by_hand, rtol=1e-15, atol=0)
         assert gated_weight_sq_norm(layer, h[i : i + 1])[0].item() == pytest.approx(
@@ -53,6 +61,23 @@ def test_gated_layer_is_the_linear_layer_of_its_effective_weights():
         )
     plain = gated_linear(layer, x, h[:, :0])  # no hyperparameters: s·(Wx + b)
     torch.testing.assert_close(plain, 1.3 * (x @ layer.weight.T + layer.bias), rtol=1e-14, atol=1e-15)
+    torch.testing.assert_close(gated_linear(layer, x[0], h[0, :0]), plain[0], rtol=0, atol=0)
+
+
+def test_gated_linear_init_draws_the_papers_initialisation_in_order():
+    """W, V, b, c ~ U(±1/√in) as (2u − 1)/√in with u ~ U(0, 1), A, A' ~ N(0, 0.01²), s = 1, drawn
+    from the generator in the order W, V, A, b, c, A'; without a bias, W, V, A alone."""
+    generator = torch.Generator().manual_seed(0)
+    uniform = lambda *shape: (2 * torch.rand(*shape, generator=generator, dtype=F64) - 1) * 0.5  # 1/√4
+    small = lambda *shape: 0.01 * torch.randn(*shape, generator=generator, dtype=F64)
+    w, v, a, b, c, a_bias = uniform(3, 4), uniform(3, 4), small(3, 2), uniform(3), uniform(3), small(3, 2)
+    layer = gated_linear_init(4, 3, 2, torch.Generator().manual_seed(0), dtype=F64)
+    for got, want in zip(layer, (w, v, a, torch.tensor(1.0, dtype=F64), b, c, a_bias), strict=True):
+        assert got.dtype == F64 and torch.equal(got, want)
+    plain = gated_linear_init(4, 3, 2, torch.Generator().manual_seed(0), bias=False, dtype=F64)
+    assert (plain.bias, plain.gate_bias, plain.to_bias_gates) == (None, None, None)
+    assert len(plain.tensors()) == 4 and all(map(torch.equal, plain.tensors(), layer.tensors()[:4]))
+    assert gated_linear_init(4, 3, 2, generator).weight.dtype == torch.float32  # the default dtype
 
 
 def test_stn_optimum_tends_to_the_exact_best_response(ridge):
@@ -129,10 +154,114 @@ def test_trained_stn_reaches_its_closed_form_optimum(ridge):
 
 
 def test_stn_refuses_an_inner_iterate_and_bad_options(ridge):
-    with pytest.raises(ValueError, match="takes no inner iterate"):
+    message = "stn keeps its own best response ŵ(λ); it takes no inner iterate w"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         SelfTuningNetwork()(ridge, ridge.lam0, ridge.w0)
-    with pytest.raises(ValueError, match="scale=0"):
-        SelfTuningNetwork(scale=0.0)
+    bad = {
+        "scale": 0.0,
+        "tau": -1e-3,
+        "lr": 0.0,
+        "scale_lr": -0.05,
+        "inner_steps": 0,
+        "samples": 0,
+        "warmup": -1,
+    }
+    for name, value in bad.items():  # each alone
+        with pytest.raises(ValueError, match=rf"\b{name}={re.escape(str(value))}\b"):
+            SelfTuningNetwork(**{name: value})
+    SelfTuningNetwork(tau=0.0, scale_lr=0.0, inner_steps=1, samples=1, warmup=0)  # each at its bound
+
+
+_RIDGE_1D = bilevel.make_problem("ridge", dim=1, train=3, val=4)
+
+
+class _Shrinkage(BilevelProblem):
+    """L_train(w, λ) = ½‖w − λ‖², L_val(w, λ) = ½‖w − 1‖² + ‖λ‖²/20 for w, λ ∈ R²: two
+    hyperparameters, and a validation loss that depends on λ directly."""
+
+    name, w0, lam0, inner_lr = "shrinkage", torch.zeros(2, dtype=F64), torch.zeros(2, dtype=F64), 1.0
+
+    def train_loss(self, w: Tensor, lam: Tensor) -> Tensor:
+        return 0.5 * (w - lam).square().sum()
+
+    def val_loss(self, w: Tensor, lam: Tensor) -> Tensor:
+        return 0.5 * (w - 1).square().sum() + lam.square().sum() / 20
+
+
+def _stn_call_by_hand(problem, lam, scale, tau, samples, lr, scale_lr, seed):
+    """One STN call with inner_steps = 1 and warmup = 0, written out: φ = (w, v, a, s) drawn by the
+    seeded generator, then S draws ε for the training step, then S fresh draws ε' for λ's
+    hypergradient and σ's step; Adam's first step is p − η·g/(|g| + 10⁻⁸), g the gradient of
+    E L_train(ŵ(λ + σε), λ + σε) (the mean over the draws) for φ, of E L_val(ŵ(λ + σε'), ·) − τΣlog σ
+    for log σ. Returns (φ, dE L_val/dλ, σ)."""
+    generator = torch.Generator().manual_seed(seed)
+    layer = gated_linear_init(problem.w0.numel(), 1, lam.numel(), generator, bias=False, dtype=F64)
+    phi = tuple(layer.tensors())
+
+    def expected(loss, phi, lam, log_sigma, eps):  # the mean of loss(s·w + (aᵀλ')·v, λ') over λ' = λ + σε
+        w, v, a, s = phi
+        lams = lam.reshape(-1) + log_sigma.exp() * eps  # (S, n)
+        return sum(loss(s * w[0] + (a[0] @ lam_) * v[0], lam_.reshape(lam.shape)) for lam_ in lams) / samples
+
+    def adam(p, g, rate):
+        return p - rate * g / (g.abs() + 1e-8)
+
+    log_sigma = torch.full((lam.numel(),), math.log(scale), dtype=F64)
+    eps = torch.randn(samples, lam.numel(), generator=generator, dtype=F64)
+    grads = torch.func.grad(lambda phi: expected(problem.train_loss, phi, lam, log_sigma, eps))(phi)
+    phi = tuple(adam(p, g, lr) for p, g in zip(phi, grads))
+    eps = torch.randn(samples, lam.numel(), generator=generator, dtype=F64)
+
+    def outer(lam, log_sigma):
+        return expected(problem.val_loss, phi, lam, log_sigma, eps) - tau * log_sigma.sum()
+
+    value, sigma_grad = torch.func.grad(outer, argnums=(0, 1))(lam, log_sigma)
+    return phi, value, adam(log_sigma, sigma_grad, scale_lr).exp().reshape(lam.shape)
+
+
+@pytest.mark.parametrize(
+    "problem, lam",
+    [
+        (_RIDGE_1D, torch.tensor(0.3, dtype=F64)),
+        (_Shrinkage(), torch.tensor([0.2, -0.4], dtype=F64)),
+    ],
+    ids=["ridge-1d", "two-hyperparameters"],
+)
+def test_one_stn_call_is_an_adam_step_on_the_response_then_the_gradients_in_lambda_and_sigma(problem, lam):
+    """τ = 0.5 outweighs E L_val's pull on σ, so the entropy bonus decides the sign of σ's step:
+    Adam's first step raises log σ by scale_lr, σ = 0.7·e^0.1 up to Adam's ε."""
+    options = dict(scale=0.7, tau=0.5, samples=3, lr=0.02, scale_lr=0.1)
+    stn = SelfTuningNetwork(inner_steps=1, warmup=0, **options)
+    start = time.perf_counter()
+    result = stn(problem, lam)
+    elapsed = time.perf_counter() - start
+    phi, value, sigma = _stn_call_by_hand(problem, lam, seed=0, **options)  # the default seed
+    for learned, by_hand in zip(stn.layer.tensors(), phi, strict=True):
+        torch.testing.assert_close(learned.detach(), by_hand, rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(result.value, value, rtol=1e-13, atol=0)
+    torch.testing.assert_close(stn.sigma, sigma, rtol=1e-14, atol=0)
+    torch.testing.assert_close(stn.sigma, torch.full_like(sigma, 0.7 * math.exp(0.1)), rtol=1e-8, atol=0)
+    assert len(stn.sigmas) == 1 and torch.equal(stn.sigmas[0], stn.sigma)
+    assert result[1:4] == (3, 3, 0) and 0 <= result.seconds <= elapsed  # S gradients of each loss
+
+
+def test_the_first_call_builds_the_response_and_adds_the_warmup_steps():
+    """φ, σ and their optimisers wait for the first call, which knows λ's size; it takes
+    (inner_steps + warmup)·S gradients of L_train, later calls inner_steps·S; each S of L_val (S = 16
+    by default), no solves."""
+    stn = SelfTuningNetwork(inner_steps=2, warmup=3)
+    assert (stn.layer, stn.log_sigma, stn.optimizer, stn.sigmas) == (None, None, None, [])
+    counts = [stn(_RIDGE_1D, _RIDGE_1D.lam0)[1:4] for _ in range(3)]
+    assert counts == [(80, 16, 0), (32, 16, 0), (32, 16, 0)]
+
+
+def test_the_default_first_call_is_1000_warmup_and_100_steps_and_scale_lr_zero_holds_sigma_at_one_half():
+    """With one draw a step: 1100 gradients of L_train and one of L_val. scale_lr = 0 holds σ at its
+    start, 0.5 by default, by not stepping it at all: not even an infinite entropy weight τ, whose
+    gradient a step at rate 0 would turn into NaN, moves it."""
+    stn = SelfTuningNetwork(tau=math.inf, samples=1, scale_lr=0.0)
+    result = stn(_RIDGE_1D, _RIDGE_1D.lam0)
+    assert result[1:4] == (1100, 1, 0) and result.value.isfinite() and stn.sigma.item() == 0.5
 
 
 def test_mlp_hyperparameters_round_trip_and_dropout_keeps_the_mean():
