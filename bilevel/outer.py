@@ -17,7 +17,7 @@ from torch import Tensor
 
 from bilevel.hypergradients import Hypergradient, Method
 from bilevel.problem import BilevelProblem
-from reporting import Log, Progress, no_log, no_progress
+from reporting import History, Log, Progress, no_log, no_progress
 
 
 class OuterResult(NamedTuple):
@@ -27,6 +27,7 @@ class OuterResult(NamedTuple):
     iterates: list[Tensor]  # with alternate > 0: the inner iterate w at λ_0, ..., λ_{S−1}; else empty
     diverged_step: int | None  # the first step whose λ or F is not finite
     last_finite: dict[str, float]  # the metrics logged at the last finite step
+    history: History  # every step's metrics as logged: `history["outer/val_loss"]` is (steps, values)
 
 
 def outer_descent(
@@ -44,13 +45,14 @@ def outer_descent(
     if alternate < 0:
         raise ValueError(f"outer_descent: alternate={alternate} must be >= 0")
     lam, w = problem.lam0, problem.w0
+    history = History(then=log)
     lambdas, losses, hypergradients, iterates, last = [lam], [], [], [], {}
     for step in progress(range(steps + 1), total=steps + 1, desc="outer"):
         losses.append(problem.outer_loss(lam).item())
         metrics = {"outer/val_loss": losses[-1], **lambda_metrics(lam)}
         if not (math.isfinite(losses[-1]) and lam.isfinite().all()):
-            log(step, metrics)
-            return OuterResult(lambdas, losses, hypergradients, iterates, step, last)
+            history(step, metrics)
+            return OuterResult(lambdas, losses, hypergradients, iterates, step, last, history)
         if step < steps:
             if alternate:
                 for t in range(step * alternate, (step + 1) * alternate):
@@ -61,9 +63,9 @@ def outer_descent(
             metrics.update(hypergradient_metrics(hypergradients[-1]))
             lam = lam - lr * hypergradients[-1].value
             lambdas.append(lam)
-        log(step, metrics)
+        history(step, metrics)
         last = metrics
-    return OuterResult(lambdas, losses, hypergradients, iterates, None, last)
+    return OuterResult(lambdas, losses, hypergradients, iterates, None, last, history)
 
 
 def lambda_metrics(lam: Tensor) -> dict[str, float]:

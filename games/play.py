@@ -24,7 +24,7 @@ from torch.utils._pytree import tree_map
 
 from games.dynamics import Dynamics
 from games.game import Game
-from reporting import Log, Progress, no_log, no_progress
+from reporting import History, Log, Progress, no_log, no_progress
 
 MAX_LOGGED_PARAMS = 16  # `params` is logged for games with at most this many parameters
 
@@ -33,6 +33,7 @@ class Trajectory(NamedTuple):
     params: Tensor  # (T + 1, d), up to the last finite point
     diverged_step: int | None  # the first step with a non-finite value, None if none
     last_finite: dict  # the observations at the last finite point, as numbers and lists
+    history: History  # every step's observations as logged: `history["dist"]` is (steps, values)
 
 
 class BatchTrajectory(NamedTuple):
@@ -57,6 +58,22 @@ def observe(game: Game, z: Tensor) -> dict[str, Tensor]:
     return metrics
 
 
+def start(game: Game, z0: Tensor, batch: bool = False) -> Tensor:
+    """The initial point z0, (d,) or with `batch` (B, d), in the game's dtype: the game's
+    constants set the precision, so a float32 (or integer) start is converted, as a float64 one
+    is for a float32 game. Any other shape, or a complex start, is refused in one line."""
+    z0 = torch.as_tensor(z0)
+    shape = f"(B, {game.dim})" if batch else f"({game.dim},)"
+    if z0.ndim != 1 + batch or z0.shape[-1] != game.dim:
+        raise ValueError(
+            f"the start z0 has shape {tuple(z0.shape)}; valid: {shape}, the {game.dim} parameters "
+            f"of game {game.name!r} ({', '.join(game.players)}) in one vector" + (" per run" if batch else "")
+        )
+    if z0.is_complex():
+        raise ValueError(f"the start z0 is {z0.dtype}; valid: real numbers (the game is {game.dtype})")
+    return z0.to(game.dtype)
+
+
 def _finite(metrics: dict[str, Tensor]) -> Tensor:
     return torch.stack([torch.isfinite(v).all() for v in metrics.values()]).all()
 
@@ -69,10 +86,13 @@ def play(
     log: Log = no_log,
     progress: Progress = no_progress,
 ) -> Trajectory:
-    """Run `steps` updates of `dynamics` from z0 (d,); log floats (and `params` as a list). A start
-    where the dynamics is not defined (its `check`) is refused (ValueError)."""
+    """Run `steps` updates of `dynamics` from z0 (d,); log floats (and `params` as a list). The
+    start is taken in the game's dtype (`start`); one where the dynamics is not defined (its
+    `check`) is refused (ValueError)."""
+    z0 = start(game, z0)
     if dynamics.check is not None:
         dynamics.check(game, z0)
+    history = History(then=log)
     z, state = z0, dynamics.init(game, z0)
     path, last = [z0], {}
     for step in progress(range(steps + 1), total=steps + 1, desc="play"):
@@ -80,12 +100,12 @@ def play(
             z, state = dynamics.update(game, z, state)
         metrics = observe(game, z)
         if not (torch.isfinite(z).all() and _finite(metrics)):
-            return Trajectory(torch.stack(path), step, last)
+            return Trajectory(torch.stack(path), step, last, history)
         if step > 0:
             path.append(z)
         last = {k: v.tolist() for k, v in metrics.items()}
-        log(step, last)
-    return Trajectory(torch.stack(path), None, last)
+        history(step, last)
+    return Trajectory(torch.stack(path), None, last, history)
 
 
 def play_batch(
@@ -103,6 +123,7 @@ def play_batch(
     other than the CPU the runs happen there, and the trajectory and metrics are tensors there.
     A start where the dynamics is not defined (its `check`) is refused (ValueError).
     """
+    z0 = start(game, z0, batch=True)
     if device is None or torch.device(device).type == "cpu":
         return _play_batch(game, dynamics, z0, steps, log, progress)
     with _OnDevice(device):  # the game's constants copied there when used; new tensors made beside z

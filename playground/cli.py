@@ -16,11 +16,10 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import time
 from pathlib import Path
 
 from playground.errors import BadInput, Interrupted, OutOfMemory, UserExit
-from playground.rundir import COST_KEYS, DIVERGED, FAILED, INTERRUPTED, run_status
+from playground.rundir import COST_KEYS, DIVERGED, FAILED, run_status
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -108,69 +107,34 @@ def _list(args, argv) -> int:
 
 
 def _run(args, argv) -> int:
-    from playground.config import build_config, parse_overrides
-    from playground.runner import execute, record_failure
+    from playground.api import run_overrides
+    from playground.config import parse_overrides
     from playground.scenarios import get_scenario
 
     scenario = get_scenario(args.scenario)
     overrides = parse_overrides(args.overrides)
-    _check_resumable(scenario, overrides)
-    out = args.out or _timestamped(Path("runs") / scenario.name)
-    command = ["playground", *argv]
-    try:
-        config = build_config(scenario.config, overrides)
-    except (BadInput, KeyboardInterrupt):
-        raise
-    except BaseException as error:  # a bug in code the config called: recorded as a run that failed
-        record_failure(out, scenario.name, overrides, error, command, overwrite=args.overwrite)
-        raise
-    summary = execute(scenario, config, out, argv=command, overwrite=args.overwrite)
-    print(f"{out}: {_headline(summary)}")
+    result = run_overrides(scenario, overrides, args.out, args.overwrite, command=["playground", *argv])
+    print(f"{result.dir}: {_headline(result.summary)}")
     return 0
 
 
-def _check_resumable(scenario, overrides: dict[str, str]) -> None:
-    """`resume=` and `checkpoint_every=` only where the scenario declares a checkpoint."""
-    from playground.scenarios import SCENARIOS
-
-    for key in ("resume", "checkpoint_every"):
-        if key in overrides and scenario.checkpoint is None:
-            resumable = [name for name, s in SCENARIOS.items() if s.checkpoint is not None]
-            raise BadInput(
-                f"scenario {scenario.name!r} declares no checkpoint, so it takes no {key}=; "
-                f"valid: {key}= with {', '.join(resumable)}"
-            )
-
-
 def _sweep(args, argv) -> int:
+    from playground.api import sweep_overrides
     from playground.config import split_override
-    from playground.scenarios import get_scenario
-    from playground.sweep import grid, run_sweep
 
-    scenario = get_scenario(args.scenario)
-    if args.workers < 1:
-        raise BadInput(f"--workers must be at least 1, got {args.workers}")
-    points = grid(scenario, [split_override(o) for o in args.overrides])
-    out = args.out or _timestamped(Path("runs") / f"{scenario.name}-sweep")
-    table, statuses = run_sweep(
-        scenario,
-        points,
-        out,
-        workers=args.workers,
-        launcher=args.launcher,
-        address=args.address,
-        overwrite=args.overwrite,
-        spec=args.scenario,
+    axes = [split_override(o) for o in args.overrides]
+    done = sweep_overrides(
+        args.scenario, axes, args.out, args.workers, args.launcher, args.address, args.overwrite
     )
+    statuses = done.statuses
     counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
-    print(f"sweep: {len(points)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}), table {table}")
-    if INTERRUPTED in statuses:
-        raise KeyboardInterrupt
+    shown = ", ".join(f"{n} {s}" for s, n in counts.items())
+    print(f"sweep: {len(statuses)} runs ({shown}), table {done.table}")
     return EXIT_FAILED if FAILED in statuses else 0
 
 
 def _report(args, argv) -> int:
-    from playground.report import write_report
+    from playground.page import write_report
 
     out = args.out or (args.dirs[0] / "report.html")
     path = write_report(args.dirs, out)
@@ -187,14 +151,6 @@ def _demo(args, argv) -> int:
 
 
 _COMMANDS = {"list": _list, "run": _run, "sweep": _sweep, "report": _report, "demo": _demo}
-
-
-def _timestamped(parent: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path, n = parent / stamp, 1
-    while path.exists():
-        path, n = parent / f"{stamp}-{n}", n + 1
-    return path
 
 
 def _headline(summary: dict) -> str:

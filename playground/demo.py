@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from playground.config import build_config, format_value
-from playground.report import write_report
+from playground.page import write_report
 from playground.runner import execute
 from playground.scenarios import SCENARIOS, get_scenario
 

@@ -60,7 +60,7 @@ class Run:
         path = self.dir / METRICS
         self.rows = sum(1 for _ in open(path)) if path.exists() else 0  # rows in metrics.jsonl
         self._metrics = open(path, "a")
-        self._show_progress = sys.stderr.isatty() if progress is None else progress
+        self._show_progress = progress_shown() if progress is None else progress
         self._tensorboard = _summary_writer(self.dir) if tensorboard else None
         self.last_row: dict[str, Any] = {}
         self.last_finite: dict[str, float] = {}
@@ -99,8 +99,10 @@ class Run:
         self._metrics = open(path, "a")
 
     def progress(self, iterable: Iterable, total: int | None = None, desc: str | None = None):
-        """`iterable` with a progress bar on a terminal; silent otherwise."""
-        return tqdm(
+        """`iterable` with a progress bar where one was asked for (by default on a terminal or in
+        a notebook, as a widget there when ipywidgets is installed); silent otherwise."""
+        bar = _notebook_bar() if self._show_progress and _in_notebook() else tqdm
+        return bar(
             iterable, total=total, desc=desc, disable=not self._show_progress, leave=False, dynamic_ncols=True
         )
 
@@ -120,6 +122,28 @@ class Run:
         self._metrics.close()
         if self._tensorboard is not None:
             self._tensorboard.close()
+
+
+def progress_shown() -> bool:
+    """Whether a run shows progress by default: on a terminal, or in a notebook."""
+    return sys.stderr.isatty() or _in_notebook()
+
+
+def _in_notebook() -> bool:
+    """Whether this is a Jupyter kernel (where stderr is no terminal, yet a person watches)."""
+    shell = sys.modules.get("IPython")
+    ip = shell.get_ipython() if shell is not None and hasattr(shell, "get_ipython") else None
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+
+
+def _notebook_bar():
+    """tqdm's notebook widget where ipywidgets is installed; its text bar otherwise."""
+    try:
+        import ipywidgets  # noqa: F401
+        from tqdm.notebook import tqdm as widget
+    except ImportError:
+        return tqdm
+    return widget
 
 
 class Checkpointer:
@@ -221,7 +245,7 @@ def execute(
         record_failure(directory, scenario.name, config_dict(config), error, command, overwrite)
         raise
     in_place = scenario.checkpoint is not None and resumes_in_place(config.resume, directory)
-    with claim(directory, overwrite=overwrite, keep=in_place):
+    with claim(directory, overwrite=overwrite, keep=in_place), random_state_kept():
         return _execute(scenario, config, directory, command, progress, device)
 
 
@@ -377,6 +401,22 @@ def device_info(device: torch.device) -> dict[str, Any]:
     else:
         info["name"] = platform.processor() or platform.machine()
     return info
+
+
+@contextmanager
+def random_state_kept() -> Iterator[None]:
+    """Python's, numpy's and torch's global random states (CUDA's too, once initialised) as they
+    were before, whatever ran inside: a run seeds them, its caller's stream goes on untouched."""
+    python, numpy_state, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy_state)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 def seed_everything(seed: int) -> None:

@@ -14,13 +14,14 @@ import torch
 from torch import nn
 
 from metalearn.icl.data import TaskDistribution
-from reporting import Log, Progress, no_log, no_progress
+from reporting import History, Log, Progress, no_log, no_progress
 
 
 class TrainResult(NamedTuple):
     steps: int  # steps taken, the diverging one included
     diverged_step: int | None  # first step whose loss was not finite; None if none
     last_finite: dict[str, float]  # the last finite value of each metric (loss/train from every step)
+    history: History  # the rows this call logged (a resumed run's from `start` on)
 
 
 def train(
@@ -54,18 +55,19 @@ def train(
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     last_finite = dict(last_finite or {})
+    history = History(then=log)
 
     def report(step: int) -> None:
         metrics = {"loss/train": last_finite["loss/train"], **(evaluate() if evaluate is not None else {})}
-        log(step, metrics)
+        history(step, metrics)
         last_finite.update((key, v) for key, v in metrics.items() if math.isfinite(v))
 
     for step in progress(range(start + 1, steps + 1), total=steps - start, desc="icl"):
         loss = model.loss(tasks.sample(batch, generator).to(device))
         value = loss.item()
         if not math.isfinite(value):
-            log(step, {"loss/train": value})
-            return TrainResult(step, step, last_finite)
+            history(step, {"loss/train": value})
+            return TrainResult(step, step, last_finite, history)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -76,4 +78,4 @@ def train(
             checkpoint(step, last_finite, optimizer.state_dict())
     if steps % every:  # after the checkpoint: a run that goes on past this step does not log it
         report(steps)
-    return TrainResult(steps, None, last_finite)
+    return TrainResult(steps, None, last_finite, history)

@@ -22,7 +22,7 @@ import torch
 
 from metalearn.fewshot.tasks import TaskFamily, Tasks
 from metalearn.maml.learners import MetaLearner
-from reporting import Log, Progress, no_log, no_progress
+from reporting import History, Log, Progress, no_log, no_progress
 
 Window = list[dict[str, float]]  # the meta-loss of each learner, by name, at each iteration not yet logged
 
@@ -30,6 +30,7 @@ Window = list[dict[str, float]]  # the meta-loss of each learner, by name, at ea
 class MetaTrainResult(NamedTuple):
     diverged_step: int | None  # the first iteration whose meta-loss was not finite; None if none
     last_finite: dict[str, float]  # the last finite value of each metric logged
+    history: History  # the rows this call logged, losses and evaluations (a resumed run's from `start` on)
 
 
 def meta_train(
@@ -53,9 +54,10 @@ def meta_train(
     `loss/<name>`) on meta-batches of `family`'s training split."""
     window = list(window or [])
     last_finite: dict[str, float] = {}
+    history = History(then=log)
 
     def report(step: int, metrics: Mapping[str, Any]) -> None:
-        log(step, metrics)
+        history(step, metrics)
         last_finite.update((key, value) for key, value in metrics.items() if _finite_number(value))
 
     device = next(next(iter(learners.values())).model.parameters()).device
@@ -65,7 +67,7 @@ def meta_train(
         tasks = Tasks(*(t.to(device) for t in tasks))
         losses = {name: learner.meta_step(tasks) for name, learner in learners.items()}
         if not all(math.isfinite(loss) for loss in losses.values()):
-            return MetaTrainResult(iteration, last_finite)
+            return MetaTrainResult(iteration, last_finite, history)
         window.append(losses)
         if iteration % log_every == 0:
             report(
@@ -76,7 +78,7 @@ def meta_train(
             report(iteration, evaluate())
         if checkpoint is not None and checkpoint_every and iteration % checkpoint_every == 0:
             checkpoint(iteration, window)
-    return MetaTrainResult(None, last_finite)
+    return MetaTrainResult(None, last_finite, history)
 
 
 def _finite_number(value: Any) -> bool:

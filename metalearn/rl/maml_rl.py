@@ -39,7 +39,7 @@ from metalearn.rl.policy import (
 )
 from metalearn.rl.rollouts import Episodes, Sampler
 from metalearn.rl.trpo import trpo_step
-from reporting import Log, Progress, no_log, no_progress
+from reporting import History, Log, Progress, no_log, no_progress
 
 
 @dataclass(frozen=True)
@@ -230,6 +230,7 @@ class MetaTrainResult(NamedTuple):
     iterations: int  # iterations completed
     diverged_step: int | None  # the iteration whose metrics or parameters were not finite; None if none
     last_finite: dict[str, float]  # the metrics of the last completed iteration (all finite)
+    history: History  # the rows this call logged (a resumed run's from `start` on)
 
 
 def meta_train(
@@ -260,6 +261,7 @@ def meta_train(
     if optimizer_state is not None:
         outer_step.optimizer.load_state_dict(optimizer_state)
     last = dict(last_finite or {})
+    history = History(then=log)
     for step in progress(range(start, iterations), total=iterations - start, desc="meta-train"):
         batch = MetaBatch(policy, sampler, sample_tasks(sampler.n_tasks), settings, generator)
         metrics = outer_step(batch)
@@ -268,10 +270,10 @@ def meta_train(
         metrics["train/post_adapt_return"] = float(batch.outer.returns().mean())
         finite = all(math.isfinite(v) for v in metrics.values())
         if not finite or not all(torch.isfinite(p).all() for p in policy.parameters()):
-            return MetaTrainResult(step, step, last)
-        log(step, metrics)
+            return MetaTrainResult(step, step, last, history)
+        history(step, metrics)
         last = metrics
         if checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
             optimizer = outer_step.optimizer
             checkpoint(step + 1, last, None if optimizer is None else optimizer.state_dict())
-    return MetaTrainResult(iterations, None, last)
+    return MetaTrainResult(iterations, None, last, history)

@@ -35,6 +35,8 @@ def test_outer_descent_reaches_the_grid_minimiser_and_logs_every_step(ridge):
     first = -0.5 * ridge.hypergradient(ridge.lam0).item()  # one step by hand
     assert rows[1][1]["outer/lambda"] == pytest.approx(first, rel=1e-12)
     assert rows[0][1]["outer/val_loss"] == pytest.approx(ridge.outer_loss(ridge.lam0).item(), rel=1e-15)
+    assert result.history.rows == [{"step": step, **metrics} for step, metrics in rows]
+    assert result.history["outer/val_loss"].values.tolist() == result.losses
 
 
 def test_outer_descent_stops_at_divergence(ridge):

@@ -58,6 +58,8 @@ def test_equals_a_hand_written_loop_and_logs_window_means():
         (4, {"loss/meta_train": mean["meta_train"][1], "loss/pretrain": mean["pretrain"][1]}),
         (4, {"eval/x": 1.5}),
     ]
+    assert result.history.rows == [{"step": step, **metrics} for step, metrics in rows]
+    assert result.history["eval/x"].steps.tolist() == [2, 4]
     assert calls == [(5, "maml+pretrain")]
     assert result.diverged_step is None
     assert result.last_finite == {

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from playground import provenance
-from playground.report import write_report
+from playground.page import write_report
 
 _GIT = ("git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false")
 

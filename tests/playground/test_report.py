@@ -23,7 +23,7 @@ def page(path):
 
 
 def test_a_torn_line_skips_only_that_line_and_flags_the_run(runs, monkeypatch):
-    from playground import report
+    from playground import page as report
 
     metrics = runs / "a" / "metrics.jsonl"
     lines = metrics.read_text().splitlines()

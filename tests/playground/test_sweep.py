@@ -156,7 +156,7 @@ def test_ctrl_c_on_a_ray_sweep_records_its_points_interrupted_and_ends_its_worke
 
 
 def test_a_point_whose_user_code_exits_while_its_config_is_built_is_recorded(here, monkeypatch, capsys):
-    from playground.sweep import run_point
+    from playground.sweeps import run_point
 
     (here / "user_exits.py").write_text("def leaving():\n    raise SystemExit(0)\n")
     monkeypatch.syspath_prepend(str(here))

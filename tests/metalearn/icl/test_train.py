@@ -29,6 +29,7 @@ def test_train_is_deterministic_and_reaches_gd():
 
     (model, first, rows), (_, second, _) = run(), run()
     assert first == second and [s for s, _ in rows] == [100, 200, 300]
+    assert first.history.rows == [{"step": step, **metrics} for step, metrics in rows]
     held_out = dist.sample(4096, torch.Generator().manual_seed(2))
     _, gd_loss = fit_gd(held_out)
     with torch.no_grad():
@@ -64,7 +65,8 @@ def test_train_reports_through_log_and_progress():
         progress=progress,
     )
     assert calls == [(5, "icl")] and [step for step, _ in rows] == [2, 4, 5]
-    assert result == (5, None, {"loss/train": rows[-1][1]["loss/train"], "eval/one": 1.0})
+    assert result[:3] == (5, None, {"loss/train": rows[-1][1]["loss/train"], "eval/one": 1.0})
+    assert result.history["eval/one"].steps.tolist() == [2, 4, 5]
 
 
 def test_divergence_keeps_the_last_finite_value_of_each_metric():

@@ -22,6 +22,7 @@ from metalearn.rl.maml_rl import (
 )
 from metalearn.rl.policy import params_of, stack
 from metalearn.rl.trpo import trpo_step
+from reporting import History
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/metalearn/conftest.py
 
@@ -157,7 +158,7 @@ def test_same_seed_same_policy_bit_for_bit():
 
 def test_a_non_finite_policy_is_reported_as_diverged_not_raised():
     _, result = _tiny_training(2, poison=True)
-    assert result == MetaTrainResult(iterations=0, diverged_step=0, last_finite={})
+    assert result == MetaTrainResult(iterations=0, diverged_step=0, last_finite={}, history=History())
 
 
 def test_divergence_keeps_the_last_finite_iterations_metrics_and_logs_nothing_after():
@@ -189,7 +190,8 @@ def test_divergence_keeps_the_last_finite_iterations_metrics_and_logs_nothing_af
     )
     assert calls == [(3, "meta-train")]
     assert [step for step, _ in rows] == [0]
-    assert result == MetaTrainResult(iterations=1, diverged_step=1, last_finite=rows[0][1])
+    history = History([{"step": 0, **rows[0][1]}])
+    assert result == MetaTrainResult(iterations=1, diverged_step=1, last_finite=rows[0][1], history=history)
     assert set(rows[0][1]) == {
         "loss/surrogate",
         "loss/kl",

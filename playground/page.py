@@ -20,23 +20,18 @@ from pathlib import Path
 import matplotlib
 
 from playground.errors import BadInput
-from playground.files import read_json, read_jsonl, write_atomic
+from playground.files import write_atomic
 from playground.plots import overlay_curves
 from playground.provenance import label
+from playground.results import Result, load
 from playground.rundir import (
     CONFIG,
     COST_KEYS,
     DIVERGED,
     FAILED,
-    FIGURE_SUFFIX,
     FINISHED,
-    INTERRUPTED,
-    METRICS,
-    SUMMARY,
-    run_status,
 )
 
-_STATUSES = (FINISHED, DIVERGED, INTERRUPTED, FAILED)  # what a summary's "status" may say
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222; }
 table { border-collapse: collapse; font-size: 13px; margin: 1em 0; }
@@ -119,56 +114,23 @@ def render(runs: list[Path], base: Path) -> str:
 
 
 def _load(run: Path, base: Path) -> dict:
-    """What the page shows of one run, and `problems`: each damaged or missing file, named."""
+    """What the page shows of one run (`playground.results.load` reads it), named from `base`."""
     try:
         name = str(run.relative_to(base))
     except ValueError:
         name = str(run)
-    problems = []
-    config = _read_object(run / CONFIG, problems)
-    if config is not None and not (
-        isinstance(config.get("scenario"), str) and isinstance(config.get("config"), dict)
-    ):
-        problems.append(f"{CONFIG}: no scenario and config in it")
-        config = None
-    summary = _read_object(run / SUMMARY, problems, missing_ok=True)
-    if summary is not None and run_status(summary) not in _STATUSES:
-        problems.append(f"{SUMMARY}: unknown status {summary.get('status')!r}; valid: {', '.join(_STATUSES)}")
-    metrics = []
-    if (run / METRICS).exists():
-        try:
-            metrics, torn = read_jsonl(run / METRICS)
-        except (OSError, UnicodeDecodeError) as error:
-            torn, problems = 0, problems + [f"{METRICS} unreadable: {error}"]
-        if torn:
-            problems.append(f"{METRICS}: {torn} damaged line{'s' if torn > 1 else ''} skipped")
+    result = load(run)
     return {
         "name": name,
-        "scenario": config["scenario"] if config else f"(unreadable {CONFIG})",
-        "config": config["config"] if config else {},
-        "versions": config["versions"] if config and isinstance(config.get("versions"), dict) else {},
-        "summary": summary or {},
-        "status": _status(summary, config),
-        "problems": problems,
-        "metrics": [r for r in metrics if isinstance(r.get("step"), (int, float))],
-        "plots": sorted(run.glob(f"*{FIGURE_SUFFIX}")),
+        "scenario": result.scenario,
+        "config": result.config,
+        "versions": result.versions,
+        "summary": result.summary,
+        "status": _status(result),
+        "problems": list(result.problems),
+        "metrics": result.metrics.rows,
+        "plots": list(result.figures.values()),
     }
-
-
-def _read_object(path: Path, problems: list[str], missing_ok: bool = False) -> dict | None:
-    try:
-        value = read_json(path)
-    except FileNotFoundError:
-        if not missing_ok:
-            problems.append(f"{path.name} missing")
-        return None
-    except (OSError, ValueError) as error:
-        problems.append(f"{path.name} unreadable: {error}")
-        return None
-    if not isinstance(value, dict):
-        problems.append(f"{path.name} unreadable: not a JSON object")
-        return None
-    return value
 
 
 def _summary_table(records: list[dict]) -> str:
@@ -225,19 +187,14 @@ def _differing_options(records: list[dict]) -> list[str]:
     return [k for k in keys if len({repr(r["config"].get(k)) for r in records}) > 1]
 
 
-def _status(summary: dict | None, config: dict | None) -> str:
-    """finished, diverged (with its step), interrupted, failed (with the error), unfinished (no
-    summary: still running, or killed), unreadable, or unknown (a status no run writes)."""
-    if summary is None:
-        return "unreadable" if config is None else "unfinished"
-    state = run_status(summary)
-    if state not in _STATUSES:
-        return "unknown"
-    if state == DIVERGED:
-        return f"diverged (step {summary.get('diverged_step')})"
-    if state == FAILED and isinstance(summary.get("error"), dict):
-        return f"failed ({summary['error'].get('type')})"
-    return state
+def _status(result: Result) -> str:
+    """The run's status, with the step a diverged run diverged at and the error a failed run
+    raised."""
+    if result.status == DIVERGED:
+        return f"diverged (step {result.summary.get('diverged_step')})"
+    if result.status == FAILED and isinstance(result.summary.get("error"), dict):
+        return f"failed ({result.summary['error'].get('type')})"
+    return result.status
 
 
 def _is_number(value) -> bool:
