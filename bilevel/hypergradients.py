@@ -46,6 +46,12 @@ class Hypergradient(NamedTuple):
 
 @runtime_checkable
 class Method(Protocol):
+    """A hypergradient method: `method(problem, λ, w=None)` returns a `Hypergradient`, its
+    estimate of dF/dλ for F(λ) = L_val(w*(λ), λ) (the shape of λ) with what it cost (inner steps,
+    Hessian- and Jacobian-vector products, linear solves, seconds). `w` is the inner iterate to
+    take it at (DARTS' alternating scheme); without it the method finds w itself. `make_method`
+    builds one by name from `METHODS`."""
+
     def __call__(self, problem: BilevelProblem, lam: Tensor, w: Tensor | None = None) -> Hypergradient: ...
 
 

@@ -17,10 +17,14 @@ T = TypeVar("T")
 
 
 class Log(Protocol):
+    """`log(step, metrics)`: one row of a loop's namespaced metrics (numbers, lists, tensors)."""
+
     def __call__(self, step: int, metrics: Mapping[str, Any]) -> None: ...
 
 
 class Progress(Protocol):
+    """`progress(iterable, total=None, desc=None)`: the loop's iterable, wrapped to show progress."""
+
     def __call__(
         self, iterable: Iterable[T], total: int | None = None, desc: str | None = None
     ) -> Iterable[T]: ...

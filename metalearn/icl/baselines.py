@@ -16,6 +16,8 @@ import torch
 
 from metalearn.icl.data import Prompts, input_moments
 
+# An in-context algorithm: (context inputs X (B, N, d), context targets y (B, N), query x_q (B, d))
+# -> its prediction ŷ_q (B,) for each of the B prompts
 Predictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 _GOLDEN = (math.sqrt(5) - 1) / 2
@@ -84,14 +86,23 @@ def linear(weights: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Pre
 
 
 def gd(lr: float, steps: int = 1) -> Predictor:
+    """`steps` of gradient descent from w = 0 on (1/2N)Σ(wᵀx_i − y_i)² with step size `lr`, then
+    ŷ_q = wᵀx_q: the algorithm a K-layer LSA can run (von Oswald et al., 2023). A `Predictor`:
+    (X (B, N, d), y (B, N), x_q (B, d)) -> ŷ_q (B,); `fit_gd` finds the best `lr` on prompts."""
     return linear(lambda xs, ys: gd_weights(xs, ys, lr, steps))
 
 
 def ridge(lam: float) -> Predictor:
+    """Ridge regression's prediction ŷ_q = x_qᵀ(XᵀX + λI)⁻¹Xᵀy: the posterior mean, so the
+    Bayes-optimal prediction, for a prior w ~ N(0, (σ²/λ)I) and noise of variance σ² (Akyürek et al.,
+    2022). A `Predictor`:
+    (X (B, N, d), y (B, N), x_q (B, d)) -> ŷ_q (B,)."""
     return linear(lambda xs, ys: ridge_weights(xs, ys, lam))
 
 
 def ols() -> Predictor:
+    """Least squares' prediction ŷ_q = x_qᵀX⁺y (the minimum-norm fit when N < d), exact on
+    noiseless prompts once N ≥ d. A `Predictor`: (X (B, N, d), y (B, N), x_q (B, d)) -> ŷ_q (B,)."""
     return linear(ols_weights)
 
 

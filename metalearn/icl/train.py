@@ -41,7 +41,9 @@ def train(
     last_finite: dict[str, float] | None = None,
     optimizer_state: dict | None = None,
 ) -> TrainResult:
-    """Train `model` (which has `.loss(Prompts)`) with Adam(lr) for steps `start + 1 .. steps`.
+    """Train `model` (which has `.loss(Prompts)`) with Adam(lr) for steps `start + 1 .. steps`,
+    on `batch` prompts a step drawn from `tasks`. The `icl` scenario's lr is 1e-3 (3e-3 in the
+    README's 2-layer run); returns a `TrainResult` whose `history` holds what was logged.
 
     Every `every` steps (and at the last one) `log(step, {"loss/train": ..., **evaluate()})`; the
     first non-finite loss is logged and ends training. Prompts are drawn with `generator` (on the
