@@ -123,7 +123,6 @@ def play_batch(
     other than the CPU the runs happen there, and the trajectory and metrics are tensors there.
     A start where the dynamics is not defined (its `check`) is refused (ValueError).
     """
-    z0 = start(game, z0, batch=True)
     if device is None or torch.device(device).type == "cpu":
         return _play_batch(game, dynamics, z0, steps, log, progress)
     with _OnDevice(device):  # the game's constants copied there when used; new tensors made beside z
@@ -133,6 +132,7 @@ def play_batch(
 def _play_batch(
     game: Game, dynamics: Dynamics, z0: Tensor, steps: int, log: Log, progress: Progress
 ) -> BatchTrajectory:
+    z0 = start(game, z0, batch=True)
     if dynamics.check is not None:
         dynamics.check(game, z0)
     update = vmap(lambda z, state: dynamics.update(game, z, state))
