@@ -1,5 +1,7 @@
-"""The repository as a fresh clone sees it: no tracked links, and the environment kept out of git."""
+"""The repository as a fresh clone sees it: no tracked links, the environment kept out of git, and
+every file the README links to."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -80,3 +82,10 @@ def test_make_replaces_a_dangling_or_foreign_venv(setup, kept, tmp_path):
     assert (venv.exists() or venv.is_symlink()) == kept
     if setup.startswith("to_") or setup == "dangling":
         assert target.exists() == (setup != "dangling")  # the link goes, never what it pointed to
+
+
+def test_every_relative_link_of_the_readme_names_a_file_in_the_repository():
+    readme = (REPO / "README.md").read_text()
+    targets = {t for t in re.findall(r"\]\(([^)#\s]+)\)", readme) if "://" not in t}
+    assert {"tutorials/01_games.py", "docs/tutorials/01_games.png"} <= targets
+    assert sorted(t for t in targets if not (REPO / t).exists()) == []

@@ -227,6 +227,8 @@ worst = max(
 )
 print(f"largest relative gap between measured and predicted rates: {worst:.1e}")
 assert worst < 1e-6
+os.makedirs(OUT, exist_ok=True)
+fig.savefig(f"{OUT}/01_games.png", dpi=80)  # the figure the README shows
 
 # %% [markdown]
 # Read the figure from left to right. Simultaneous GD is above 1 everywhere. Extragradient

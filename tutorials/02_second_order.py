@@ -250,6 +250,8 @@ for (name, lr), run in duopoly_runs.items():  # every point of the figure on its
     closed = (stackelberg_rate if name == "stackelberg" else cournot_rate)(lr)
     assert abs(run.summary["rate/predicted"] / closed - 1) < 1e-12, (name, lr)
     assert abs(run.summary["rate/measured"] / closed - 1) < 1e-6, (name, lr)
+os.makedirs(OUT, exist_ok=True)
+fig.savefig(f"{OUT}/02_second_order.png", dpi=80)  # the figure the README shows
 
 # %% [markdown]
 # Both paths start at $(0.5, 2)$. Simultaneous GD goes to where the two best-response lines

@@ -115,6 +115,8 @@ for prefix, label in (("eval", "MAML"), ("baseline", "pretrained, fine-tuned")):
 curve_ax.scatter([1], [0.77], marker="*", s=120, color="k", zorder=3, label="published MAML, 1 step")
 curve_ax.set(xlabel="SGD steps on the 10 support points", ylabel="test MSE", title="adaptation")
 curve_ax.legend(fontsize=8)
+os.makedirs(OUT, exist_ok=True)
+fig.savefig(f"{OUT}/03_maml.png", dpi=80)  # the figure the README shows
 
 # %% [markdown]
 # ## The meta-gradient, by hand

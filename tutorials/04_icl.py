@@ -213,6 +213,8 @@ context_ax.axvline(DIM, color="k", ls=":", lw=1)
 context_ax.set_ylim(bottom=1e-3)  # least squares falls to float32 rounding, ~1e-9, off the bottom
 context_ax.set(xlabel="examples in the prompt, N", ylabel="MSE", yscale="log", title="error vs context")
 context_ax.legend(fontsize=8)
+os.makedirs(OUT, exist_ok=True)
+fig.savefig(f"{OUT}/04_icl.png", dpi=80)  # the figure the README shows
 
 # %% [markdown]
 # ## The known answer

@@ -194,6 +194,8 @@ ax.loglog(ks[ks <= 21], cg_rate ** ks[ks <= 21], "k:", lw=0.8, label="CG rate^k"
 ax.set(xlabel="Hessian/Jacobian-vector products", ylabel="relative error of dF/dλ", ylim=(1e-17, 3))
 ax.set_title("ridge: error of each hypergradient against the closed form")
 ax.legend(fontsize=7, ncol=2)
+os.makedirs(OUT, exist_ok=True)
+fig.savefig(f"{OUT}/05_bilevel.png", dpi=80)  # the figure the README shows
 
 # %% [markdown]
 # ## Tuning $\lambda$

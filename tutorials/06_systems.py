@@ -91,6 +91,8 @@ left.set(xlabel="α", ylabel="F(α)", title="where each approximation settles")
 right.set(xlabel="outer step", ylabel="α", title="α over the outer steps (w alternates)")
 left.legend(fontsize=7)
 right.legend(fontsize=7)
+os.makedirs(OUT, exist_ok=True)
+fig.savefig(f"{OUT}/06_systems.png", dpi=80)  # the figure the README shows
 
 # %% [markdown]
 # On the real search space the same first-order shortcut is what the DARTS paper reports as its
