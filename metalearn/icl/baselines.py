@@ -154,8 +154,9 @@ def fit_gd(prompts: Prompts, steps: int = 1) -> tuple[float, float]:
 def fit_gd_plus_plus(prompts: Prompts, steps: int, iterations: int = 100) -> tuple[float, float, float]:
     """Fit GD++'s (η, γ), shared by all steps, on held-out `prompts`: (η, γ, MSE).
 
-    L-BFGS on (log η s̄², γ N s̄²) in float64, started from line-searched GD (γ = 0), so the fit
-    is never worse than GD with the same number of steps.
+    L-BFGS (at most `iterations` of them, with a strong-Wolfe line search) on (log η s̄², γ N s̄²) in
+    float64, started from line-searched GD (γ = 0), so the fit is never worse than GD with the same
+    number of steps.
     """
     n, scale = _scales(prompts)
     lr0, loss0 = fit_gd(prompts, steps)

@@ -229,6 +229,21 @@ def test_fitted_gd_plus_plus_is_a_stationary_point_of_the_tuning_mse(n, seed, st
     assert loss == mse(gd_plus_plus(tasks.xs, tasks.ys, tasks.xq, lr, gamma, steps), tasks.yq)
 
 
+def test_gd_plus_plus_fit_gives_l_bfgs_100_iterations_unless_told(monkeypatch):
+    budgets = []
+
+    class Spy(torch.optim.LBFGS):
+        def __init__(self, params, **options):
+            budgets.append((options["max_iter"], options["line_search_fn"]))
+            super().__init__(params, **options)
+
+    monkeypatch.setattr(torch.optim, "LBFGS", Spy)
+    tasks = _tasks(32, dim=3, context=5, seed=2)
+    fit_gd_plus_plus(tasks, 2)
+    fit_gd_plus_plus(tasks, 2, iterations=7)
+    assert budgets == [(100, "strong_wolfe"), (7, "strong_wolfe")]
+
+
 def test_gd_plus_plus_fit_on_a_context_given_twice_halves_gamma():
     """Each context point twice: N → 2N doubles XᵀX and Xᵀr, so GD++ with (η, γ/2) on it is GD++
     with (η, γ) on the original. The fit's coordinates (log η s̄², γ N s̄²) do not move, so L-BFGS
