@@ -3,7 +3,7 @@ method, after measuring every method's error and cost at the start point.
 
     python -m playground run bilevel problem=ridge method=ift_cg
     python -m playground run bilevel problem=ridge method=truncated inner_steps=1000 k=10
-    python -m playground run bilevel problem=lr_horizon inner_steps=1     # greedy: tuned for one step
+    python -m playground run bilevel problem=lr_horizon inner_steps=1 outer_lr=30  # greedy: one step
     python -m playground run bilevel problem=hypercleaning problem.flip_fraction=0.4
     python -m playground run bilevel problem=ridge method=stn method.tau=0.01    # Self-Tuning Networks
     python -m playground run bilevel problem=darts_toy method=one_step method.xi=0.5  # DARTS' Figure 2
