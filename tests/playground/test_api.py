@@ -25,9 +25,13 @@ SETTINGS = {
     "metarl": dict(
         iterations=1, pretrain_iterations=0, meta_batch=2, episodes=2, hidden=(8,), eval_tasks=2, eval_steps=1
     ),
-    "icl": dict(dim=3, context=5, steps=4, batch=16, eval_tasks=32, eval_every=2),
+    "icl": dict(dim=3, context=5, steps=4, batch=16, eval_tasks=32, eval_every=2, plots=False),
     "bilevel": dict(
-        outer_steps=3, problem_options={"dim": 4, "train": 6, "val": 20}, method="ift_exact", plots=False
+        outer_steps=3,
+        inner_steps=50,
+        problem_options={"dim": 4, "train": 6, "val": 20},
+        method="ift_exact",
+        plots=False,
     ),
     "deq": dict(task="synthetic1d", steps=4, train=64, val=32, dim=4, width=4, diagnose_every=2),
     "stn": dict(hidden=4, steps=6, warmup=2, inner_steps=1, trials=1, log_every=3, batch=16),
