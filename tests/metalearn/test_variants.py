@@ -176,6 +176,16 @@ def test_a_learner_refuses_a_kind_it_cannot_learn():
         Reptile(model, "ranking")
 
 
+def test_a_task_name_where_a_kind_belongs_is_refused_naming_the_kinds():
+    """make_learner("maml", model, "sine"): a task family's name is no kind; it once trained with
+    cross-entropy and logged 0.0 at every step."""
+    model, _ = sine_problem()
+    with pytest.raises(
+        ValueError, match="^algo='maml' needs kind='regression' or kind='classification', got kind='sine'$"
+    ):
+        make_learner("maml", model, "sine")
+
+
 def test_an_unknown_adapted_set_is_refused():
     with pytest.raises(ValueError, match="^unknown adapt 'body'; valid: all, head$"):
         MamlVariant(adapt="body")
