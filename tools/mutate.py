@@ -10,9 +10,11 @@ reason in tools/mutation/equivalents.txt, `name: reason`), and the survivors, li
 of modules not run this time are kept from the last report. mutmut keeps its results in `mutants/`,
 so a rerun retests only the mutants whose code changed, and, reset here first, every mutant of the
 named modules that survived or had no test (the tests may have changed since); `--fresh` deletes
-the cache and retests everything. The map from each function to the tests that reach it is rebuilt
-on every run (one traced run of the suite): mutmut extends it only with new tests, so an old test
-that has come to reach a function would go unseen and its mutants would be counted as survivors.
+the cache and retests everything. Ctrl-C stops the run and still writes the report, the mutants
+not reached counted as not yet run; the next run picks up from mutmut's cache. The map from each
+function to the tests that reach it is rebuilt on every run (one traced run of the suite): mutmut
+extends it only with new tests, so an old test that has come to reach a function would go unseen
+and its mutants would be counted as survivors.
 """
 
 from __future__ import annotations
@@ -169,11 +171,16 @@ def main(argv: list[str] | None = None) -> int:
     (REPO / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)  # the tests-to-functions map
     patterns = [m.removesuffix(".py").removesuffix("/__init__").replace("/", ".") + ".x*" for m in modules]
     start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children), *patterns],
-        cwd=REPO,
-        check=True,
-    )
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children), *patterns],
+            cwd=REPO,
+            check=True,
+        )
+    except KeyboardInterrupt:  # stopped: the mutants decided so far are reported, the rest as not yet run
+        print("mutate: interrupted; reporting the mutants decided so far", file=sys.stderr)
+        write_report(modules, results(), (time.perf_counter() - start) / 60)
+        return 130
     text = write_report(modules, results(), (time.perf_counter() - start) / 60)
     print(text.split("## Equivalent")[0])
     return 0

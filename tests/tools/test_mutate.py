@@ -63,3 +63,19 @@ def test_survivors_and_untested_mutants_are_reset_and_verdicts_kept(tmp_path, mo
         "none collected": None,
     }
     assert data["durations_by_key"] == {"killed": 1.5}
+
+
+def test_an_interrupted_run_still_writes_the_report_of_what_it_decided(tmp_path, monkeypatch):
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mutate, "REPO", tmp_path)
+    monkeypatch.setattr(mutate, "core_modules", lambda: ["games/dynamics.py", "games/adjusted.py"])
+    monkeypatch.setattr(mutate, "REPORT", tmp_path / "report.md")
+    monkeypatch.setattr(mutate, "EQUIVALENTS", tmp_path / "equivalents.txt")
+    monkeypatch.setattr(mutate.subprocess, "run", stopped)
+    statuses = {"games.dynamics.x_a__mutmut_1": "killed", "games.dynamics.x_a__mutmut_2": "not checked"}
+    monkeypatch.setattr(mutate, "results", lambda: statuses)
+    assert mutate.main(["games/dynamics.py"]) == 130
+    report = (tmp_path / "report.md").read_text()
+    assert "| `games/dynamics.py` | 2 | 1 | 0 | 0 | 1 | 100.0% |" in report
