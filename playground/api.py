@@ -71,6 +71,11 @@ def sweep(
     the same `out` keeps the points that finished. Returns a `Sweep`; a failed point is a row of
     it, Ctrl-C is raised again."""
     with _spelled_for_python():
+        if not isinstance(scenario, str):  # each point finds its scenario again, in its own process
+            raise BadInput(
+                f"sweep of a {type(scenario).__name__}: its points look the scenario up in their own "
+                "processes; valid: a scenario's name, or module:SCENARIO"
+            )
         found = _scenario(scenario)
         takes_list = _takes_list(found.config)
         axes = []

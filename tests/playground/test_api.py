@@ -224,6 +224,10 @@ def test_a_bad_sweep_is_refused_before_anything_runs(tmp_path):
         playground.sweep("game", grid={"lr": [0.1]}, out=tmp_path / "s", workers=0)
     with pytest.raises(BadInput, match="lr=-1.0"):
         playground.sweep("game", grid={"lr": [0.1, -1]}, out=tmp_path / "s")
+    from playground.scenarios import SCENARIOS
+
+    with pytest.raises(BadInput, match="; valid: a scenario's name, or module:SCENARIO$"):
+        playground.sweep(SCENARIOS["game"], grid={"lr": [0.1]}, out=tmp_path / "s")
     assert not (tmp_path / "s").exists()
 
 
