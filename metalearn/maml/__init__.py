@@ -3,7 +3,13 @@ meta-training loop and its evaluation protocol."""
 
 from metalearn.maml.adaptation import accuracy, adaptation_curve, criterion, fine_tune, head_names
 from metalearn.maml.capture import CAPTURES
-from metalearn.maml.engines import ENGINES, functional_meta_loss, learn2learn_meta_loss
+from metalearn.maml.engines import (
+    ENGINES,
+    LEARN2LEARN_MISSING,
+    functional_meta_loss,
+    learn2learn_installed,
+    learn2learn_meta_loss,
+)
 from metalearn.maml.evaluation import AdaptationCurve, adapted_predictions, evaluate
 from metalearn.maml.imaml import implicit_meta_gradient, proximal_step
 from metalearn.maml.learners import IMAML, GradientMetaLearner, MetaLearner, ProtoNet, Reptile
@@ -21,6 +27,7 @@ __all__ = [
     "AdaptationCurve",
     "GradientMetaLearner",
     "IMAML",
+    "LEARN2LEARN_MISSING",
     "MAML",
     "META_SGD",
     "MamlVariant",
@@ -39,6 +46,7 @@ __all__ = [
     "gradient_algorithms",
     "head_names",
     "implicit_meta_gradient",
+    "learn2learn_installed",
     "learn2learn_meta_loss",
     "learner_class",
     "make_learner",

@@ -8,8 +8,13 @@ import contextlib
 import io
 import warnings
 
+from metalearn.maml.engines import LEARN2LEARN_MISSING
+
 with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    import learn2learn as l2l
+    try:
+        import learn2learn as l2l
+    except ImportError as missing:
+        raise ImportError(LEARN2LEARN_MISSING) from missing
 
 __all__ = ["l2l"]

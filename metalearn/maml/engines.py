@@ -20,6 +20,7 @@ was 9-157x faster in every case measured on an NVIDIA H200 with torch 2.11 (issu
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 
 import torch
@@ -31,6 +32,16 @@ from metalearn.maml.adaptation import Loss, fine_tune
 from metalearn.maml.variants import MamlVariant
 
 ENGINES = ("functional", "learn2learn")
+# learn2learn is an optional extra: without it the functional engine is the only one
+LEARN2LEARN_MISSING = (
+    "engine=learn2learn needs learn2learn, which is not installed: pip install 'playground[learn2learn]' "
+    "(tools/install-learn2learn.sh builds it where pip cannot); valid: engine=functional"
+)
+
+
+def learn2learn_installed() -> bool:
+    """Whether the `learn2learn` engine can run: learn2learn is importable here."""
+    return importlib.util.find_spec("learn2learn") is not None
 
 
 def functional_meta_loss(

@@ -41,9 +41,11 @@ from metalearn.fewshot import (
 from metalearn.maml import (
     CAPTURES,
     ENGINES,
+    LEARN2LEARN_MISSING,
     AdaptationCurve,
     adapted_predictions,
     can_capture,
+    learn2learn_installed,
     meta_train,
 )
 from playground.config import check_bounds, option_defaults, refuse_untaken
@@ -166,8 +168,10 @@ class MamlConfig(RunConfig):
         for name, valid in (("engine", ENGINES), ("capture", ("auto", *CAPTURES))):
             if getattr(self, name) not in (None, *valid):
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
+        if self.engine == "learn2learn" and not learn2learn_installed():
+            raise ValueError(LEARN2LEARN_MISSING)
         device = resolve_device(self.device)
-        if self.engine is None and device.type == "cuda":
+        if self.engine is None and (device.type == "cuda" or not learn2learn_installed()):
             object.__setattr__(self, "engine", "functional")
         classifying = _families_taking("ways")  # the classification families
         if "ways" not in TASK_FAMILIES.options(self.task):

@@ -1,11 +1,15 @@
 """Scenario `maml` end to end: a tiny run through the CLI, bad input, resume, divergence, images."""
 
+import importlib
 import json
+import sys
 
 import pytest
 import torch
 
+from metalearn.maml import LEARN2LEARN_MISSING
 from playground.config import build_config
+from playground.errors import BadInput
 from playground.runner import execute
 from playground.scenarios import maml
 from playground.scenarios.maml import MamlConfig
@@ -219,3 +223,23 @@ def test_names_come_from_the_library_registries():
         build_config(MamlConfig, {"capture": "graph"})
     with pytest.raises(ValueError, match="meta_batch=0; valid: an integer >= 1"):
         build_config(MamlConfig, {"meta_batch": "0"})
+
+
+def test_without_learn2learn_the_functional_engine_is_the_default_and_learn2learn_is_refused(monkeypatch):
+    """learn2learn is an optional extra: where it is not installed, image tasks' CPU default
+    (learn2learn) becomes the functional engine, and asking for it says how to install it."""
+    monkeypatch.setattr(maml, "learn2learn_installed", lambda: False)
+    config = build_config(MamlConfig, {"task": "glyphs", "device": "cpu"})
+    assert config.engine == "functional"
+    with pytest.raises(BadInput, match=r"^engine=learn2learn needs learn2learn, which is not installed: pip"):
+        build_config(MamlConfig, {"task": "glyphs", "engine": "learn2learn"})
+    monkeypatch.setattr(maml, "learn2learn_installed", lambda: True)
+    assert build_config(MamlConfig, {"task": "glyphs", "device": "cpu"}).engine == "learn2learn"
+
+
+def test_the_learn2learn_engine_without_learn2learn_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "learn2learn", None)  # import learn2learn fails
+    monkeypatch.delitem(sys.modules, "metalearn.maml._l2l", raising=False)
+    with pytest.raises(ImportError, match=r"pip install 'playground\[learn2learn\]'") as refused:
+        importlib.import_module("metalearn.maml._l2l")
+    assert str(refused.value) == LEARN2LEARN_MISSING
