@@ -40,7 +40,7 @@ from playground.rundir import (
     claim,
     run_status,
 )
-from playground.runner import check, execute, record_failure
+from playground.runner import check, execute, progress_shown, record_failure
 from playground.scenario import Scenario
 from playground.scenarios import get_scenario
 
@@ -179,7 +179,7 @@ def run_point(scenario_name: str, point: dict[str, str], directory: str) -> str:
 def _run_local(jobs: list[tuple], workers: int) -> None:
     from tqdm import tqdm
 
-    bar = tqdm(total=len(jobs), desc="sweep", leave=False, disable=None)
+    bar = tqdm(total=len(jobs), desc="sweep", leave=False, disable=not progress_shown())
     if workers == 1:
         for job in jobs:
             if run_point(*job) == INTERRUPTED:
