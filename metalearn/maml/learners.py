@@ -155,6 +155,11 @@ class GradientMetaLearner(MetaLearner):
     model twice under `vmap`, which torch's own batch norm gets wrong: the model's batch norms are
     swapped, in place, for `metalearn.convnet.BatchNorm` (same parameters, same forward). `capture`
     (one of `CAPTURES`, functional engine only) records the meta-step (`metalearn.maml.capture`).
+
+    `meta_batch_chunk` = C bounds the memory of a meta-step: the meta-batch's T tasks go through the
+    meta-loss C at a time, each chunk's graph freed by its backward pass, and the meta-gradient
+    accumulates Σ_chunks (n_c/T)·∇L_chunk = ∇L, the unchunked one up to summation order (None:
+    the whole meta-batch at once).
     """
 
     capturable = True
@@ -170,7 +175,10 @@ class GradientMetaLearner(MetaLearner):
         meta_lr: float = 1e-3,
         capture: str = "none",
         algo: str = "maml",
+        meta_batch_chunk: int | None = None,
     ):
+        if meta_batch_chunk is not None:
+            check_integer("meta_batch_chunk", meta_batch_chunk, "tasks per chunk of the meta-batch", 1)
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
         if capture not in CAPTURES:
@@ -183,6 +191,7 @@ class GradientMetaLearner(MetaLearner):
         if capture == "cuda_graph" and device.type != "cuda":
             raise ValueError(f"capture='cuda_graph' needs the model on a CUDA device; it is on {device}")
         self.variant, self.engine, self.algo = variant, engine, algo
+        self.meta_batch_chunk = meta_batch_chunk
         self.lrs = None
         if variant.learned_rates:
             adapted = model.head if variant.adapt == "head" else model
@@ -220,6 +229,22 @@ class GradientMetaLearner(MetaLearner):
 
     def meta_step(self, tasks: Tasks) -> float:
         return super().meta_step(tasks) if self._graph is None else self._graph(tasks)
+
+    def _step(self, tasks: Tasks) -> torch.Tensor:
+        """The meta-step, chunk by chunk when the meta-batch is larger than `meta_batch_chunk`."""
+        size = tasks.support_x.shape[0]
+        chunk = self.meta_batch_chunk or size
+        if chunk >= size:
+            return super()._step(tasks)
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for start in range(0, size, chunk):
+            part = Tasks(*(t[start : start + chunk] for t in tasks))
+            loss = self.meta_loss(part) * (part.support_x.shape[0] / size)
+            loss.backward()
+            total = total + loss.detach()
+        self.optimizer.step()
+        return total
 
     def to(self, device: torch.device) -> GradientMetaLearner:
         super().to(device)

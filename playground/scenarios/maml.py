@@ -112,6 +112,12 @@ class MamlConfig(RunConfig):
         f"functional engine's meta-step: auto, {', '.join(CAPTURES)}; auto: cuda_graph on a GPU "
         "(the MAML family, functional engine), else none",
     )
+    meta_batch_chunk: int | None = option(
+        None,
+        "the MAML family: tasks of the meta-batch per chunk of the meta-step, whose gradients add up to "
+        "the whole meta-batch's (less memory, the same meta-gradient to rounding); default the whole",
+        min=1,
+    )
     shots: int | None = option(None, "support examples per class (sine: points), default 10 sine, 1 images")
     ways: int | None = option(None, "classes per task (images only), default 5", min=2)
     queries: int | None = option(
@@ -227,7 +233,16 @@ class MamlConfig(RunConfig):
 
 # Options of the learner factories with a flat name (and defaults per task above): each is refused
 # when given to an algorithm whose factory does not take it, as `algo.<keyword>` is.
-_LEARNER_OPTIONS = ("engine", "capture", "inner_lr", "inner_steps", "meta_lr", "prox_lambda", "cg_iters")
+_LEARNER_OPTIONS = (
+    "engine",
+    "capture",
+    "meta_batch_chunk",
+    "inner_lr",
+    "inner_steps",
+    "meta_lr",
+    "prox_lambda",
+    "cg_iters",
+)
 _TASK_OPTIONS = ("ways", "shots", "queries", "data_dir", "download")
 
 
@@ -486,9 +501,9 @@ SCENARIO = Scenario(
     "evaluate",
     config=MamlConfig,
     run=run,
-    checkpoint=Checkpoint(budget="iterations", also=("eval_every", "capture")),
+    checkpoint=Checkpoint(budget="iterations", also=("eval_every", "capture", "meta_batch_chunk")),
     check=check,
-    sizes=("meta_batch", "eval_tasks", "shots", "queries", "eval_queries", "ways"),
+    sizes=("meta_batch", "meta_batch_chunk", "eval_tasks", "shots", "queries", "eval_queries", "ways"),
     demo=(
         {
             "label": "sine_maml_vs_pretrain",

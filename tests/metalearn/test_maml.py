@@ -328,3 +328,44 @@ def test_engines_agree_on_a_conv_net_with_per_task_batch_norm(algo):
         grads[engine] = [p.grad for p in learner.meta_parameters()]
     for got, expected in zip(grads["functional"], grads["learn2learn"]):
         torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def sine_learners(algo, chunk, dtype, n_tasks, seed=0):
+    """Two learners on copies of one sine MLP, unchunked and in chunks of `chunk`, and a meta-batch."""
+    family = Sine(5, 5)
+    g = torch.Generator().manual_seed(seed)
+    model = family.make_model(g).to(dtype)
+    tasks = Tasks(*(t.to(dtype) for t in family.sample("train", n_tasks, g)))
+    whole = make_learner(algo, copy.deepcopy(model), "regression", inner_lr=0.1)
+    chunked = make_learner(algo, copy.deepcopy(model), "regression", inner_lr=0.1, meta_batch_chunk=chunk)
+    return whole, chunked, tasks, family, g
+
+
+@pytest.mark.parametrize("algo", ["maml", "fomaml", "anil", "metasgd"])
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 8])  # 5 tasks: 1+1+1+1+1, 2+2+1, 3+2, whole, whole
+def test_a_chunked_meta_batch_accumulates_the_unchunked_meta_gradient(algo, chunk):
+    """Σ_chunks (n_c/T)·∇L_chunk = ∇L: the same meta-gradient and meta-loss, in float64, to
+    summation order, also where the chunks are unequal."""
+    whole, chunked, tasks, _, _ = sine_learners(algo, chunk, torch.float64, n_tasks=5)
+    assert chunked.meta_step(tasks) == pytest.approx(whole.meta_step(tasks), rel=1e-13)
+    for mine, theirs in zip(chunked.meta_parameters(), whole.meta_parameters(), strict=True):
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-12, atol=1e-15)
+        torch.testing.assert_close(mine, theirs, rtol=1e-12, atol=1e-15)
+
+
+def test_a_chunked_meta_batch_trains_the_same_curve_in_float32():
+    """20 meta-steps of 25 sine tasks in chunks of 10 (10 + 10 + 5): the same losses to 1e-5."""
+    whole, chunked, _, family, g = sine_learners("maml", 10, torch.float32, n_tasks=1)
+    curves = ([], [])
+    for _ in range(20):
+        tasks = family.sample("train", 25, g)
+        for learner, curve in zip((whole, chunked), curves):
+            curve.append(learner.meta_step(tasks))
+    assert curves[1] == pytest.approx(curves[0], rel=1e-5)
+    assert curves[0][-1] < curves[0][0]
+
+
+def test_a_meta_batch_chunk_below_one_is_refused():
+    model = Sine(5, 5).make_model(torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="^meta_batch_chunk=0"):
+        make_learner("maml", model, "regression", meta_batch_chunk=0)

@@ -243,3 +243,13 @@ def test_the_learn2learn_engine_without_learn2learn_says_how_to_install_it(monke
     with pytest.raises(ImportError, match=r"pip install 'playground\[learn2learn\]'") as refused:
         importlib.import_module("metalearn.maml._l2l")
     assert str(refused.value) == LEARN2LEARN_MISSING
+
+
+def test_meta_batch_chunk_trains_the_same_curve_and_only_the_maml_family_takes_it(tmp_path):
+    whole = run_in_process(tmp_path / "whole", meta_batch=10, checkpoint_every=0)
+    chunked = run_in_process(tmp_path / "chunked", meta_batch=10, checkpoint_every=0, meta_batch_chunk=3)
+    assert chunked["eval/post_adapt_mse"] == pytest.approx(whole["eval/post_adapt_mse"], rel=1e-4)
+    with pytest.raises(BadInput, match="^algo 'reptile' takes no option 'meta_batch_chunk'; valid: inner_lr"):
+        build_config(MamlConfig, {"algo": "reptile", "meta_batch_chunk": "3"})
+    with pytest.raises(BadInput, match=r"^meta_batch_chunk=0; valid: an integer >= 1$"):
+        build_config(MamlConfig, {"meta_batch_chunk": "0"})
