@@ -85,6 +85,9 @@ def test_line_search_finds_a_polynomial_minimum():
     assert lr == pytest.approx(0.37, rel=1e-6) and value == pytest.approx(1.0, abs=1e-12)
     lr, _ = line_search(lambda x: math.inf if x > 2 else (x - 0.1) ** 2, 0.0, 3.0, log=False)
     assert lr == pytest.approx(0.1, rel=1e-6)
+    # a NaN loss counts as +inf: here the grid's first points (x < 0.5), which a NaN would win
+    lr, value = line_search(lambda x: math.nan if x < 0.5 else (x - 1.0) ** 2 + 0.5, 0.01, 10.0)
+    assert lr == pytest.approx(1.0, rel=1e-6) and value == pytest.approx(0.5, abs=1e-12)
 
 
 GOLDEN = (math.sqrt(5) - 1) / 2
