@@ -396,3 +396,23 @@ def test_play_and_play_batch_refuse_a_singular_start():
         game, games.stackelberg(0.1, regularization=0.5), torch.ones(3, 2, dtype=F64), 2
     )
     assert regularised.params.shape == (3, 3, 2)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            {"timescale": 0},
+            "timescale=0: τ is the follower's learning rate over the leader's; valid: a finite number > 0",
+        ),
+        (
+            {"regularization": -1},
+            "regularization=-1: ρ adds ρI to the follower's Hessian (0: the exact implicit gradient); "
+            "valid: a finite number >= 0",
+        ),
+    ],
+)
+def test_a_refused_option_says_what_it_means(options, message):
+    with pytest.raises(ValueError) as refused:
+        games.stackelberg(0.1, **options)
+    assert str(refused.value) == message

@@ -369,3 +369,13 @@ def test_a_meta_batch_chunk_below_one_is_refused():
     model = Sine(5, 5).make_model(torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="^meta_batch_chunk=0"):
         make_learner("maml", model, "regression", meta_batch_chunk=0)
+
+
+def test_a_maml_learner_moved_leaves_an_unrecorded_meta_step_unrecorded():
+    """`to` re-records a recorded (CUDA graph) meta-step only: a learner moved to the CPU it is on
+    trains on as the unmoved one does."""
+    moved, unmoved, tasks, _, _ = sine_learners("metasgd", None, torch.float64, n_tasks=3)
+    for learner in (moved, unmoved):
+        learner.meta_step(tasks)
+    assert moved.to(torch.device("cpu")) is moved
+    assert moved.meta_step(tasks) == unmoved.meta_step(tasks)
