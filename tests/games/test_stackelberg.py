@@ -112,6 +112,14 @@ def test_one_update_is_the_hand_computed_step():
     torch.testing.assert_close(z1, t(0.525, 1.55), rtol=0, atol=1e-15)
 
 
+def test_the_field_by_default_is_the_exact_total_derivative():
+    """stackelberg_field without ρ at q = (1/2, 2) on the duopoly: (Df, ∇_y g) = (−1/4, 3/2), the
+    values of the hand-computed step above (ρ = 1 would damp the follower's Hessian, 2, to 3)."""
+    torch.testing.assert_close(
+        games.stackelberg_field(games.duopoly(), t(0.5, 2.0)), t(-0.25, 1.5), rtol=0, atol=1e-15
+    )
+
+
 def test_one_update_on_the_general_game_is_the_matrix_formula():
     """x⁺ = x − η(Px + Qy + p − TᵀS⁻¹(Qᵀx + Ry)), y⁺ = y − τη(Sy + Tx + s)."""
     z = torch.linspace(-1, 1, 5, dtype=F64)
