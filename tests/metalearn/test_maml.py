@@ -1,6 +1,8 @@
 """The MAML family against hand-written meta-gradients and against learn2learn."""
 
 import copy
+import math
+import sys
 
 import pytest
 import torch
@@ -379,3 +381,21 @@ def test_a_maml_learner_moved_leaves_an_unrecorded_meta_step_unrecorded():
         learner.meta_step(tasks)
     assert moved.to(torch.device("cpu")) is moved
     assert moved.meta_step(tasks) == unmoved.meta_step(tasks)
+
+
+def test_the_functional_engine_runs_without_learn2learn(monkeypatch):
+    """learn2learn is optional: a functional learner's meta-loss never imports it."""
+    monkeypatch.setitem(sys.modules, "learn2learn", None)  # import learn2learn fails
+    monkeypatch.delitem(sys.modules, "metalearn.maml._l2l", raising=False)
+    _, learner, tasks, _, _ = sine_learners("maml", 2, torch.float64, n_tasks=3)
+    assert learner.engine == "functional" and math.isfinite(learner.meta_step(tasks))
+
+
+def test_test_time_adaptation_holds_no_graph_of_learned_rates():
+    """Meta-SGD's learned rates require grad; the step used at evaluation takes them detached, so
+    adapting keeps no graph back to them (nor any memory for one)."""
+    _, learner, tasks, _, _ = sine_learners("metasgd", None, torch.float64, n_tasks=1)
+    params = {name: p.detach() for name, p in learner.model.named_parameters()}
+    adapted = learner.inner_step()(params, tasks.support_x[0], tasks.support_y[0])
+    assert all(rate.requires_grad for rate in learner.lrs)
+    assert not any(p.requires_grad for p in adapted.values())
