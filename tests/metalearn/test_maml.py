@@ -11,6 +11,7 @@ from torch import nn
 from metalearn.fewshot import HeadedNetwork, Sine, Tasks
 from metalearn.maml import (
     META_SGD,
+    GradientMetaLearner,
     ProtoNet,
     accuracy,
     fine_tune,
@@ -399,3 +400,10 @@ def test_test_time_adaptation_holds_no_graph_of_learned_rates():
     adapted = learner.inner_step()(params, tasks.support_x[0], tasks.support_y[0])
     assert all(rate.requires_grad for rate in learner.lrs)
     assert not any(p.requires_grad for p in adapted.values())
+
+
+def test_a_maml_learner_built_directly_has_finns_sine_defaults():
+    """GradientMetaLearner(model, kind): MAML, α = 0.01, one inner step, Adam at 1e-3 (Finn et al.)."""
+    learner = GradientMetaLearner(Sine(5, 5).make_model(torch.Generator().manual_seed(0)), "regression")
+    assert (learner.algo, learner.inner_lr, learner.inner_steps) == ("maml", 0.01, 1)
+    assert learner.optimizer.param_groups[0]["lr"] == 1e-3 and learner.meta_batch_chunk is None
