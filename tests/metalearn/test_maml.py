@@ -407,3 +407,20 @@ def test_a_maml_learner_built_directly_has_finns_sine_defaults():
     learner = GradientMetaLearner(Sine(5, 5).make_model(torch.Generator().manual_seed(0)), "regression")
     assert (learner.algo, learner.inner_lr, learner.inner_steps) == ("maml", 0.01, 1)
     assert learner.optimizer.param_groups[0]["lr"] == 1e-3 and learner.meta_batch_chunk is None
+
+
+@pytest.mark.parametrize(
+    "algo, engine, swapped",
+    [("maml", "functional", True), ("metasgd", "functional", True), ("fomaml", "functional", False),
+     ("anil", "functional", False), ("maml", "learn2learn", False)],
+)  # fmt: skip
+def test_batch_norm_is_swapped_exactly_where_vmap_differentiates_it_twice(algo, engine, swapped):
+    """Second order through every weight, functional engine: plain-ops batch norm; elsewhere
+    torch's own, untouched."""
+    from metalearn.convnet import BatchNorm
+    from metalearn.fewshot import make_task_family
+
+    model = make_task_family("glyphs").make_model(torch.Generator().manual_seed(0))
+    make_learner(algo, model, "classification", engine=engine)
+    norms = [m for m in model.modules() if isinstance(m, (BatchNorm, nn.BatchNorm2d))]
+    assert norms and all(isinstance(m, BatchNorm if swapped else nn.BatchNorm2d) for m in norms)
