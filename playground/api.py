@@ -76,14 +76,16 @@ def sweep(
                 f"sweep of a {type(scenario).__name__}: its points look the scenario up in their own "
                 "processes; valid: a scenario's name, or module:SCENARIO"
             )
+        from playground.sweeps import separator
+
         found = _scenario(scenario)
-        takes_list = _takes_list(found.config)
+        hints = typing.get_type_hints(found.config)
         axes = []
         for key, values in grid.items():
             if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
                 raise BadInput(f"grid[{key!r}] = {values!r}; valid: a list of the values {key} takes")
             texts = [format_value(value) for value in values]
-            axes.append((key, (";" if key in takes_list else ",").join(texts)))
+            axes.append((key, separator(hints.get(key)).join(texts)))
         axes += list(option_texts(found.config, options).items())
         return sweep_overrides(scenario, axes, out, workers, launcher, address, overwrite)
 
@@ -220,15 +222,6 @@ def option_texts(config_type: type, options: Mapping[str, Any]) -> dict[str, str
                 raise BadInput(f"option {name!r} given twice; give it once")
             texts[name] = format_value(item)
     return texts
-
-
-def _takes_list(config_type: type) -> set[str]:
-    hints = typing.get_type_hints(config_type)
-    return {
-        name
-        for name, hint in hints.items()
-        if typing.get_origin(hint) is tuple or tuple in map(typing.get_origin, typing.get_args(hint))
-    }
 
 
 def _scenario(scenario: str | Scenario) -> Scenario:

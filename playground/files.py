@@ -4,6 +4,7 @@ non-finite number is written as null, and the writer lists where)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -30,6 +31,11 @@ def write_atomic(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def png_data_url(png: bytes) -> str:
+    """PNG bytes as a `data:` URL, for a page that embeds its images."""
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -12,7 +12,6 @@ summary whose status no run writes (say `"status": 3`) shows it as unknown. Text
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import matplotlib
 
 from playground.errors import BadInput
-from playground.files import write_atomic
+from playground.files import png_data_url, write_atomic
 from playground.plots import overlay_curves
 from playground.provenance import label
 from playground.results import Result, load
@@ -102,7 +101,7 @@ def render(runs: list[Path], base: Path) -> str:
         for r in group:
             images = "".join(
                 f"<img alt='{html.escape(p.stem)}' title='{html.escape(p.stem)}' "
-                f"src='data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}'>"
+                f"src='{png_data_url(p.read_bytes())}'>"
                 for p in r["plots"]
             )
             parts.append(
@@ -212,4 +211,4 @@ def _fmt(value) -> str:
 def _png_data(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return png_data_url(buffer.getvalue())

@@ -14,13 +14,12 @@ that part empty, and each such file is named in `problems` (the report shows the
 
 from __future__ import annotations
 
-import base64
 import html
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playground.files import read_json, read_jsonl
+from playground.files import png_data_url, read_json, read_jsonl
 from playground.rundir import (
     CONFIG,
     DIVERGED,
@@ -65,8 +64,7 @@ class Result:
             for k, v in self.summary.items()
         )
         images = "".join(
-            f"<img alt='{html.escape(name)}' style='max-width:48%' "
-            f"src='data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}'>"
+            f"<img alt='{html.escape(name)}' style='max-width:48%' src='{png_data_url(path.read_bytes())}'>"
             for name, path in self.figures.items()
             if path.exists()
         )

@@ -59,10 +59,7 @@ def grid(scenario: Scenario, overrides: list[tuple[str, str]]) -> list[dict[str,
         if key in seen:
             raise BadInput(f"option {key!r} given twice; give each option once, its values comma-separated")
         seen.add(key)
-        takes_list = typing.get_origin(hints.get(key)) is tuple or tuple in map(
-            typing.get_origin, typing.get_args(hints.get(key))
-        )
-        values = [v.strip() for v in text.split(";" if takes_list else ",")]
+        values = [v.strip() for v in text.split(separator(hints.get(key)))]
         if not all(values):
             raise BadInput(f"empty value in sweep override {key}={text!r}")
         if key in hints:
@@ -77,6 +74,14 @@ def grid(scenario: Scenario, overrides: list[tuple[str, str]]) -> list[dict[str,
     if len(set(names)) < len(names):
         raise BadInput("two grid points map to one run directory name; write their values alike")
     return points
+
+
+def separator(annotation) -> str:
+    """What separates a swept option's alternatives: `;` for an option that takes a list (its
+    items are comma-separated themselves), `,` otherwise."""
+    options = typing.get_args(annotation)
+    takes_list = typing.get_origin(annotation) is tuple or tuple in map(typing.get_origin, options)
+    return ";" if takes_list else ","
 
 
 def run_sweep(
