@@ -98,6 +98,9 @@ class Scenario:
     check: Callable[[Any, Any], None] | None = None
     # the options that set how much memory a run takes: named, to lower, when a run runs out of it
     sizes: tuple[str, ...] = ()
+    # the summary metrics a report's table shows for its runs, in order (`key[i]`: item i of a
+    # list); a metric's `<key>_ci95`, where the run writes one, is shown as its ± and band
+    headline: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.checkpoint is None:

@@ -467,6 +467,7 @@ SCENARIO = Scenario(
     help="tune λ through a hypergradient; every method's error vs cost",
     config=BilevelConfig,
     run=run,
+    headline=("outer/lambda", "outer/lambda_rel_error", "hypergrad/rel_error", "outer/val_loss"),
     demo=(
         {"label": "ridge-ift_cg", "problem": "ridge", "method": "ift_cg"},
         {"label": "hypercleaning", "problem": "hypercleaning", "outer_steps": 50},

@@ -271,6 +271,12 @@ SCENARIO = Scenario(
     help="differentiable architecture search on the digits: α by any hypergradient method",
     config=DartsConfig,
     run=run,
+    headline=(
+        "eval/accuracy",
+        "baseline/random_search_accuracy",
+        "baseline/best_single_op_accuracy",
+        "search/ift_cosine",
+    ),
     check=check,
     sizes=("width", "nodes", "cells"),
     demo=(

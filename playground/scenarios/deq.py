@@ -424,6 +424,7 @@ SCENARIO = Scenario(
     help="deep equilibrium models: forward solvers, implicit/phantom/unrolled gradients, exact checks",
     config=DeqConfig,
     run=run,
+    headline=("deq/forward_error", "deq/grad_error", "val/mse", "test/accuracy", "jacobian/spectral_radius"),
     check=check,
     sizes=("dim", "width", "batch", "batch_size", "max_iter", "memory", "train", "val"),
     demo=(

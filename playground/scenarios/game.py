@@ -355,6 +355,7 @@ SCENARIO = Scenario(
     help="play a differentiable game; measured vs predicted rate",
     config=GameConfig,
     run=run,
+    headline=("rate/measured", "rate/predicted", "dist", "dist/final_median"),
     demo=_demo(),
     check=check,
 )

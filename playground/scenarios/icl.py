@@ -380,6 +380,7 @@ SCENARIO = Scenario(
     help="in-context linear regression: LSA / GPT vs gradient descent, ridge, least squares",
     config=IclConfig,
     run=run,
+    headline=("eval/loss", "gd/loss", "ridge/loss", "ols/loss", "gd/lr"),
     check=check,
     sizes=("batch", "eval_tasks", "context", "dim", "layers", "width"),
     checkpoint=Checkpoint(budget="steps", also=("eval_every", "plots")),

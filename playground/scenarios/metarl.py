@@ -264,6 +264,7 @@ SCENARIO = Scenario(
     help="MAML-RL on gymnasium task families: adapt a policy in one policy-gradient step",
     config=MetaRLConfig,
     run=run,
+    headline=("eval/pre_adapt_return", "eval/post_adapt_return", "eval/post_eval_steps_return"),
     check=check,
     sizes=("meta_batch", "episodes", "eval_tasks", "hidden"),
     checkpoint=Checkpoint(budget="iterations"),

@@ -186,6 +186,7 @@ SCENARIO = Scenario(
     help="Self-Tuning Networks: dropout rates and weight decay of an MLP tuned in one run",
     config=StnConfig,
     run=run,
+    headline=("eval/accuracy", "baseline/random_search_accuracy", "baseline/fixed_final_accuracy"),
     check=check,
     sizes=("hidden", "depth"),
     demo=({"label": "digits-short", "steps": 400, "warmup": 100, "trials": 4, "fixed_baseline": False},),

@@ -132,7 +132,8 @@ def test_the_report_warns_when_runs_come_from_different_commits(tmp_path):
         "playground_diff_sha256": "c" * 64,
     }
     page = runs_made_by(tmp_path, clean, dirty, clean)
-    assert "<td>0.1.0 aaaaaaaaaa</td>" in page and "<td>0.1.0 bbbbbbbbbb (modified cccccccc)</td>" in page
+    assert "<td class='text differs'>0.1.0 aaaaaaaaaa</td>" in page  # flagged in the scenario's table
+    assert "<td class='text differs'>0.1.0 bbbbbbbbbb (modified cccccccc)</td>" in page
     assert "These runs come from 2 states of the code:</strong> 0.1.0 aaaaaaaaaa; 0.1.0 bbbbbbbbbb" in page
 
 
@@ -145,4 +146,4 @@ def test_the_report_warns_of_different_uncommitted_changes_to_one_commit(tmp_pat
 def test_the_report_does_not_warn_about_runs_of_one_commit(tmp_path):
     clean = {"playground": "0.1.0", "playground_commit": "a" * 40, "playground_dirty": False}
     page = runs_made_by(tmp_path, clean, clean, {})  # {}: a run that recorded no code, as older ones
-    assert "states of the code" not in page and page.count("<td>0.1.0 aaaaaaaaaa</td>") == 2
+    assert "states of the code" not in page and page.count("<td class='text'>0.1.0 aaaaaaaaaa</td>") == 2

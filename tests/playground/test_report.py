@@ -30,9 +30,9 @@ def test_a_torn_line_skips_only_that_line_and_flags_the_run(runs, monkeypatch):
     metrics.write_text("\n".join(lines[:3] + ['{"step": 3, "loss/f": 0.'] + lines[4:]) + "\n")
     seen = {}
     draw = report.overlay_curves
-    monkeypatch.setattr(report, "overlay_curves", lambda runs, title: seen.update(runs) or draw(runs, title))
+    monkeypatch.setattr(report, "overlay_curves", lambda runs, *args: seen.update(runs) or draw(runs, *args))
     assert main(["report", "runs", "--out", "r.html"]) == 0
-    assert [row["step"] for row in seen["runs/a"]] == [0, 1, 2, 4, 5, 6]
+    assert [row["step"] for row in seen["0.1"]] == [0, 1, 2, 4, 5, 6]  # run a
     text = page(runs.parent / "r.html")
     assert "metrics.jsonl: 1 damaged line skipped" in text and "finished (damaged files)" in text
 
@@ -47,8 +47,8 @@ def test_missing_or_unreadable_files_show_the_run_and_the_rest_renders(runs):
     (runs / "d" / "config.json").write_text("not json")
     assert main(["report", "runs", "--out", "r.html"]) == 0
     text = page(runs.parent / "r.html")
-    assert text.count("<tr") == 5
-    assert "<td>unfinished</td>" in text  # a: no summary.json
+    assert text.count("<tr class='run") == 4
+    assert "<td class='text'>unfinished</td>" in text  # a: no summary.json
     assert "config.json: no scenario and config in it" in text  # b
     assert "summary.json unreadable" in text  # c
     assert "config.json unreadable" in text  # d
@@ -104,6 +104,7 @@ def test_a_status_no_run_writes_is_shown_as_unknown(runs, status):
     summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": status}))
     assert main(["report", "runs", "--out", "r.html"]) == 0
     text = page(runs.parent / "r.html")
-    assert "<td>unknown (damaged files)</td>" in text and "<td>finished</td>" in text  # a, then b
+    assert "<td class='text'>unknown (damaged files)</td>" in text  # a
+    assert "<td class='text'>finished</td>" in text  # b
     problem = f"summary.json: unknown status {status!r}; valid: finished, diverged, interrupted, failed"
     assert html.escape(problem) in text
