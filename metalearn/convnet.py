@@ -71,6 +71,18 @@ class BatchNorm(nn.Module):
         return centred * torch.rsqrt(variance + self.eps) * self.weight.view(shape) + self.bias.view(shape)
 
 
+def refuse_running_statistics(model: nn.Module) -> None:
+    """Raise ValueError naming the first batch norm of `model` that keeps running statistics: it
+    updates them in place on every forward pass, which torch.func's vmap cannot do (its first
+    meta-step would fail with "in-place operation ... captured Tensor")."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            raise ValueError(
+                f"batch norm {name!r} has track_running_stats=True, which the functional engine cannot "
+                "update under vmap; valid: track_running_stats=False"
+            )
+
+
 def plain_batch_norm(model: nn.Module) -> nn.Module:
     """`model` with each of its batch norms replaced, in place, by a `BatchNorm` holding the same
     parameters (the same `nn.Parameter` objects, so optimisers and state dicts are unaffected).

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from metalearn.convnet import plain_batch_norm
+from metalearn.convnet import plain_batch_norm, refuse_running_statistics
 from metalearn.fewshot.tasks import KINDS, Tasks
 from metalearn.maml.adaptation import Step, accuracy, adaptation_curve, criterion, fine_tune, head_names
 from metalearn.maml.capture import CAPTURES, CudaGraphStep, compiled
@@ -153,7 +153,9 @@ class GradientMetaLearner(MetaLearner):
 
     With the functional engine, a second-order variant adapting every weight differentiates the
     model twice under `vmap`, which torch's own batch norm gets wrong: the model's batch norms are
-    swapped, in place, for `metalearn.convnet.BatchNorm` (same parameters, same forward). `capture`
+    swapped, in place, for `metalearn.convnet.BatchNorm` (same parameters, same forward); under
+    every other variant a batch norm that keeps running statistics is refused, as vmap cannot update
+    them in place (learn2learn's engine runs torch's batch norm as it is). `capture`
     (one of `CAPTURES`, functional engine only) records the meta-step (`metalearn.maml.capture`).
 
     `meta_batch_chunk` = C bounds the memory of a meta-step: the meta-batch's T tasks go through the
@@ -201,6 +203,8 @@ class GradientMetaLearner(MetaLearner):
         super().__init__(model, kind, inner_lr, inner_steps, meta_lr)  # the options checked, then the model
         if engine == "functional" and not variant.first_order and variant.adapt == "all":
             plain_batch_norm(model)  # the same parameters, which Adam holds already
+        elif engine == "functional":
+            refuse_running_statistics(model)
         meta_loss = compiled(functional_meta_loss) if capture == "compile" else functional_meta_loss
         self._functional_meta_loss = meta_loss
         self._graph = CudaGraphStep(self._step) if capture == "cuda_graph" else None

@@ -122,3 +122,37 @@ def test_torch_batch_norm_under_vmap_is_still_wrong_at_second_order():
     )
     got = torch.autograd.grad(loss, list(model.parameters()))
     assert relative_error(got, expected) > 1e-4
+
+
+class OwnNet(nn.Module):
+    """A user's own small conv net with torch's batch norm (running statistics on by default)."""
+
+    def __init__(self, track: bool):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4, track_running_stats=track), nn.ReLU())
+        self.head = nn.Linear(4 * 26 * 26, 3)
+
+    def forward(self, x):
+        return self.head(self.body(x).flatten(1))
+
+
+@pytest.mark.parametrize("algo", gradient_algorithms())
+def test_running_statistics_are_refused_at_construction_under_every_variant(algo):
+    """Issue 24: fomaml took torch's batch norm with running statistics, then its first meta-step
+    failed inside torch.func ("in-place operation ... captured Tensor"). Every variant refuses it
+    when the learner is made, naming the module; without running statistics it trains."""
+    with pytest.raises(ValueError, match="^batch norm 'body.1' has track_running_stats=True"):
+        make_learner(algo, OwnNet(True).double(), "classification", inner_lr=ALPHA)
+    _, tasks = conv_tasks()
+    learner = make_learner(algo, OwnNet(False).double(), "classification", inner_lr=ALPHA)
+    assert torch.isfinite(torch.tensor(learner.meta_step(tasks)))
+
+
+def test_learn2learn_keeps_torchs_batch_norm_with_running_statistics():
+    pytest.importorskip("learn2learn")
+    _, tasks = conv_tasks()
+    model = OwnNet(True).double()
+    learner = make_learner("fomaml", model, "classification", engine="learn2learn", inner_lr=ALPHA)
+    assert torch.isfinite(torch.tensor(learner.meta_step(tasks)))
+    assert model.body[1].num_batches_tracked.item() > 0
