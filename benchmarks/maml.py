@@ -16,6 +16,7 @@ on the GPU before timing; peak memory is the CUDA allocator's.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 
@@ -51,7 +52,10 @@ def main(device: torch.device = CPU) -> str:
     rows = [row for case in cases for row in _compare(*case)]
     header = ["case", "engine", "step (s)", "± (s)", "tasks / s", "speed-up", "peak memory growth (MiB)"]
     intro = __doc__.split("\n\n")[1].replace("\n", " ")
-    return f"## MAML meta-training: functional vs learn2learn\n\n{intro}\n\n{markdown_table(header, rows)}"
+    return (
+        f"## MAML meta-training: functional vs learn2learn\n\n{intro}\n\n{markdown_table(header, rows)}\n\n"
+        f"### Drawing the tasks\n\n{_drawing(device)}"
+    )
 
 
 def _gpu_section(device: torch.device) -> str:
@@ -73,7 +77,8 @@ def _gpu_section(device: torch.device) -> str:
         f"## MAML meta-training on {torch.cuda.get_device_name(device)}: functional vs learn2learn\n\n"
         f"{intro}\n\n{markdown_table(header, rows)}\n\n"
         "### The meta-step captured\n\n"
-        f"{captured}"
+        f"{captured}\n\n"
+        f"### Drawing the tasks\n\n{_drawing(device)}"
     )
 
 
@@ -107,6 +112,50 @@ def _captured(device: torch.device, captures=CAPTURES) -> str:
             median, spread = summarize(times[capture])
             rows.append([name, capture, 1e3 * median, 1e3 * spread, eager / median])
     return markdown_table(["case", "capture", "step (ms)", "± (ms)", "speed-up"], rows)
+
+
+def _drawing(device: torch.device, meta_batch: int = 32) -> str:
+    """Meta-batches of glyphs 5-way 1-shot (1 query per class) per second: drawn with the images
+    on the host and copied to `device`, and, on a GPU, gathered there from images kept there
+    (`ImageTasks.to`); beside them, the FOMAML meta-step (functional engine) on such a meta-batch."""
+    family = glyphs(ways=5, shots=1, queries=1)
+    generator = torch.Generator().manual_seed(0)
+    wait = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+
+    def drawn(images_on) -> Callable[[], None]:
+        placed = family.to(images_on)
+
+        def draw() -> None:
+            Tasks(*(t.to(device) for t in placed.sample("train", meta_batch, generator)))
+            wait()
+
+        return draw
+
+    model, tasks = _model_and_tasks(family, meta_batch, device)
+    learner = make_learner("fomaml", model, family.kind, inner_lr=0.4)
+    fns = {"drawn on the host": drawn(CPU)}
+    if device.type != "cpu":
+        fns[f"gathered on {device.type}"] = drawn(device)
+    fns["fomaml meta-step"] = lambda: learner.meta_step(tasks)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1 if device.type == "cpu" else previous)
+    try:
+        times = time_interleaved(fns, repeats=REPEATS)
+    finally:
+        torch.set_num_threads(previous)
+    rows = []
+    for what, spent in times.items():
+        median, spread = summarize(spent)
+        rows.append(
+            [
+                f"glyphs 5-way 1-shot, batch {meta_batch}",
+                what,
+                1e3 * median,
+                1e3 * spread,
+                meta_batch / median,
+            ]
+        )
+    return markdown_table(["case", "what", "time (ms)", "± (ms)", "tasks / s"], rows)
 
 
 def _model_and_tasks(family, meta_batch: int, device: torch.device) -> tuple[torch.nn.Module, Tasks]:

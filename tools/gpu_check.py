@@ -220,13 +220,27 @@ def check_engines(device: torch.device, quick: bool) -> list[Check]:
         error = float((grads["functional"] - grads["learn2learn"]).norm() / grads["learn2learn"].norm())
         return error <= TOLERANCE, f"relative error {error:.2g} (norm over all parameters)"
 
+    def same_tasks() -> tuple[bool, str]:
+        g = torch.Generator().manual_seed(1)
+        images = {
+            split: torch.rand(12, 6, 1, 28, 28, generator=g) for split in ("train", "validation", "test")
+        }
+        family = ImageTasks(images, ways=5, shots=1, queries=3, rotations=True)
+        on_cpu = family.sample("train", 8, torch.Generator().manual_seed(0))
+        gathered = family.to(device).sample("train", 8, torch.Generator().manual_seed(0))
+        where = {t.device.type for t in gathered}
+        equal = all(torch.equal(a, b.cpu()) for a, b in zip(on_cpu, gathered))
+        return equal and where == {
+            device.type
+        }, f"tasks on {', '.join(sorted(where))}, equal to the CPU's: {equal}"
+
     return [
         attempt(
             f"engines: {algo} conv-4 ({hidden} filters) float64, functional vs learn2learn",
             lambda algo=algo: compare(algo),
         )
         for algo in gradient_algorithms()
-    ]
+    ] + [attempt("tasks: glyph-like tasks gathered on the device equal those drawn on the CPU", same_tasks)]
 
 
 def training_curve(capture: str, device: torch.device, steps: int) -> tuple[torch.Tensor, torch.Tensor]:

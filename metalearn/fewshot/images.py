@@ -9,6 +9,11 @@ three new classes (Santoro et al. 2016, as in Finn et al. 2017), in every split.
 A whole meta-batch is drawn in a few tensor operations, with no Python loop over tasks or images.
 The rotated copies are made once, up front: four times the memory, in exchange for sampling as
 fast with rotations as without.
+
+`to(device)` keeps the images on the device that trains (a GPU): a task is then gathered there, by
+index, and no image crosses from the host. The indices (classes, then examples) are still drawn
+from the caller's generator, a CPU one, so a seed draws the same tasks on every device: the host's
+share of a meta-batch is the draw of T × (classes + ways × per_class) uniforms and their top-k.
 """
 
 from __future__ import annotations
@@ -74,12 +79,19 @@ class ImageTasks:
             )
         return queries
 
+    def to(self, device: torch.device | str) -> ImageTasks:
+        """The same family with its images on `device`, where its tasks are then gathered."""
+        family = copy.copy(self)
+        family.images = {split: x.to(device) for split, x in self.images.items()}
+        return family
+
     def n_classes(self, split: str) -> int:
         """Classes a task of `split` can draw from (four per image class with rotations)."""
         return self.images[split].shape[0]
 
     def sample(self, split: str, n: int, generator: torch.Generator) -> Tasks:
-        """`n` tasks of `split`: support (n, ways*shots, 1, 28, 28), query (n, ways*queries, ...)."""
+        """`n` tasks of `split`: support (n, ways*shots, 1, 28, 28), query (n, ways*queries, ...),
+        on the images' device; the indices are drawn from `generator`."""
         check_split(split)
         if n < 1:
             raise ValueError(f"n={n} tasks; valid: an integer >= 1")
@@ -89,8 +101,9 @@ class ImageTasks:
         draws = self.shots + self.queries
         picks = torch.rand(n, self.ways, per_class, generator=generator).topk(draws).indices
         rows = chosen[..., None] * per_class + picks  # (T, W, S+Q): rows of images.flatten(0, 1)
-        support, query = rows.split([self.shots, self.queries], dim=-1)
-        labels = torch.arange(self.ways)
+        device = self.images[split].device
+        support, query = rows.to(device).split([self.shots, self.queries], dim=-1)
+        labels = torch.arange(self.ways, device=device)
         return Tasks(
             support_x=self._gather(split, support),
             support_y=labels.repeat_interleave(self.shots).expand(n, -1).contiguous(),

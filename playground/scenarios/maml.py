@@ -16,9 +16,10 @@ With `baseline=true` a pretrained network (`algo=pretrain`) trains beside it on 
 is evaluated the same way (`baseline/...`). A checkpoint is written every `checkpoint_every`
 iterations; `resume=RUN_DIR` continues from it and gives the numbers of an uninterrupted run.
 
-On a GPU (`device=cuda`, or `auto` where there is one) models and meta-batches live there; tasks
-are still drawn on the CPU from the seeded generator, so a seed trains on the same tasks on any
-device. There the functional engine is the default for every task, and the meta-step of the
+On a GPU (`device=cuda`, or `auto` where there is one) models and meta-batches live there: an
+image family's images are moved there once and each task is gathered there by index, the indices
+still drawn on the CPU from the seeded generator, so a seed trains on the same tasks on any device.
+There the functional engine is the default for every task, and the meta-step of the
 MAML family (maml, fomaml, anil, foanil, metasgd) is replayed from a CUDA graph
 (`capture=cuda_graph`, the default there: 15x faster on sine, 5x on conv-4, on an H200;
 `metalearn.maml.capture`); `capture=none` runs it eagerly, `compile` works on any device.
@@ -34,6 +35,7 @@ import torch
 import metalearn
 from metalearn.fewshot import (
     TASK_FAMILIES,
+    ImageTasks,
     TaskFamily,
     Tasks,
     make_task_family,
@@ -305,10 +307,16 @@ def family_options(config: MamlConfig) -> dict:
 def check(config: MamlConfig, device: torch.device) -> None:
     """Before anything runs: the task families as the run builds them (the data on disk, as many
     classes as `ways` draws, as many examples per class as `shots` and the queries take; with
-    `download=true` the data is fetched here), and the memory the run needs (`memory`)."""
-    task_families(config)
+    `download=true` the data is fetched here), and the memory the run needs (`memory`, and an
+    image family's images, which a run on a GPU keeps there)."""
+    family, _ = task_families(config)
+    images = (
+        sum(x.numel() * x.element_size() for x in family.images.values())
+        if isinstance(family, ImageTasks)
+        else 0
+    )
     check_memory(
-        memory(config),
+        memory(config) + images,
         device,
         f"meta_batch={config.meta_batch} with eval_tasks={config.eval_tasks}",
         "meta_batch or eval_tasks (or shots, queries, eval_queries, ways)",
@@ -377,7 +385,9 @@ def make_learner(config: MamlConfig, algo: str, model: torch.nn.Module, kind: st
 
 
 def run(config: MamlConfig, run) -> dict:
-    train_family, eval_family = task_families(config)
+    cpu_family, eval_on_cpu = task_families(config)
+    # an image family's images move to the run's device once; its tasks are gathered there
+    train_family, eval_family = (_on(family, run.device) for family in (cpu_family, eval_on_cpu))
     generator = torch.Generator().manual_seed(config.seed)
     # Models are initialised on the CPU from `generator`, then moved: the same weights on every device.
     learners = {
@@ -434,7 +444,7 @@ def run(config: MamlConfig, run) -> dict:
     on_cpu = {prefix: learner.to(torch.device("cpu")) for prefix, learner in learners.items()}  # to draw
     labels = {prefix: config.algo if prefix == "eval" else "pretrain" for prefix in learners}
     rows = [json.loads(line) for line in (run.dir / METRICS).read_text().splitlines()]
-    save_plots(run, labels, rows, summary, eval_family.kind, *_examples(config, on_cpu, eval_family))
+    save_plots(run, labels, rows, summary, eval_family.kind, *_examples(config, on_cpu, eval_on_cpu))
     return summary
 
 
@@ -463,6 +473,12 @@ def summary_metrics(curve: AdaptationCurve, prefix: str = "eval") -> dict[str, f
             metrics |= {f"{prefix}/{point}_{name}": mean[step], f"{prefix}/{point}_{name}_ci95": ci[step]}
         metrics |= {f"{prefix}/{name}_by_step": mean, f"{prefix}/{name}_ci95_by_step": ci}
     return metrics
+
+
+def _on(family: TaskFamily, device: torch.device) -> TaskFamily:
+    """An image family with its images on `device` (the same tasks from the same seed); any other
+    family as it is (its tasks are drawn on the CPU and moved)."""
+    return family.to(device) if isinstance(family, ImageTasks) else family
 
 
 def _examples(config: MamlConfig, learners: dict, family: TaskFamily) -> tuple[SineFits | None, Tasks | None]:

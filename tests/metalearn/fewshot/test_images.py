@@ -171,3 +171,20 @@ def test_with_queries_draws_more_queries_from_the_same_classes():
     assert tasks.query_x.shape == (3, 8, 1, 28, 28) and tasks.query_y.tolist()[0] == [0] * 4 + [1] * 4
     with pytest.raises(ValueError, match=r"shots \+ queries = 1 \+ 5 exceeds the 5 images per class"):
         family.with_queries(5)
+
+
+def test_a_family_moved_to_a_device_gathers_its_tasks_there_from_the_same_draws():
+    """Issue 24: the images move once (`to`); every tensor of a task is made on their device, the
+    indices drawn from the CPU generator, so a seed draws the same tasks there as on the CPU (the
+    equality on a GPU is `make gpu-check`'s "tasks" check). On the meta device only shapes exist."""
+    family = ImageTasks(coded_images(), ways=3, shots=2, queries=1, rotations=True)
+    moved = family.to("meta")
+    assert all(x.device.type == "meta" for x in moved.images.values())
+    assert all(x.device.type == "cpu" for x in family.images.values())  # the original stays
+    on_meta = moved.sample("train", 4, torch.Generator().manual_seed(0))
+    on_cpu = family.sample("train", 4, torch.Generator().manual_seed(0))
+    assert [t.device.type for t in on_meta] == ["meta"] * 4
+    assert [(t.shape, t.dtype) for t in on_meta] == [(t.shape, t.dtype) for t in on_cpu]
+    again = family.to("cpu").sample("train", 4, torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(again, on_cpu))
+    assert moved.with_queries(2).images is moved.images  # evaluation's family shares them
