@@ -70,6 +70,19 @@ def retest_undecided(modules: list[str]) -> int:
     return count
 
 
+def drop_stale_copies() -> None:
+    """Delete mutmut's copies of the tests and of `also_copy`: it copies them anew on every run
+    but never deletes, so a module or test removed since would linger in mutants/ (a renamed
+    module's old file, found by a test that walks its package, fails the first, traced run)."""
+    settings = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mutmut"]
+    for name in ["tests", *settings.get("also_copy", [])]:
+        copy = REPO / "mutants" / name
+        if copy.is_dir():
+            shutil.rmtree(copy)
+        else:
+            copy.unlink(missing_ok=True)
+
+
 def results() -> dict[str, str]:
     """mutant name -> status, from mutmut's cache."""
     out = subprocess.run(
@@ -168,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fresh:
         shutil.rmtree(REPO / "mutants", ignore_errors=True)
     print(f"mutate: {retest_undecided(modules)} surviving or untested mutants to retest")
+    drop_stale_copies()
     (REPO / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)  # the tests-to-functions map
     patterns = [m.removesuffix(".py").removesuffix("/__init__").replace("/", ".") + ".x*" for m in modules]
     start = time.perf_counter()
