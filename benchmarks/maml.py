@@ -2,7 +2,8 @@
 
 One meta-training step (meta-loss, backward, Adam) on the same tasks and weights, engines
 interleaved repeat by repeat so both see the same machine load. Cases: second-order MAML on sine
-(1-40-40-1 MLP, K = 10, meta-batch 25; 1 and 5 inner steps) and FOMAML on glyphs (conv-4, 5-way
+(1-40-40-1 MLP, K = 10, meta-batch 25; 1 and 5 inner steps; also the functional step compiled,
+`capture=compile`) and FOMAML on glyphs (conv-4, 5-way
 1-shot, meta-batch 32, 1 inner step; 1 query per class as in the scenario's meta-training, and 15).
 One torch thread unless the case says two: on small models more threads only add synchronisation.
 
@@ -33,8 +34,8 @@ def main(device: torch.device = CPU) -> str:
         return _gpu_section(device)
     sine = Sine(10, 10)
     cases = [
-        ("maml, sine K=10, batch 25, 1 step", "maml", sine, 25, 1, 0.01, 1),
-        ("maml, sine K=10, batch 25, 5 steps", "maml", sine, 25, 5, 0.01, 1),
+        ("maml, sine K=10, batch 25, 1 step", "maml", sine, 25, 1, 0.01, 1, CPU, True),
+        ("maml, sine K=10, batch 25, 5 steps", "maml", sine, 25, 5, 0.01, 1, CPU, True),
     ]
     for queries, threads in ((1, 1), (1, 2), (15, 1)):
         cases.append(
@@ -165,30 +166,39 @@ def _model_and_tasks(family, meta_batch: int, device: torch.device) -> tuple[tor
     return model, Tasks(*(t.to(device) for t in family.sample("train", meta_batch, generator)))
 
 
-def _compare(name, algo, family, meta_batch, steps, inner_lr, threads, device=CPU) -> list[list[object]]:
+def _compare(
+    name, algo, family, meta_batch, steps, inner_lr, threads, device=CPU, compiled=False
+) -> list[list[object]]:
+    """Both engines on the same tasks and weights; with `compiled`, also the functional engine's
+    step compiled (`capture=compile`), its compilation done in the untimed warm-up."""
     model, tasks = _model_and_tasks(family, meta_batch, device)
+    variants = {engine: {"engine": engine} for engine in ENGINES}
+    if compiled:
+        variants["functional, compiled"] = {"engine": "functional", "capture": "compile"}
     learners = {
-        engine: make_learner(
-            algo, copy.deepcopy(model), family.kind, engine=engine, inner_lr=inner_lr, inner_steps=steps
+        label: make_learner(
+            algo, copy.deepcopy(model), family.kind, inner_lr=inner_lr, inner_steps=steps, **options
         )
-        for engine in ENGINES
+        for label, options in variants.items()
     }
     steps_of = {
-        engine: (lambda learner=learner: learner.meta_step(tasks)) for engine, learner in learners.items()
+        label: (lambda learner=learner: learner.meta_step(tasks)) for label, learner in learners.items()
     }
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
+        if compiled:
+            steps_of["functional, compiled"]()  # compiled first: the column is the step's, not Inductor's
         # first, cold step
-        memory = {engine: peak_memory(step, device) / 2**20 for engine, step in steps_of.items()}
-        times = time_interleaved(steps_of, repeats=REPEATS)
+        memory = {label: peak_memory(step, device) / 2**20 for label, step in steps_of.items()}
+        times = time_interleaved(steps_of, repeats=REPEATS, warmup=3 if compiled else 2)
     finally:
         torch.set_num_threads(previous)
     baseline = summarize(times["learn2learn"])[0]
     rows = []
-    for engine in ENGINES:
-        median, spread = summarize(times[engine])
-        rows.append([name, engine, median, spread, meta_batch / median, baseline / median, memory[engine]])
+    for label in learners:
+        median, spread = summarize(times[label])
+        rows.append([name, label, median, spread, meta_batch / median, baseline / median, memory[label]])
     return rows
 
 
