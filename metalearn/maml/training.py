@@ -10,6 +10,11 @@ iterations it calls `checkpoint(iteration, window)`, the window being the losses
 state restored, the run gives the numbers of an uninterrupted one.
 
 A meta-loss that is not finite ends the run: `diverged_step` is that iteration.
+
+In a torch.distributed process group of several ranks (`torchrun`), every rank calls this with the
+same arguments: each takes its share of every meta-batch and the meta-gradients are all-reduced
+before each step (`metalearn.maml.distributed`; the learners' optimisers are wrapped for it), so
+every rank holds the same parameters and logs the meta-batch's loss.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any, NamedTuple
 import torch
 
 from metalearn.fewshot.tasks import TaskFamily, Tasks
+from metalearn.maml.distributed import AllReducedOptimizer, reduced, share, world
 from metalearn.maml.learners import MetaLearner
 from reporting import History, Log, Progress, no_log, no_progress
 
@@ -62,10 +68,21 @@ def meta_train(
 
     device = next(next(iter(learners.values())).model.parameters()).device
     desc = "+".join(learner.algo for learner in learners.values())
+    rank, size = world()
+    if size > 1:
+        for learner in learners.values():
+            if not isinstance(learner.optimizer, AllReducedOptimizer):
+                learner.optimizer = AllReducedOptimizer(learner.optimizer)
     for iteration in progress(range(start + 1, iterations + 1), total=iterations - start, desc=desc):
         tasks = family.sample("train", meta_batch, generator)
+        if size > 1:
+            tasks, weight = share(tasks, rank, size)
+            for learner in learners.values():
+                learner.optimizer.weight = weight
         tasks = Tasks(*(t.to(device) for t in tasks))
         losses = {name: learner.meta_step(tasks) for name, learner in learners.items()}
+        if size > 1:
+            losses = {name: reduced(loss, weight) for name, loss in losses.items()}
         if not all(math.isfinite(loss) for loss in losses.values()):
             return MetaTrainResult(iteration, last_finite, history)
         window.append(losses)
