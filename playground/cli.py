@@ -109,12 +109,14 @@ def _list(args, argv) -> int:
 def _run(args, argv) -> int:
     from playground.api import run_overrides
     from playground.config import parse_overrides
+    from playground.ranks import rank
     from playground.scenarios import get_scenario
 
     scenario = get_scenario(args.scenario)
     overrides = parse_overrides(args.overrides)
     result = run_overrides(scenario, overrides, args.out, args.overwrite, command=["playground", *argv])
-    print(f"{result.dir}: {_headline(result.summary)}")
+    if rank() == 0:  # under torchrun, rank 0 wrote the run
+        print(f"{result.dir}: {_headline(result.summary)}")
     return 0
 
 

@@ -9,10 +9,11 @@ import json
 import platform
 import random
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from playground.devices import resolve_device
 from playground.errors import BadInput, OutOfMemory
 from playground.files import strict, write_atomic, write_json
 from playground.provenance import versions
+from playground.ranks import all_agree, process_group, world_size
 from playground.resources import check_threads
 from playground.rundir import (
     CHECKPOINT,
@@ -244,8 +246,29 @@ def execute(
     except BaseException as error:  # a bug in a check (a user's scenario or factory): recorded too
         record_failure(directory, scenario.name, config_dict(config), error, command, overwrite)
         raise
+    size = world_size()
+    if size > 1 and not scenario.data_parallel:
+        raise BadInput(
+            f"scenario {scenario.name!r} runs in one process; valid under torchrun (WORLD_SIZE={size}): "
+            "a scenario that splits its work across processes (maml)"
+        )
     in_place = scenario.checkpoint is not None and resumes_in_place(config.resume, directory)
-    with claim(directory, overwrite=overwrite, keep=in_place), random_state_kept():
+    with process_group(device) as (rank, device), ExitStack() as stack:
+        if rank > 0:  # rank 0 alone writes the run directory
+            if not all_agree(True, device):
+                raise BadInput(f"rank 0 did not take {str(directory)!r} (its message says why)")
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"playground-rank{rank}-")))
+            stack.enter_context(random_state_kept())
+            return _execute(scenario, config, scratch, command, False, device)
+        try:
+            stack.enter_context(claim(directory, overwrite=overwrite, keep=in_place))
+        except BaseException:
+            if size > 1:
+                all_agree(False, device)
+            raise
+        if size > 1:
+            all_agree(True, device)
+        stack.enter_context(random_state_kept())
         return _execute(scenario, config, directory, command, progress, device)
 
 

@@ -101,6 +101,9 @@ class Scenario:
     # the summary metrics a report's table shows for its runs, in order (`key[i]`: item i of a
     # list); a metric's `<key>_ci95`, where the run writes one, is shown as its ± and band
     headline: tuple[str, ...] = ()
+    # whether its run splits its work across the processes torchrun starts (`playground.ranks`);
+    # any other scenario is refused under torchrun
+    data_parallel: bool = False
 
     def __post_init__(self):
         if self.checkpoint is None:

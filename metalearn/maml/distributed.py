@@ -65,3 +65,18 @@ class AllReducedOptimizer:
 
     def __getattr__(self, name: str):
         return getattr(self.optimizer, name)
+
+
+def check_same(tensors: list[torch.Tensor]) -> None:
+    """Raise RuntimeError on every rank where some rank's `tensors` differ from rank 0's, bit for
+    bit (a collective: every rank must call it; nothing to check in a single process)."""
+    rank, size = world()
+    if size == 1:
+        return
+    mine = _flatten_dense_tensors([t.detach() for t in tensors])
+    zeros = mine.clone()
+    dist.broadcast(zeros, 0)
+    differing = torch.tensor([0 if torch.equal(mine, zeros) else 1], device=mine.device)
+    dist.all_reduce(differing)
+    if differing.item():
+        raise RuntimeError(f"{differing.item()} of {size} ranks hold other parameters than rank 0's")

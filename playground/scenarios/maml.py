@@ -50,9 +50,11 @@ from metalearn.maml import (
     learn2learn_installed,
     meta_train,
 )
+from metalearn.maml.distributed import check_same
 from playground.config import check_bounds, option_defaults, refuse_untaken
 from playground.devices import resolve_device
 from playground.errors import BadInput
+from playground.ranks import world_size
 from playground.resources import check_memory, saved_bytes
 from playground.rundir import CHECKPOINT, METRICS, check_resume, diverged
 from playground.scenario import Checkpoint, RunConfig, Scenario, keywords, option
@@ -211,9 +213,14 @@ class MamlConfig(RunConfig):
         if self.shots < 1:  # not `min=1`, whose message words it otherwise: the tests pin this one
             raise ValueError(f"shots={self.shots}; valid: an integer >= 1")
         recordable = can_capture(self.algo, self.engine)
+        several = world_size() > 1  # a replayed graph cannot hold the ranks' all-reduce
         if self.capture == "auto":
-            object.__setattr__(
-                self, "capture", "cuda_graph" if recordable and device.type == "cuda" else "none"
+            graph = recordable and device.type == "cuda" and not several
+            object.__setattr__(self, "capture", "cuda_graph" if graph else "none")
+        if self.capture == "cuda_graph" and several:
+            raise ValueError(
+                f"capture=cuda_graph under torchrun (WORLD_SIZE={world_size()}); "
+                "valid: capture=none or compile"
             )
         if self.capture != "none" and not recordable:
             raise ValueError(
@@ -417,6 +424,8 @@ def run(config: MamlConfig, run) -> dict:
         return metrics
 
     def checkpoint(iteration: int, window: list) -> None:
+        for learner in learners.values():  # under torchrun, every rank must hold rank 0's weights
+            check_same(learner.meta_parameters())
         learner_states = {name: learner.state_dict() for name, learner in learners.items()}
         state = {"window": window, "generator": generator.get_state(), "learners": learner_states}
         run.checkpoint.save(iteration, state)
@@ -526,6 +535,7 @@ SCENARIO = Scenario(
         "eval/post_eval_steps_acc",
     ),
     checkpoint=Checkpoint(budget="iterations", also=("eval_every", "capture", "meta_batch_chunk")),
+    data_parallel=True,
     check=check,
     sizes=("meta_batch", "meta_batch_chunk", "eval_tasks", "shots", "queries", "eval_queries", "ways"),
     demo=(

@@ -4,7 +4,9 @@
 
 Without WORLD_SIZE (or with 1) it is the single process the ranks are compared with. Writes, from
 rank 0: the meta-gradient of the first float64 meta-step (second-order MAML on sine, a meta-batch
-of 5 tasks, which 2 ranks split 2 + 3), and the logged meta-loss of 50 float32 meta-steps.
+of 5 tasks, which 2 ranks split 2 + 3), and the logged meta-loss of 50 float32 meta-steps. With
+PERTURB_RANK=r, rank r changes one weight by 1e-12 and each rank writes what `check_same` says
+to OUT.json.<rank>.
 """
 
 import json
@@ -16,6 +18,7 @@ import torch.distributed as dist
 
 from metalearn.fewshot import Sine
 from metalearn.maml import make_learner, meta_train
+from metalearn.maml.distributed import check_same
 
 
 def train(dtype: torch.dtype, iterations: int) -> tuple[list[float], list[float]]:
@@ -45,6 +48,19 @@ def main(out: str) -> None:
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size > 1:
         dist.init_process_group("gloo")
+    if os.environ.get("PERTURB_RANK"):  # check_same on weights one rank changed
+        weights = [torch.ones(3), torch.zeros(2)]
+        if dist.get_rank() == int(os.environ["PERTURB_RANK"]):
+            weights[1][0] = 1e-12
+        try:
+            check_same(weights)
+            found = "same"
+        except RuntimeError as error:
+            found = str(error)
+        with open(f"{out}.{dist.get_rank()}", "w") as f:
+            f.write(found)
+        dist.destroy_process_group()
+        return
     gradient, _ = train(torch.float64, 1)
     _, curve = train(torch.float32, 50)
     if size == 1 or dist.get_rank() == 0:

@@ -23,8 +23,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_ranks(size: int, out: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+def run_ranks(size: int, out: Path, **extra) -> dict | None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+        **extra,
+    }
     ranks = [
         subprocess.Popen(
             [sys.executable, str(WORKER), str(out)],
@@ -37,7 +43,7 @@ def run_ranks(size: int, out: Path) -> dict:
     ]
     outputs = [rank.communicate(timeout=300)[0] for rank in ranks]
     assert [rank.returncode for rank in ranks] == [0] * size, outputs
-    return json.loads(out.read_text())
+    return json.loads(out.read_text()) if out.exists() else None
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +81,10 @@ def test_a_meta_batch_smaller_than_the_group_is_refused():
     tasks = Sine(10, 10).sample("train", 2, torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="^meta_batch=2 across 3 processes; valid: meta_batch >= 3$"):
         share(tasks, 0, 3)
+
+
+@pytest.mark.parametrize("perturbed", [0, 1])
+def test_every_rank_finds_weights_that_differ_from_rank_zeros(tmp_path, perturbed):
+    run_ranks(2, tmp_path / "out", PERTURB_RANK=str(perturbed))
+    said = [(tmp_path / f"out.{rank}").read_text() for rank in (0, 1)]
+    assert said == ["1 of 2 ranks hold other parameters than rank 0's"] * 2

@@ -1,0 +1,83 @@
+"""`torchrun --nproc_per_node 2 -m playground run maml ...` on the CPU (gloo): the run of one
+process, written by rank 0 alone, resumable by any number of ranks; other scenarios refused."""
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from child_env import cli_env
+
+from playground.cli import main
+
+MAML = ["maml", "iterations=10", "eval_every=5", "eval_tasks=20", "log_every=1", "checkpoint_every=5"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def playground(tmp_path, *args, ranks=1):
+    launcher = [
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(ranks),
+        "--master_port",
+        str(free_port()),
+    ]
+    done = subprocess.run(
+        [sys.executable, *(launcher if ranks > 1 else []), "-m", "playground", "run", *args],
+        cwd=tmp_path,
+        env=cli_env(TMPDIR=str(tmp_path / "tmp")),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def losses(directory):
+    rows = [json.loads(line) for line in (directory / "metrics.jsonl").read_text().splitlines()]
+    return torch.tensor([row["loss/meta_train"] for row in rows if "loss/meta_train" in row])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Ten meta-steps with 2 ranks, then resumed to 20 by one process; 20 by one process."""
+    tmp_path = tmp_path_factory.mktemp("ranks")
+    (tmp_path / "tmp").mkdir()
+    two = playground(tmp_path, *MAML, "--out", "two", ranks=2)
+    playground(tmp_path, *MAML[:1], "iterations=20", *MAML[2:], "resume=two", "--out", "two")
+    playground(tmp_path, *MAML[:1], "iterations=20", *MAML[2:], "--out", "one")
+    return tmp_path, two
+
+
+def test_two_ranks_train_the_curve_of_one_and_resume_as_one(runs):
+    tmp_path, _ = runs
+    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert len(one) == len(two) == 20
+    torch.testing.assert_close(two, one, rtol=1e-4, atol=0)
+    summaries = [json.loads((tmp_path / name / "summary.json").read_text()) for name in ("one", "two")]
+    assert summaries[1]["eval/post_adapt_mse"] == pytest.approx(summaries[0]["eval/post_adapt_mse"], rel=1e-4)
+
+
+def test_rank_zero_alone_writes_and_prints(runs):
+    tmp_path, two = runs
+    leftover = [p.name for p in (tmp_path / "tmp").iterdir() if p.name.startswith("playground")]
+    assert leftover == []  # the other rank's scratch directory is gone (torch keeps its own there)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "tmp", "two"]
+    assert two.stdout.count("two: eval/pre_adapt_mse=") == 1
+
+
+def test_a_scenario_that_runs_in_one_process_is_refused_under_torchrun(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["run", "game", "steps=3", "--out", str(tmp_path / "g")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "scenario 'game' runs in one process; valid under torchrun (WORLD_SIZE=2)" in line
+    assert not (tmp_path / "g").exists()
