@@ -2,9 +2,12 @@
 process, written by rank 0 alone, resumable by any number of ranks; other scenarios refused."""
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -81,3 +84,33 @@ def test_a_scenario_that_runs_in_one_process_is_refused_under_torchrun(monkeypat
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "scenario 'game' runs in one process; valid under torchrun (WORLD_SIZE=2)" in line
     assert not (tmp_path / "g").exists()
+
+
+def test_a_killed_rank_stops_the_run_which_keeps_its_log_and_resumes(tmp_path):
+    """SIGKILL to rank 1: rank 0 stops (its collective fails, or torchrun ends it), its run recorded
+    as failed or interrupted with its metrics and checkpoint kept; no process is left; one process
+    resumes it to the end."""
+    options = ["maml", "iterations=3000", "eval_every=0", "eval_tasks=20", "checkpoint_every=20"]
+    launcher = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
+    torchrun = subprocess.Popen(
+        [sys.executable, *launcher, "-m", "playground", "run", *options, "--out", "run"],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run" / "checkpoint.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    ranks = subprocess.run(["pgrep", "-P", str(torchrun.pid)], capture_output=True, text=True).stdout.split()
+    assert len(ranks) == 2 and (tmp_path / "run" / "checkpoint.pt").exists()
+    os.kill(int(ranks[1]), signal.SIGKILL)
+    assert torchrun.wait(timeout=120) != 0
+    assert all(subprocess.run(["kill", "-0", pid], capture_output=True).returncode != 0 for pid in ranks)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] in ("interrupted", "failed") and summary["last_logged"]["step"] >= 20
+    logged = losses(tmp_path / "run")
+    playground(tmp_path, *options[:1], "iterations=100", *options[2:], "resume=run", "--out", "run")
+    resumed = losses(tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "finished"
+    assert len(resumed) == 10 and len(logged) >= 2
