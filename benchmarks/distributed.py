@@ -1,0 +1,111 @@
+"""Data-parallel MAML: meta-steps per second at 1 and 2 ranks, and the all-reduce's share of a step.
+
+Second-order MAML on sine (K = 10, meta-batch 100, 1 inner step), one thread per rank, ranks
+started as processes of one torch.distributed group (gloo on the CPU, NCCL with `--device cuda`,
+one GPU per rank where there are two). Each rank takes its share of the meta-batch
+(`metalearn.maml.distributed`); a step's time is the slowest rank's, the all-reduce's share the
+time rank 0 spends in the collectives (the meta-gradient's and the logged loss's) over its step.
+The 1-rank row is the same loop in one process, with no collective.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.timing import CPU, markdown_table
+
+STEPS, WARMUP, META_BATCH = 30, 5, 100
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(device: torch.device = CPU) -> str:
+    rows = []
+    single = None
+    for ranks in (1, 2):
+        if device.type == "cuda" and ranks > torch.cuda.device_count():
+            continue
+        seconds, collective = _launch(ranks, device)
+        single = single or seconds
+        rows.append([ranks, 1 / seconds, f"{100 * collective / seconds:.1f}%", single / seconds])
+    table = markdown_table(["ranks", "meta-steps / s", "all-reduce share", "speed-up"], rows)
+    intro = __doc__.split("\n\n")[1].replace("\n", " ")
+    return f"## Data-parallel MAML\n\n{intro}\n\n{table}"
+
+
+def _launch(ranks: int, device: torch.device) -> tuple[float, float]:
+    """(seconds per meta-step, seconds of it in collectives) of `ranks` processes."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "timing.json"
+        env = {**os.environ, "PYTHONPATH": str(REPO), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.distributed", str(out), device.type],
+                env={**env, "RANK": str(rank), "WORLD_SIZE": str(ranks), "LOCAL_RANK": str(rank)},
+            )
+            for rank in range(ranks)
+        ]
+        if any(worker.wait() != 0 for worker in workers):
+            raise RuntimeError(f"a rank of the {ranks}-rank benchmark failed")
+        timing = json.loads(out.read_text())
+    return timing["step"], timing["collective"]
+
+
+def _rank(out: str, device_type: str) -> None:
+    """One rank: time STEPS meta-steps of `meta_train` after WARMUP, rank 0 writing the timing."""
+    import torch.distributed as dist
+
+    from metalearn.fewshot import Sine
+    from metalearn.maml import make_learner, meta_train
+
+    torch.set_num_threads(1)
+    size = int(os.environ["WORLD_SIZE"])
+    device = torch.device("cuda", int(os.environ["LOCAL_RANK"])) if device_type == "cuda" else CPU
+    collective = [0.0]
+    if size > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        reduce = dist.all_reduce
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            result = reduce(*args, **kwargs)
+            collective[0] += time.perf_counter() - start
+            return result
+
+        dist.all_reduce = timed
+    family = Sine(10, 10)
+    generator = torch.Generator().manual_seed(0)
+    learner = make_learner("maml", family.make_model(generator).to(device), family.kind, inner_lr=0.01)
+    meta_train({"maml": learner}, family, iterations=WARMUP, meta_batch=META_BATCH, generator=generator)
+    collective[0] = 0.0
+    if size > 1:
+        dist.barrier()
+    start = time.perf_counter()
+    meta_train(
+        {"maml": learner}, family, iterations=WARMUP + STEPS, meta_batch=META_BATCH, generator=generator,
+        start=WARMUP,
+    )  # fmt: skip
+    elapsed = torch.tensor([time.perf_counter() - start])
+    if size > 1:
+        dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)
+    if size == 1 or dist.get_rank() == 0:
+        Path(out).write_text(
+            json.dumps({"step": elapsed.item() / STEPS, "collective": collective[0] / STEPS})
+        )
+    if size > 1:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    _rank(sys.argv[1], sys.argv[2])
