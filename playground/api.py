@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 import re
 import time
 import typing
@@ -62,12 +63,15 @@ def sweep(
     launcher: str = "local",
     address: str | None = None,
     overwrite: bool = False,
+    cpus_per_point: float | None = None,
+    gpus_per_point: float | None = None,
     **options: Any,
 ) -> Sweep:
     """Every combination of `grid`'s values (option -> the values it takes; a list-valued option
     takes a list of tuples), with `options` fixed, one run directory each under `out` (default
     runs/SCENARIO-sweep/<timestamp>), as `playground sweep` runs it: `workers` processes at once,
-    or Ray's (`launcher="ray"`, `address` of a cluster, default a local Ray). A sweep re-run into
+    or Ray's (`launcher="ray"`, `address` of a cluster, default a local Ray; each point asks it for
+    `cpus_per_point` CPUs, default 1, and `gpus_per_point` GPUs, default 0). A sweep re-run into
     the same `out` keeps the points that finished. Returns a `Sweep`; a failed point is a row of
     it, Ctrl-C is raised again."""
     with _spelled_for_python():
@@ -87,7 +91,9 @@ def sweep(
             texts = [format_value(value) for value in values]
             axes.append((key, separator(hints.get(key)).join(texts)))
         axes += list(option_texts(found.config, options).items())
-        return sweep_overrides(scenario, axes, out, workers, launcher, address, overwrite)
+        return sweep_overrides(
+            scenario, axes, out, workers, launcher, address, overwrite, cpus_per_point, gpus_per_point
+        )
 
 
 def report(paths: str | Path | Sequence[str | Path], out: str | Path | None = None) -> Path:
@@ -169,6 +175,8 @@ def sweep_overrides(
     launcher: str = "local",
     address: str | None = None,
     overwrite: bool = False,
+    cpus_per_point: float | None = None,
+    gpus_per_point: float | None = None,
 ) -> Sweep:
     """A sweep from its `key=a,b,c` texts: the path `playground sweep` and `sweep` share."""
     from playground.scenarios import get_scenario
@@ -179,10 +187,27 @@ def sweep_overrides(
         raise BadInput(f"--workers must be at least 1, got {workers}")
     if launcher not in ("local", "ray"):
         raise BadInput(f"unknown --launcher {launcher!r}; valid: local, ray")
+    for flag, value, valid in (
+        ("--cpus-per-point", cpus_per_point, lambda v: v > 0),
+        ("--gpus-per-point", gpus_per_point, lambda v: v >= 0),
+    ):
+        if value is not None and launcher != "ray":
+            raise BadInput(f"{flag} applies to --launcher ray, not {launcher}")
+        if value is not None and not (math.isfinite(value) and valid(value)):
+            raise BadInput(f"{flag} {value:g}; valid: a number {'> 0' if 'cpus' in flag else '>= 0'}")
     points = grid(scenario, axes)
     out = Path(out) if out is not None else timestamped(Path("runs") / f"{scenario.name}-sweep")
     table, statuses = run_sweep(
-        scenario, points, out, workers, launcher, address, overwrite=overwrite, spec=spec
+        scenario,
+        points,
+        out,
+        workers,
+        launcher,
+        address,
+        overwrite=overwrite,
+        spec=spec,
+        cpus_per_point=1 if cpus_per_point is None else cpus_per_point,
+        gpus_per_point=gpus_per_point or 0,
     )
     results = [_point(out / name, scenario.name) for name in _run_names(points)]
     done = Sweep(out, table, points, statuses, results)
@@ -250,6 +275,8 @@ _PYTHON_SPELLING = {
     "--workers": "workers",
     "--launcher": "launcher",
     "--address": "address",
+    "--cpus-per-point": "cpus_per_point",
+    "--gpus-per-point": "gpus_per_point",
 }
 
 
@@ -260,7 +287,9 @@ def _spelled_for_python() -> Iterator[None]:
     try:
         yield
     except BadInput as error:
-        message = re.sub(r"--[a-z]+", lambda flag: _PYTHON_SPELLING.get(flag[0], flag[0]), str(error))
+        message = re.sub(
+            r"--[a-z]+(?:-[a-z]+)*", lambda flag: _PYTHON_SPELLING.get(flag[0], flag[0]), str(error)
+        )
         raise BadInput(message) from None
     except SystemExit as stop:
         raise UserExit(stop.code) from stop

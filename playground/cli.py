@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=int, default=1, help="runs at once (local launcher)")
     sweep.add_argument("--launcher", choices=("local", "ray"), default="local")
     sweep.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    sweep.add_argument("--cpus-per-point", type=float, default=None, help="Ray: CPUs each point asks for (1)")
+    sweep.add_argument("--gpus-per-point", type=float, default=None, help="Ray: GPUs each point asks for (0)")
     sweep.add_argument("--overwrite", action="store_true", help="replace what --out holds")
 
     report = commands.add_parser("report", help="an HTML page comparing runs")
@@ -126,7 +128,15 @@ def _sweep(args, argv) -> int:
 
     axes = [split_override(o) for o in args.overrides]
     done = sweep_overrides(
-        args.scenario, axes, args.out, args.workers, args.launcher, args.address, args.overwrite
+        args.scenario,
+        axes,
+        args.out,
+        args.workers,
+        args.launcher,
+        args.address,
+        args.overwrite,
+        args.cpus_per_point,
+        args.gpus_per_point,
     )
     statuses = done.statuses
     counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}

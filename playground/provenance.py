@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import platform
+import socket
 import subprocess
 from pathlib import Path
 
@@ -74,3 +75,15 @@ def label(versions: dict) -> str:
         digest = str(versions.get("playground_diff_sha256") or "")[:8]
         parts.append(f"(modified {digest})" if digest else "(modified)")
     return " ".join(parts)
+
+
+def node_facts(probe: str, keys: tuple[str, ...]) -> dict[str, str | bool | None]:
+    """What the machine this runs on says of itself for a sweep spread over a cluster: its host
+    name, whether it sees the file `probe`, and `keys` of `versions()` (a Ray task pinned to each
+    node calls this; it imports nothing heavier than this module)."""
+    found = versions()
+    return {
+        "host": socket.gethostname(),
+        "sees the sweep directory": Path(probe).exists(),
+        **{key: found.get(key) for key in keys},
+    }

@@ -24,12 +24,15 @@ import sys
 import threading
 import traceback
 import typing
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 
 from playground.config import build_config, parse_value
 from playground.errors import BadInput, Interrupted
 from playground.files import read_json, write_atomic
+from playground.provenance import node_facts
 from playground.rundir import (
     DIVERGED,
     FINISHED,
@@ -47,6 +50,7 @@ from playground.scenarios import get_scenario
 DONE = (FINISHED, DIVERGED)  # outcomes a re-run keeps
 _CONNECT_S = 5.0  # how long --address gets to answer
 _GRACE_S = 10.0  # how long a cancelled Ray point gets to record its end
+_SAME_ON_EVERY_NODE = ("python", "torch", "playground", "playground_commit")
 
 
 def grid(scenario: Scenario, overrides: list[tuple[str, str]]) -> list[dict[str, str]]:
@@ -93,22 +97,33 @@ def run_sweep(
     address: str | None = None,
     overwrite: bool = False,
     spec: str | None = None,
+    cpus_per_point: float = 1,
+    gpus_per_point: float = 0,
 ) -> tuple[Path, list[str]]:
     """Run the grid `points` into `out/<point>/` and write `out/sweep.csv`; return its path and
     each point's status. The sweep directory is locked while the sweep runs. `spec` is how each
     run finds the scenario again (default its registered name; `module:SCENARIO` for one that
     is not registered). The directory is refused unless it is new, empty or playground's (see
-    `playground.rundir.claim`): a re-run keeps a sweep's directory, `overwrite` replaces it."""
+    `playground.rundir.claim`): a re-run keeps a sweep's directory, `overwrite` replaces it.
+
+    On Ray each point asks for `cpus_per_point` CPUs and `gpus_per_point` GPUs, and runs on a node
+    that has them; before the sweep directory is touched, a request that no node can meet is
+    refused, and before the first point every node that could run one is asked whether it sees
+    the sweep directory and runs the same Python, torch and playground (version and commit)."""
     out = Path(out)
-    if launcher == "ray":
-        _check_ray(address)  # before the sweep directory is touched
-    with claim(out, overwrite=overwrite, keep=not overwrite, what=SWEEP):
+    with ExitStack() as stack:
+        if launcher == "ray":
+            _check_ray(address)  # before the sweep directory is touched
+            stack.enter_context(_ray_session(address))
+            _check_resources(cpus_per_point, gpus_per_point)
+        stack.enter_context(claim(out, overwrite=overwrite, keep=not overwrite, what=SWEEP))
         directories = [out / run_name(point) for point in points]
         spec = spec or scenario.name
         todo = [(spec, p, str(d)) for p, d in zip(points, directories) if status(d) not in DONE]
         try:
             if launcher == "ray":
-                _run_ray(todo, address)
+                _check_nodes(out, cpus_per_point, gpus_per_point)
+                _run_ray(todo, cpus_per_point, gpus_per_point)
             else:
                 _run_local(todo, workers)
         finally:
@@ -282,10 +297,10 @@ def _check_ray(address: str | None) -> None:
         ) from None
 
 
-def _run_ray(jobs: list[tuple], address: str | None) -> None:
-    """The points as Ray tasks. On Ctrl-C or SIGTERM every task is cancelled: a queued point never
-    starts, a running one gets KeyboardInterrupt and records itself interrupted (given a few
-    seconds), then the Ray this sweep started is shut down with its workers."""
+@contextmanager
+def _ray_session(address: str | None) -> Iterator[None]:
+    """Ray joined (or, without `address`, started here) for the block; a Ray this sweep started
+    is shut down with its workers after it."""
     import ray
 
     started_here = not ray.is_initialized()
@@ -296,12 +311,97 @@ def _run_ray(jobs: list[tuple], address: str | None) -> None:
         finally:  # ray.init installs its own, which would end the sweep without recording it
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _nodes(cpus: float, gpus: float) -> list[dict]:
+    """The cluster's live nodes with at least `cpus` CPUs and `gpus` GPUs."""
+    import ray
+
+    return [
+        node
+        for node in ray.nodes()
+        if node["Alive"]
+        and node["Resources"].get("CPU", 0) >= cpus
+        and node["Resources"].get("GPU", 0) >= gpus
+    ]
+
+
+def _check_resources(cpus: float, gpus: float) -> None:
+    """Some node can run a point that asks for `cpus` CPUs and `gpus` GPUs."""
+    import ray
+
+    if _nodes(cpus, gpus):
+        return
+    have = "; ".join(
+        f"{node['NodeManagerAddress']}: {node['Resources'].get('CPU', 0):g} CPUs, "
+        f"{node['Resources'].get('GPU', 0):g} GPUs"
+        for node in ray.nodes()
+        if node["Alive"]
+    )
+    raise BadInput(
+        f"--cpus-per-point {cpus:g} --gpus-per-point {gpus:g}: no node of the Ray cluster has as much; "
+        f"its nodes: {have}"
+    )
+
+
+def differences(facts: dict[str, typing.Any], here: dict[str, typing.Any]) -> str | None:
+    """What a node's `facts` say that differs from the sweep's own, in words; None when nothing."""
+    if not facts["sees the sweep directory"]:
+        return "does not see the sweep directory: give --out a directory every node shares (NFS, say)"
+    changed = [
+        f"{key} {facts[key]} there, {here[key]} here"
+        for key in _SAME_ON_EVERY_NODE
+        if facts[key] != here[key]
+    ]
+    return f"runs other code: {', '.join(changed)}" if changed else None
+
+
+def _check_nodes(out: Path, cpus: float, gpus: float) -> None:
+    """Every node a point could run on sees `out` and runs the code the sweep runs here."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = out.resolve() / f".node-probe-{os.getpid()}"
+    probe.write_text("")
+    try:
+        here = node_facts(str(probe), _SAME_ON_EVERY_NODE)
+        ask = ray.remote(num_cpus=0)(node_facts)
+        nodes = _nodes(cpus, gpus)
+        pinned = [NodeAffinitySchedulingStrategy(node["NodeID"], soft=False) for node in nodes]
+        answers = ray.get(
+            [
+                ask.options(scheduling_strategy=where).remote(str(probe), _SAME_ON_EVERY_NODE)
+                for where in pinned
+            ]
+        )
+    finally:
+        probe.unlink(missing_ok=True)
+    for node, facts in zip(nodes, answers):
+        wrong = differences(facts, here)
+        if wrong:
+            raise BadInput(f"Ray node {node['NodeManagerAddress']} ({facts['host']}) {wrong}")
+
+
+def _run_ray(jobs: list[tuple], cpus: float, gpus: float) -> None:
+    """The points as Ray tasks of `cpus` CPUs and `gpus` GPUs each, with the local sweep's
+    progress bar. On Ctrl-C or SIGTERM every task is cancelled: a queued point never starts, a
+    running one gets KeyboardInterrupt and records itself interrupted (given a few seconds)."""
+    import ray
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), desc="sweep", leave=False, disable=not progress_shown())
     pending = []
     try:
-        remote = ray.remote(num_cpus=1)(run_point)
+        remote = ray.remote(num_cpus=cpus, num_gpus=gpus)(run_point)
         pending = [remote.remote(*job) for job in jobs]
         while pending:  # in short waits, so that a signal lands between them
-            _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
+            done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
+            bar.update(len(done))
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref)
@@ -309,5 +409,4 @@ def _run_ray(jobs: list[tuple], address: str | None) -> None:
             ray.wait(pending, num_returns=len(pending), timeout=_GRACE_S)
         raise
     finally:
-        if started_here:
-            ray.shutdown()
+        bar.close()
