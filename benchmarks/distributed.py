@@ -3,7 +3,7 @@
 Second-order MAML on sine (K = 10, meta-batch 100, 1 inner step), one thread per rank, ranks
 started as processes of one torch.distributed group (gloo on the CPU, NCCL with `--device cuda`,
 one GPU per rank where there are two). Each rank takes its share of the meta-batch
-(`metalearn.maml.distributed`); a step's time is the slowest rank's, the all-reduce's share the
+(`metalearn.distributed`); a step's time is the slowest rank's, the all-reduce's share the
 time rank 0 spends in the collectives (the meta-gradient's and the logged loss's) over its step.
 The 1-rank row is the same loop in one process, with no collective.
 """

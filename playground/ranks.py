@@ -4,7 +4,7 @@ torchrun starts N copies of the command with RANK, WORLD_SIZE, LOCAL_RANK and th
 address in their environment. Each joins one torch.distributed group (NCCL between GPUs, each rank
 on the GPU its LOCAL_RANK names; gloo on CPUs), runs the same scenario with the same config, and a
 scenario that declares `data_parallel` splits its work across them (the MAML family: each rank
-its share of every meta-batch, `metalearn.maml.distributed`). Rank 0 alone writes the run
+its share of every meta-batch, `metalearn.distributed`). Rank 0 alone writes the run
 directory; the others write into a temporary directory of their own, deleted when they end. A
 collective that waits longer than PLAYGROUND_COLLECTIVE_TIMEOUT seconds (default 300: a rank that
 died or hangs) fails the run on every rank that waits.

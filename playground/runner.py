@@ -248,9 +248,12 @@ def execute(
         raise
     size = world_size()
     if size > 1 and not scenario.data_parallel:
+        from playground.scenarios import SCENARIOS
+
+        splitting = ", ".join(name for name, s in SCENARIOS.items() if s.data_parallel)
         raise BadInput(
             f"scenario {scenario.name!r} runs in one process; valid under torchrun (WORLD_SIZE={size}): "
-            "a scenario that splits its work across processes (maml)"
+            f"a scenario that splits its work across processes ({splitting})"
         )
     in_place = scenario.checkpoint is not None and resumes_in_place(config.resume, directory)
     with process_group(device) as (rank, device), ExitStack() as stack:

@@ -2,6 +2,8 @@
 
 Each step draws `batch` new prompts (or prompts from the finite task pool), as in von Oswald et
 al. (2023) and Garg et al. (2022). A non-finite loss stops training and is reported, not raised.
+In a torch.distributed group of several ranks each trains on its share of every batch and the
+gradients are all-reduced (`metalearn.distributed`): every rank holds the same weights.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from metalearn.distributed import AllReducedOptimizer, reduced, share, world
 from metalearn.icl.data import TaskDistribution
 from reporting import History, Log, Progress, no_log, no_progress
 
@@ -56,6 +59,9 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
+    rank, size = world()
+    if size > 1:
+        optimizer = AllReducedOptimizer(optimizer)
     last_finite = dict(last_finite or {})
     history = History(then=log)
 
@@ -65,8 +71,11 @@ def train(
         last_finite.update((key, v) for key, v in metrics.items() if math.isfinite(v))
 
     for step in progress(range(start + 1, steps + 1), total=steps - start, desc="icl"):
-        loss = model.loss(tasks.sample(batch, generator).to(device))
-        value = loss.item()
+        prompts = tasks.sample(batch, generator)
+        if size > 1:
+            prompts, optimizer.weight = share(prompts, rank, size, "batch")
+        loss = model.loss(prompts.to(device))
+        value = loss.item() if size == 1 else reduced(loss.detach(), optimizer.weight)
         if not math.isfinite(value):
             history(step, {"loss/train": value})
             return TrainResult(step, step, last_finite, history)

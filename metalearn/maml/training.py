@@ -13,7 +13,7 @@ A meta-loss that is not finite ends the run: `diverged_step` is that iteration.
 
 In a torch.distributed process group of several ranks (`torchrun`), every rank calls this with the
 same arguments: each takes its share of every meta-batch and the meta-gradients are all-reduced
-before each step (`metalearn.maml.distributed`; the learners' optimisers are wrapped for it), so
+before each step (`metalearn.distributed`; the learners' optimisers are wrapped for it), so
 every rank holds the same parameters and logs the meta-batch's loss.
 """
 
@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from metalearn.distributed import AllReducedOptimizer, reduced, share, world
 from metalearn.fewshot.tasks import TaskFamily, Tasks
-from metalearn.maml.distributed import AllReducedOptimizer, reduced, share, world
 from metalearn.maml.learners import MetaLearner
 from reporting import History, Log, Progress, no_log, no_progress
 

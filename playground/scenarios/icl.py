@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from metalearn import icl
+from metalearn.distributed import check_same
 from playground.config import check_bounds, option_defaults, refuse_untaken
 from playground.resources import check_memory
 from playground.rundir import CHECKPOINT, check_resume, diverged
@@ -190,6 +191,7 @@ def run(config: IclConfig, run) -> dict:
         history.extend(state["history"])
 
     def checkpoint(step: int, last_finite: dict, optimizer_state: dict) -> None:
+        check_same(list(model.parameters()))  # under torchrun, every rank must hold rank 0's weights
         saved = {
             "model": model.state_dict(),
             "generator": generator.get_state(),
@@ -384,6 +386,7 @@ SCENARIO = Scenario(
     check=check,
     sizes=("batch", "eval_tasks", "context", "dim", "layers", "width"),
     checkpoint=Checkpoint(budget="steps", also=("eval_every", "plots")),
+    data_parallel=True,
     demo=(
         {
             "label": "lsa-1-vs-gd",

@@ -33,6 +33,7 @@ from dataclasses import dataclass, fields
 import torch
 
 import metalearn
+from metalearn.distributed import check_same
 from metalearn.fewshot import (
     TASK_FAMILIES,
     ImageTasks,
@@ -50,7 +51,6 @@ from metalearn.maml import (
     learn2learn_installed,
     meta_train,
 )
-from metalearn.maml.distributed import check_same
 from playground.config import check_bounds, option_defaults, refuse_untaken
 from playground.devices import resolve_device
 from playground.errors import BadInput

@@ -1,25 +1,28 @@
-"""Data-parallel meta-training over the processes of a torch.distributed group (`torchrun`).
+"""Data-parallel training over the processes of a torch.distributed group (`torchrun`): MAML's
+meta-batches of tasks (`metalearn.maml.meta_train`) and in-context prompts (`metalearn.icl.train`).
 
-Every rank draws the whole meta-batch of T tasks from the same seeded generator and keeps its
-share: rank r of W takes tasks ⌊rT/W⌋ .. ⌊(r+1)T/W⌋ − 1, n_r of them, so the shares are disjoint
-and their union is the meta-batch one process would train on. A learner's meta-gradient g_r is a
-mean over its tasks, so the meta-batch's is Σ_r (n_r/T)·g_r: each rank scales its gradient by
-n_r/T and the sum is all-reduced before the meta-optimiser's step, which then makes the same update
-from the same state on every rank. Uneven shares are weighted this way, not refused; a meta-batch
-smaller than the group, which would leave a rank with no task, is refused. The meta-loss a rank
-reports is reduced the same way, so every rank sees the meta-batch's loss (and stops together
-where it is not finite). DistributedDataParallel does not fit here: the inner loop differentiates
-the model per task, and the meta-gradient exists only after the outer backward pass; learn2learn's
-distributed example reduces the meta-gradient the same way.
+Every rank draws the whole batch of T tasks (or prompts) from the same seeded generator and keeps
+its share: rank r of W takes items ⌊rT/W⌋ .. ⌊(r+1)T/W⌋ − 1, n_r of them, so the shares are
+disjoint and their union is the batch one process would train on. A loss is a mean over its items,
+so the batch's gradient is Σ_r (n_r/T)·g_r: each rank scales its gradient by n_r/T and the sum is
+all-reduced before the optimiser's step, which then makes the same update from the same state on
+every rank. Uneven shares are weighted this way, not refused; a batch smaller than the group,
+which would leave a rank with nothing, is refused. The loss a rank reports is reduced the same
+way, so every rank sees the batch's loss (and stops together where it is not finite).
+DistributedDataParallel does not fit MAML: the inner loop differentiates the model per task, and
+the meta-gradient exists only after the outer backward pass; learn2learn's distributed example
+reduces the meta-gradient the same way.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-from metalearn.fewshot.tasks import Tasks
+Batch = TypeVar("Batch", bound=NamedTuple)  # tensors whose first dimension indexes the items
 
 
 def world() -> tuple[int, int]:
@@ -29,13 +32,13 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def share(tasks: Tasks, rank: int, size: int) -> tuple[Tasks, float]:
-    """Rank `rank`'s tasks of the meta-batch and their weight n_r/T."""
-    total = tasks.support_x.shape[0]
+def share(batch: Batch, rank: int, size: int, name: str = "meta_batch") -> tuple[Batch, float]:
+    """Rank `rank`'s items of `batch` (`name` is the option that sizes it) and their weight n_r/T."""
+    total = batch[0].shape[0]
     if total < size:
-        raise ValueError(f"meta_batch={total} across {size} processes; valid: meta_batch >= {size}")
+        raise ValueError(f"{name}={total} across {size} processes; valid: {name} >= {size}")
     lo, hi = rank * total // size, (rank + 1) * total // size
-    return Tasks(*(t[lo:hi] for t in tasks)), (hi - lo) / total
+    return type(batch)(*(t[lo:hi] for t in batch)), (hi - lo) / total
 
 
 def reduced(value: torch.Tensor | float, weight: float) -> float:
