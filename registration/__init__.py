@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+__all__ = ["Option", "Registry", "factory_keywords", "factory_options", "text_type"]
+
 _REQUIRED = inspect.Parameter.empty
 _SCALARS = (bool, int, float, str, Path)  # the types text is read as, one item at a time
 

@@ -74,6 +74,8 @@ def drop_stale_copies() -> None:
     """Delete mutmut's copies of the tests and of `also_copy`: it copies them anew on every run
     but never deletes, so a module or test removed since would linger in mutants/ (a renamed
     module's old file, found by a test that walks its package, fails the first, traced run)."""
+    if not (REPO / "mutants").is_dir():
+        return
     settings = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mutmut"]
     for name in ["tests", *settings.get("also_copy", [])]:
         copy = REPO / "mutants" / name
