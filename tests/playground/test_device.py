@@ -1,9 +1,11 @@
 """The `device` option across scenarios, benchmarks and `make gpu-check`, as far as a CPU can tell.
 
 What only a GPU can show (runs on CUDA, engine equality there, CUDA graphs) is `make gpu-check`;
-its test below runs the same script on the CPU.
+its test below runs the same script's checks on the CPU, in this process (the script's refusal
+without a GPU runs as the command itself).
 """
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -20,21 +22,41 @@ REPO = Path(__file__).parents[2]
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
 
 
-def run(*args, timeout=120):
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+def load_gpu_check():
+    """tools/gpu_check.py as a module (tools/ is no package)."""
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "tools" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    return gpu_check
+
+
+GPU_COMMANDS = {
+    "benchmarks maml": ["-m", "benchmarks", "maml", "--device", "cuda"],
+    "benchmarks games icl": ["-m", "benchmarks", "games", "icl", "--device", "cuda"],
+    "gpu check": ["tools/gpu_check.py"],
+}
+
+
+@pytest.fixture(scope="module")
+def gpu_commands():
+    """Each of GPU_COMMANDS run as its own process, all at once: {name: CompletedProcess}."""
+    started = {
+        name: subprocess.Popen(
+            [sys.executable, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for name, args in GPU_COMMANDS.items()
+    }
+    done = {}
+    for name, process in started.items():
+        out, err = process.communicate(timeout=120)
+        done[name] = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    return done
 
 
 @no_gpu
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["-m", "benchmarks", "maml", "--device", "cuda"],
-        ["-m", "benchmarks", "games", "icl", "--device", "cuda"],
-        ["tools/gpu_check.py"],
-    ],
-)
-def test_gpu_commands_exit_2_with_one_line_without_a_gpu(command):
-    out = run(*command)
+@pytest.mark.parametrize("command", GPU_COMMANDS)
+def test_gpu_commands_exit_2_with_one_line_without_a_gpu(gpu_commands, command):
+    out = gpu_commands[command]
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1 and "sees no CUDA GPU" in out.stderr
     assert out.stdout == ""
@@ -88,11 +110,7 @@ def test_capture_is_refused_where_it_cannot_apply(overrides, message):
 
 
 def test_a_gpu_check_that_raises_is_a_fail_not_the_end():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "tools" / "gpu_check.py")
-    gpu_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_check)
+    gpu_check = load_gpu_check()
 
     def broken():
         raise RuntimeError("CUDA error: an illegal memory access\nsecond line")
@@ -102,11 +120,15 @@ def test_a_gpu_check_that_raises_is_a_fail_not_the_end():
     assert gpu_check.attempt("y", lambda: (True, "fine")) == ("y", True, "fine")
 
 
-def test_gpu_check_runs_on_the_cpu(tmp_path):
-    """`make gpu-check`'s script with `--device cpu --quick` (about 12 s on 2 shared cores)."""
+def test_gpu_check_runs_on_the_cpu(tmp_path, capsys):
+    """`make gpu-check`'s script with `--device cpu --quick` (about 15 s on 2 shared cores)."""
     report = tmp_path / "check.md"
-    out = run("tools/gpu_check.py", "--device", "cpu", "--quick", "--out", report, timeout=600)
-    assert out.returncode == 0, out.stdout + out.stderr
+    threads = torch.get_num_threads()
+    try:
+        status = load_gpu_check().main(["--device", "cpu", "--quick", "--out", str(report)])
+    finally:
+        torch.set_num_threads(threads)  # the script sets one thread for its CPU checks
+    assert status == 0, capsys.readouterr()
     text = report.read_text()
     assert "| FAIL |" not in text and text.count("| PASS |") >= 10
     checks = (

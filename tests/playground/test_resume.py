@@ -9,6 +9,7 @@ import pytest
 import torch
 from test_scenario_metarl import TINY
 
+from playground.cli import main
 from playground.config import build_config
 from playground.errors import BadInput
 from playground.rundir import CHECKPOINT, METRICS
@@ -140,11 +141,13 @@ def test_resume_names_a_directory_holding_a_checkpoint(scenario, tmp_path):
         build_config(scenario.config, {"resume": str(tmp_path)})
 
 
-def test_a_scenario_that_declares_no_checkpoint_refuses_resume(cli, tmp_path):
-    out = cli("run", "game", f"resume={tmp_path}", "--out", "r")
-    assert out.returncode == 2 and out.stderr.count("\n") == 1
+def test_a_scenario_that_declares_no_checkpoint_refuses_resume(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "game", f"resume={tmp_path}", "--out", "r"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
     message = "scenario 'game' declares no checkpoint, so it takes no resume=; valid: resume= with maml"
-    assert message in out.stderr
+    assert message in err
     assert not (tmp_path / "r").exists()
 
 
@@ -159,8 +162,6 @@ def test_a_checkpoint_declaration_needs_its_options():
 
 def test_a_refused_resume_in_place_leaves_every_file_as_it_was(tmp_path, monkeypatch, capsys):
     """Refused before the run directory is touched: the finished run's summary and config stay."""
-    from playground.cli import main
-
     monkeypatch.chdir(tmp_path)
     options = {**ICL, "plots": "false", "steps": 10}
 

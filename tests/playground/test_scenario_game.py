@@ -12,20 +12,10 @@ def read_rows(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_run_logs_every_step_and_reports_the_rates(cli, tmp_path):
+def test_run_logs_every_step_and_reports_the_rates(tmp_path):
     """Extragradient on xy: every step shrinks ‖z‖ by √(1 − η² + η⁴), predicted and measured."""
-    out = cli(
-        "run",
-        "game",
-        "game=bilinear",
-        "dynamics=extragradient",
-        "lr=0.3",
-        "steps=20",
-        "init=1,0.5",
-        "--out",
-        "r",
-    )
-    assert out.returncode == 0, out.stderr
+    options = ["game=bilinear", "dynamics=extragradient", "lr=0.3", "steps=20", "init=1,0.5"]
+    assert main(["run", "game", *options, "--out", str(tmp_path / "r")]) == 0
     run = tmp_path / "r"
     rows = read_rows(run / "metrics.jsonl")
     assert [r["step"] for r in rows] == list(range(21))
@@ -165,15 +155,17 @@ def test_every_factory_keyword_is_an_option(toy, tmp_path, monkeypatch, capsys):
     assert not list(tmp_path.iterdir())
 
 
-def test_factory_keywords_change_the_game_and_are_swept(cli, tmp_path):
+def test_factory_keywords_change_the_game_and_are_swept(tmp_path, capsys):
     """f = (μ/2)x² + xy − (μ/2)y²: H has eigenvalues μ ± i, so sim_gd contracts by |1 − ημ ± iη|."""
-    out = cli("sweep", "game", "game=quadratic", "game.mu=0.5,1", "lr=0.1", "steps=50", "--out", "s")
-    assert out.returncode == 0, out.stderr
+    grid = ["game=quadratic", "game.mu=0.5,1", "lr=0.1", "steps=50"]
+    assert main(["sweep", "game", *grid, "--out", str(tmp_path / "s")]) == 0
     for mu in (0.5, 1.0):
         name = f"game=quadratic,game.mu={mu:g},lr=0.1,steps=50"
         summary = json.loads((tmp_path / "s" / name / "summary.json").read_text())
         assert summary["rate/predicted"] == pytest.approx(abs(complex(1 - 0.1 * mu, 0.1)), rel=1e-12)
-    listing = cli("list").stdout
+    capsys.readouterr()
+    assert main(["list"]) == 0
+    listing = capsys.readouterr().out
     assert (
         "game.<keyword> with game=quadratic: dim (int, default 1), seed (int, default 0), "
         "mu (float, default 1.0)" in listing

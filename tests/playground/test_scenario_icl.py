@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import metalearn.icl
+from playground.cli import main
 from playground.config import build_config
 from playground.runner import execute
 from playground.scenarios import icl
@@ -28,10 +29,9 @@ def run_in_process(directory, **overrides):
     return execute(icl.SCENARIO, config, directory, progress=False)
 
 
-def test_cli_run_writes_summary_metrics_and_plots(cli, tmp_path):
-    out = cli("run", "icl", *(f"{k}={v}" for k, v in TINY.items()), "--out", "r")
-    assert out.returncode == 0, out.stderr
+def test_cli_run_writes_summary_metrics_and_plots(tmp_path):
     run = tmp_path / "r"
+    assert main(["run", "icl", *(f"{k}={v}" for k, v in TINY.items()), "--out", str(run)]) == 0
     summary = json.loads((run / "summary.json").read_text())
     for key in (
         "eval/loss",
@@ -60,11 +60,12 @@ def test_cli_run_writes_summary_metrics_and_plots(cli, tmp_path):
         assert (run / f"{name}.png").stat().st_size > 0, name
 
 
-def test_cli_unknown_model_exits_2_with_one_line(cli):
-    out = cli("run", "icl", "model=lstm")
-    assert out.returncode == 2
-    assert out.stderr.strip().count("\n") == 0
-    assert "unknown model 'lstm'; valid: lsa, lsa_gd, gpt" in out.stderr
+def test_cli_unknown_model_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "icl", "model=lstm"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0
+    assert "unknown model 'lstm'; valid: lsa, lsa_gd, gpt" in err
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from metalearn.maml import LEARN2LEARN_MISSING
+from playground.cli import main
 from playground.config import build_config
 from playground.errors import BadInput
 from playground.runner import execute
@@ -29,10 +30,9 @@ def run_in_process(directory, **overrides):
     return execute(maml.SCENARIO, config, directory, progress=False)
 
 
-def test_cli_run_writes_summary_plots_and_checkpoint(cli, tmp_path):
-    out = cli("run", "maml", *(f"{k}={v}" for k, v in TINY.items()), "--out", "r")
-    assert out.returncode == 0, out.stderr
+def test_cli_run_writes_summary_plots_and_checkpoint(tmp_path):
     run = tmp_path / "r"
+    assert main(["run", "maml", *(f"{k}={v}" for k, v in TINY.items()), "--out", str(run)]) == 0
     summary = json.loads((run / "summary.json").read_text())
     for key in ("pre_adapt_mse", "pre_adapt_mse_ci95", "post_adapt_mse", "post_adapt_mse_ci95"):
         assert summary[f"eval/{key}"] > 0, key
@@ -49,13 +49,12 @@ def test_cli_run_writes_summary_plots_and_checkpoint(cli, tmp_path):
     assert json.loads((run / "config.json").read_text())["config"]["shots"] == 10  # resolved default
 
 
-def test_cli_bad_algorithm_exits_2_with_one_line(cli):
-    out = cli("run", "maml", "algo=mamal")
-    assert out.returncode == 2
-    assert out.stderr.strip().count("\n") == 0
-    assert (
-        "unknown algo 'mamal'; valid: maml, fomaml, anil, metasgd, reptile, protonet, pretrain" in out.stderr
-    )
+def test_cli_bad_algorithm_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "maml", "algo=mamal"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0
+    assert "unknown algo 'mamal'; valid: maml, fomaml, anil, metasgd, reptile, protonet, pretrain" in err
 
 
 @pytest.mark.parametrize(

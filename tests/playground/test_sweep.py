@@ -70,10 +70,10 @@ def test_a_points_resources_are_checked_before_any_point_runs(here, capsys):
     assert list(here.iterdir()) == []  # no point ran, no directory made
 
 
-def test_a_successful_sweep_with_workers_says_only_its_summary(cli, tmp_path):
-    out = cli("sweep", "toy", "lr=0.1,0.2", "steps=2", "--workers", "2", "--out", "s")
+def test_a_successful_sweep_with_workers_says_only_its_summary(two_worker_sweep):
+    out = two_worker_sweep.done
     assert out.returncode == 0
-    assert out.stdout == "sweep: 2 runs (2 finished), table s/sweep.csv\n"
+    assert out.stdout == "sweep: 4 runs (4 finished), table parallel/sweep.csv\n"
     assert out.stderr == ""  # no "Exception ignored in atexit", no leaked-semaphore warning
 
 
@@ -83,16 +83,16 @@ def free_port():
         return s.getsockname()[1]  # closed on return: nothing listens there
 
 
-def test_a_ray_address_where_nothing_listens_fails_at_once(cli, tmp_path):
+def test_a_ray_address_where_nothing_listens_fails_at_once(here, capsys):
     pytest.importorskip("ray")
     address = f"127.0.0.1:{free_port()}"
     start = time.monotonic()
-    out = cli("sweep", "toy", "lr=0.1", "--launcher", "ray", "--address", address, "--out", "s", timeout=30)
-    assert out.returncode == 2 and time.monotonic() - start < 30
-    lines = out.stderr.strip().splitlines()
+    assert main(["sweep", "toy", "lr=0.1", "--launcher", "ray", "--address", address, "--out", "s"]) == 2
+    assert time.monotonic() - start < 30
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"playground: error: --address '{address}': no Ray cluster answers there (")
-    assert not (tmp_path / "s").exists()
+    assert not (here / "s").exists()
 
 
 @pytest.mark.parametrize("address", ["somehost", "somehost:port", "somehost:99999", ":6379", "somehost:²"])
