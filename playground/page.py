@@ -30,7 +30,7 @@ from pathlib import Path
 from playground import references
 from playground.errors import BadInput
 from playground.files import png_data_url, write_atomic
-from playground.plots import CI_SUFFIX, overlay_curves, scalar_keys
+from playground.plots import CI_SUFFIX, is_number, overlay_curves, scalar_keys
 from playground.provenance import label
 from playground.results import Result, load
 from playground.rundir import CONFIG, COST_KEYS, DIVERGED, FAILED, FINISHED
@@ -182,12 +182,19 @@ def _load(run: Path, base: Path) -> dict:
         "problems": list(result.problems),
         "metrics": result.metrics.rows,
         "plots": [path for path in result.figures.values() if path.exists()],
-        "known": {
-            ref.metric: ref
-            for ref in references.for_run(result.scenario, result.config)
-            if ref.resolve(result.config, result.summary) is not None
-        },
+        "known": _known(result),
     }
+
+
+def _known(result: Result) -> dict[str, tuple[references.Reference, float]]:
+    """The known answers that apply to a run, by metric, each with its value for this run (those
+    whose formula gives none here left out)."""
+    found = {}
+    for ref in references.for_run(result.scenario, result.config):
+        value = ref.resolve(result.config, result.summary)
+        if value is not None:
+            found[ref.metric] = (ref, value)
+    return found
 
 
 def headline(scenario: str, records: list[dict]) -> list[str]:
@@ -204,7 +211,7 @@ def headline(scenario: str, records: list[dict]) -> list[str]:
         k
         for r in records
         for k, v in r["summary"].items()
-        if _is_number(v) and k not in COST_KEYS and not k.endswith(CI_SUFFIX)
+        if is_number(v) and k not in COST_KEYS and not k.endswith(CI_SUFFIX)
     )
     return list(keys)[:_FALLBACK_METRICS]
 
@@ -214,7 +221,7 @@ def _section(scenario: str, anchor: str, records: list[dict]) -> str:
     metrics += [k for k in dict.fromkeys(k for r in records for k in r["known"]) if k not in metrics]
     varying = _differing_options(records)
     known = [k for k in metrics if any(k in r["known"] for r in records)]
-    sources = list(dict.fromkeys(r["known"][k].source for r in records for k in known if k in r["known"]))
+    sources = list(dict.fromkeys(r["known"][k][0].source for r in records for k in known if k in r["known"]))
     states = {label(r["versions"]) for r in records} - {""}
     header = ["run", *varying]
     for key in metrics:
@@ -249,11 +256,10 @@ def _row(r: dict, varying, metrics, known, sources, differs: bool, width: int) -
         value = references.metric_value(r["summary"], key)
         cells.append(_cell(value, _ci(r["summary"], key)))
         if key in known:
-            ref = r["known"].get(key)
-            if ref is None:
+            if key not in r["known"]:
                 cells.append("<td class='known'></td>")
                 continue
-            number = ref.resolve(r["config"], r["summary"])
+            ref, number = r["known"][key]
             note = sources.index(ref.source) + 1
             cells.append(
                 f"<td class='known' data-sort='{number!r}' title='{html.escape(ref.source)}'>"
@@ -319,10 +325,8 @@ def _overlays(scenario: str, records: list[dict], varying: list[str], metrics: l
 def _shared_references(group: list[dict]) -> dict[str, list[tuple[float, str]]]:
     """Known answers with the same value for every run of the group, by metric."""
     shared = {}
-    for key, ref in group[0]["known"].items():
-        values = {
-            r["known"][key].resolve(r["config"], r["summary"]) if key in r["known"] else None for r in group
-        }
+    for key, (ref, _) in group[0]["known"].items():
+        values = {r["known"][key][1] if key in r["known"] else None for r in group}
         if len(values) == 1 and None not in values:
             shared[key] = [(values.pop(), ref.source)]
     return shared
@@ -360,15 +364,15 @@ def _ci(summary: dict, metric: str) -> float | None:
 
 
 def _cell(value, ci=None) -> str:
-    sort = f" data-sort='{value!r}'" if _is_number(value) and math.isfinite(value) else ""
-    css = "" if _is_number(value) else " class='text'"
+    sort = f" data-sort='{value!r}'" if is_number(value) and math.isfinite(value) else ""
+    css = "" if is_number(value) else " class='text'"
     return f"<td{css}{sort}>{html.escape(_fmt(value, ci))}</td>"
 
 
 def _fmt(value, ci=None) -> str:
     """A number to the digits its 95% CI supports (the CI to two significant digits), else to four
     significant digits; lists and other values as text."""
-    if _is_number(ci) and _is_number(value) and math.isfinite(ci) and ci > 0 and math.isfinite(value):
+    if is_number(ci) and is_number(value) and math.isfinite(ci) and ci > 0 and math.isfinite(value):
         digits = max(0, 1 - math.floor(math.log10(ci)))
         return f"{value:.{digits}f} ± {ci:.{digits}f}"
     return _text(value)
@@ -393,10 +397,6 @@ def _text(value) -> str:
 def _breakable(name: str) -> str:
     """A metric's name that may wrap after its `/` and `_` (`eval/<wbr>post_<wbr>adapt_<wbr>mse`)."""
     return re.sub(r"([/_])", r"\1<wbr>", html.escape(name))
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _shrunk(png: bytes) -> bytes:

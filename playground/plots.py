@@ -18,7 +18,7 @@ def scalar_keys(rows: list[dict]) -> list[str]:
         k
         for row in rows
         for k, v in row.items()
-        if k != "step" and not k.endswith(CI_SUFFIX) and _is_number(v)
+        if k != "step" and not k.endswith(CI_SUFFIX) and is_number(v)
     )
     return sorted(keys, key=lambda k: ("/" not in k, k))
 
@@ -48,7 +48,7 @@ def overlay_curves(
             points = [
                 (r["step"], r[key], r.get(key + CI_SUFFIX))
                 for r in rows
-                if _is_number(r.get(key)) and math.isfinite(r[key])
+                if is_number(r.get(key)) and math.isfinite(r[key])
             ]
             if not points:
                 continue
@@ -61,7 +61,7 @@ def overlay_curves(
                 marker="o" if len(points) < 3 else None,
                 **styles[label],
             )
-            if all(_is_number(c) and math.isfinite(c) for c in cis):
+            if all(is_number(c) and math.isfinite(c) for c in cis):
                 low, high = [y - c for y, c in zip(ys, cis)], [y + c for y, c in zip(ys, cis)]
                 ax.fill_between(steps, low, high, color=line[0].get_color(), alpha=0.15, lw=0)
             values += ys
@@ -94,7 +94,8 @@ def _literal(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
+    """A real number (int or float, not bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
