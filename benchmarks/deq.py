@@ -6,8 +6,9 @@ evaluations by fixed-point iteration (tol = 0, so exactly K), then one backward 
 records only f(z*, x) and solves the adjoint by a 20-term Neumann series in the backward;
 `unrolled` records every iteration. Two measures: the bytes of the tensors autograd saves for the
 backward (counted with torch.autograd.graph.saved_tensors_hooks, each storage once: exact and
-deterministic), and the peak memory growth over forward and backward together (resident set on the
-CPU via /proc VmHWM, the caching allocator's peak on a GPU: benchmarks.timing.peak_memory), with
+deterministic), and the peak memory growth over forward and backward together (the peak of what
+torch's allocator hands out, from the profiler's record on the CPU, the caching allocator's on a
+GPU: benchmarks.timing.peak_memory), with
 the median time of forward plus backward. One torch thread on the CPU.
 """
 

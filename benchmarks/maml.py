@@ -55,7 +55,8 @@ def main(device: torch.device = CPU) -> str:
     intro = __doc__.split("\n\n")[1].replace("\n", " ")
     return (
         f"## MAML meta-training: functional vs learn2learn\n\n{intro}\n\n{markdown_table(header, rows)}\n\n"
-        f"### Drawing the tasks\n\n{_drawing(device)}"
+        f"### Drawing the tasks\n\n{_drawing(device)}\n\n"
+        f"### Memory bounded by chunks of the meta-batch\n\n{_chunked(device)}"
     )
 
 
@@ -79,7 +80,8 @@ def _gpu_section(device: torch.device) -> str:
         f"{intro}\n\n{markdown_table(header, rows)}\n\n"
         "### The meta-step captured\n\n"
         f"{captured}\n\n"
-        f"### Drawing the tasks\n\n{_drawing(device)}"
+        f"### Drawing the tasks\n\n{_drawing(device)}\n\n"
+        f"### Memory bounded by chunks of the meta-batch\n\n{_chunked(device)}"
     )
 
 
@@ -157,6 +159,59 @@ def _drawing(device: torch.device, meta_batch: int = 32) -> str:
             ]
         )
     return markdown_table(["case", "what", "time (ms)", "± (ms)", "tasks / s"], rows)
+
+
+def _chunked(
+    device: torch.device, meta_batch: int = 128, chunks=(64, 32, 16, 8), algos=("fomaml", "maml")
+) -> str:
+    """Peak memory and time of a warm meta-step on glyphs 5-way 1-shot (conv-4, 1 query per
+    class): learn2learn's per-task loop, the functional engine on the whole meta-batch, and the
+    functional engine `meta_batch_chunk` tasks at a time (the same meta-gradient up to summation
+    order). Under each algorithm, the largest chunk whose peak is at most learn2learn's."""
+    family = glyphs(ways=5, shots=1, queries=1)
+    model, tasks = _model_and_tasks(family, meta_batch, device)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2 if device.type == "cpu" else previous)
+    rows, verdicts = [], []
+    try:
+        for algo in algos:
+            variants = {"learn2learn": {"engine": "learn2learn"}, "functional": {"engine": "functional"}}
+            variants |= {f"functional, chunk {c}": {"meta_batch_chunk": c} for c in chunks}
+            steps_of = {}
+            for label, options in variants.items():
+                learner = make_learner(algo, copy.deepcopy(model), family.kind, inner_lr=0.4, **options)
+                steps_of[label] = lambda learner=learner: learner.meta_step(tasks)
+            memory = {}
+            for label, step in steps_of.items():
+                step()  # warm: Adam's moments exist, as in every later step
+                memory[label] = peak_memory(step, device) / 2**20
+            times = time_interleaved(steps_of, repeats=3, warmup=0)
+            baseline = summarize(times["learn2learn"])[0]
+            for label in variants:
+                median, spread = summarize(times[label])
+                rows.append(
+                    [f"{algo}, batch {meta_batch}", label, median, spread, baseline / median, memory[label]]
+                )
+            within = [c for c in chunks if memory[f"functional, chunk {c}"] <= memory["learn2learn"]]
+            verdicts.append(_within(algo, memory, times, within))
+    finally:
+        torch.set_num_threads(previous)
+    header = ["case", "engine", "step (s)", "± (s)", "speed-up", "peak memory growth (MiB)"]
+    intro = " ".join(_chunked.__doc__.split())
+    return f"{intro}\n\n{markdown_table(header, rows)}\n\n" + "\n".join(verdicts)
+
+
+def _within(algo: str, memory: dict[str, float], times: dict[str, list[float]], within: list[int]) -> str:
+    """The line naming the largest chunk whose peak is at most learn2learn's, with its speed."""
+    theirs = memory["learn2learn"]
+    if not within:
+        return f"- {algo}: no chunk tried peaks at or under learn2learn's {theirs:.4g} MiB."
+    best = f"functional, chunk {max(within)}"
+    speed = summarize(times["learn2learn"])[0] / summarize(times[best])[0]
+    return (
+        f"- {algo}: chunks of {max(within)} tasks peak at {memory[best]:.4g} MiB against learn2learn's "
+        f"{theirs:.4g} MiB, at {speed:.3g}× its speed."
+    )
 
 
 def _model_and_tasks(family, meta_batch: int, device: torch.device) -> tuple[torch.nn.Module, Tasks]:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import gc
+import json
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 CPU = torch.device("cpu")
 
@@ -40,8 +44,10 @@ def time_interleaved(
 
 
 def peak_memory(fn: Callable[[], object], device: torch.device = CPU) -> int:
-    """Peak memory growth in bytes during `fn()`: resident memory on the CPU (Linux: resets VmHWM
-    via clear_refs), the CUDA caching allocator's peak on a GPU."""
+    """Peak growth in bytes of the memory torch's allocator hands out during `fn()`: the CUDA
+    caching allocator's peak on a GPU; on the CPU, the highest running total of the allocations
+    and frees torch's profiler records (`profile_memory`), counted from the first one it sees. Not
+    the process's resident memory, which memory freed earlier and kept by the C library hides."""
     gc.collect()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -50,19 +56,17 @@ def peak_memory(fn: Callable[[], object], device: torch.device = CPU) -> int:
         fn()
         torch.cuda.synchronize(device)
         return max(torch.cuda.max_memory_allocated(device) - before, 0)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before = _status_bytes("VmRSS")
-    fn()
-    return max(_status_bytes("VmHWM") - before, 0)
-
-
-def _status_bytes(key: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise KeyError(key)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    with tempfile.TemporaryDirectory() as folder:
+        trace = Path(folder) / "trace.json"
+        prof.export_chrome_trace(str(trace))
+        events = json.loads(trace.read_text())["traceEvents"]
+    totals = [e["args"] for e in events if e.get("name") == "[memory]" and e["args"]["Device Type"] == 0]
+    if not totals:
+        return 0
+    before = totals[0]["Total Allocated"] - totals[0]["Bytes"]
+    return max(max(t["Total Allocated"] for t in totals) - before, 0)
 
 
 def summarize(times: list[float]) -> tuple[float, float]:

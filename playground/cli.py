@@ -7,8 +7,8 @@ one line on stderr, found before the run directory is touched, so nothing runs a
 changes; 1 a bug (ours, or in a user's game, factory or scenario: any exception, or a SystemExit
 of any code, while the config is built, checked or run), with its traceback, after the run
 directory got its summary with status failed, or a run out of memory, with one line naming the
-settings to lower; 128 + the signal's number after Ctrl-C (130) or SIGTERM (143), what was
-logged kept. Heavy modules are imported inside `main`, so Ctrl-C during start-up stops cleanly too.
+settings to lower, or a sweep with a point that failed or that nothing ran to its end; 128 + the
+signal's number after Ctrl-C (130) or SIGTERM (143), what was logged kept. Heavy modules are imported inside `main`, so Ctrl-C during start-up stops cleanly too.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from playground.errors import BadInput, Interrupted, OutOfMemory, UserExit
-from playground.rundir import COST_KEYS, DIVERGED, FAILED, run_status
+from playground.rundir import COST_KEYS, DIVERGED, FINISHED, run_status
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -142,7 +142,8 @@ def _sweep(args, argv) -> int:
     counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
     shown = ", ".join(f"{n} {s}" for s, n in counts.items())
     print(f"sweep: {len(statuses)} runs ({shown}), table {done.table}")
-    return EXIT_FAILED if FAILED in statuses else 0
+    # a point that failed, or that no process ran to its end (a worker killed, say), fails the sweep
+    return 0 if all(status in (FINISHED, DIVERGED) for status in statuses) else EXIT_FAILED
 
 
 def _report(args, argv) -> int:

@@ -119,7 +119,8 @@ def run_sweep(
         stack.enter_context(claim(out, overwrite=overwrite, keep=not overwrite, what=SWEEP))
         directories = [out / run_name(point) for point in points]
         spec = spec or scenario.name
-        todo = [(spec, p, str(d)) for p, d in zip(points, directories) if status(d) not in DONE]
+        # absolute: a point may run in another process, on another node, in another directory
+        todo = [(spec, p, str(d.absolute())) for p, d in zip(points, directories) if status(d) not in DONE]
         try:
             if launcher == "ray":
                 _check_nodes(out, cpus_per_point, gpus_per_point)
@@ -308,6 +309,12 @@ def _ray_session(address: str | None) -> Iterator[None]:
         handler = signal.getsignal(signal.SIGTERM)
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        except ConnectionError as error:  # it answers, yet Ray cannot join: a token, most often
+            raise BadInput(
+                f"--address {address!r}: Ray could not join the cluster there ({error}); a cluster that "
+                "asks for a token (Ray 2.59 on turns it on for `ray start --head`) is joined with "
+                "RAY_AUTH_MODE=token set here, and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+            ) from None
         finally:  # ray.init installs its own, which would end the sweep without recording it
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, handler)

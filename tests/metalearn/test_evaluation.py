@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from benchmarks.timing import peak_memory
 from metalearn import Sine, evaluate, make_learner, mean_ci95
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -93,3 +94,25 @@ def test_every_output_of_the_vmapped_curve_depends_on_the_task(kind, monkeypatch
         family.sample("test", 3, torch.Generator().manual_seed(1)), 2
     )
     assert losses.shape == (3, 3) and (accuracies is None) == (kind == "regression")
+
+
+def test_evaluation_memory_does_not_grow_with_the_number_of_tasks_beyond_the_tasks_themselves():
+    """Chunks of 20 tasks adapted under no_grad: 200 tasks peak no higher than 40 do, but for the
+    160 more tasks drawn up front; the whole 200 at once (one chunk) peaks far higher, so the
+    measure (the allocator's peak, from torch's profiler) sees what chunking saves."""
+    family = Sine(10, 10)
+    learner = make_learner("maml", family.make_model(torch.Generator().manual_seed(0)), "regression")
+
+    def peak(n_tasks, chunk):
+        generator = torch.Generator().manual_seed(1)
+        return peak_memory(
+            lambda: evaluate(learner, family, n_tasks=n_tasks, steps=5, generator=generator, chunk=chunk)
+        )
+
+    tasks = family.sample("test", 160, torch.Generator().manual_seed(1))
+    drawn = sum(t.numel() * t.element_size() for t in tasks)  # the 160 tasks more
+    kept = 160 * 6 * 4  # and their results: a float32 loss after 0..5 steps each
+    small, large = peak(40, 20), peak(200, 20)
+    assert small > 0
+    assert large <= small + drawn + kept
+    assert peak(200, 200) > 3 * small

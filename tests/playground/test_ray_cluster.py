@@ -1,8 +1,16 @@
 """Sweeps on a Ray cluster of two nodes on this machine (`ray.cluster_utils.Cluster`): a head with
 no CPUs, so every point runs on the other node; requests no node can meet refused before anything
-is written; nodes that do not see the sweep directory or run other code named."""
+is written; nodes that do not see the sweep directory or run other code named; Ctrl-C cancels the
+remote points, which record themselves interrupted, and a re-run redoes only those."""
+
+import csv
+import os
+import signal
+import threading
+import time
 
 import pytest
+from child_env import cli_env
 
 from playground.cli import main
 from playground.sweeps import differences
@@ -14,9 +22,12 @@ ray = pytest.importorskip("ray")
 def address():
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-    cluster.add_node(num_cpus=2)
-    cluster.wait_for_nodes()
+    with pytest.MonkeyPatch.context() as patch:  # the nodes' workers find the toy scenario
+        for name, value in cli_env().items():
+            patch.setenv(name, value)
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+        cluster.add_node(num_cpus=2)
+        cluster.wait_for_nodes()
     yield cluster.address
     ray.shutdown()
     cluster.shutdown()
@@ -108,3 +119,50 @@ HERE = {
 def test_a_node_that_differs_is_named_with_what_differs(there, said):
     here = HERE | {"playground_commit": "a" * 40}
     assert differences(here | {"host": "b"} | there, here) == said
+
+
+def test_ctrl_c_cancels_the_remote_points_and_a_rerun_redoes_only_those(address, toy, tmp_path, capsys):
+    out = tmp_path / "s"
+    args = [
+        "sweep",
+        "toy",
+        "steps=1,100",
+        "seed=1,2",
+        "pause=0.05",
+        "--launcher",
+        "ray",
+        "--address",
+        address,
+    ]
+    args += ["--out", str(out)]
+    running = [out / f"steps=100,seed={seed},pause=0.05" for seed in (1, 2)]
+
+    def ctrl_c_once_both_long_points_log():
+        deadline = time.time() + 120
+        while time.time() < deadline and not all((d / "metrics.jsonl").exists() for d in running):
+            time.sleep(0.1)
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=ctrl_c_once_both_long_points_log, daemon=True).start()
+    assert main(args) == 130
+    with open(out / "sweep.csv") as table:
+        statuses = {row["run"]: row["status"] for row in csv.DictReader(table)}
+    assert statuses == {
+        "steps=1,seed=1,pause=0.05": "finished",
+        "steps=1,seed=2,pause=0.05": "finished",
+        "steps=100,seed=1,pause=0.05": "interrupted",
+        "steps=100,seed=2,pause=0.05": "interrupted",
+    }
+    logged = {d: (d / "metrics.jsonl").read_text() for d in running}
+    time.sleep(1.0)
+    assert {d: (d / "metrics.jsonl").read_text() for d in running} == logged  # cancelled: nothing runs on
+    assert all(0 < len(text.splitlines()) < 101 for text in logged.values())
+    finished = {
+        name: (out / name / "summary.json").stat().st_mtime_ns
+        for name in ("steps=1,seed=1,pause=0.05", "steps=1,seed=2,pause=0.05")
+    }
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "sweep: 4 runs (4 finished)" in capsys.readouterr().out
+    assert {name: (out / name / "summary.json").stat().st_mtime_ns for name in finished} == finished

@@ -95,6 +95,37 @@ def test_a_ray_address_where_nothing_listens_fails_at_once(here, capsys):
     assert not (here / "s").exists()
 
 
+def test_a_ray_cluster_that_answers_but_cannot_be_joined_is_refused_in_one_line(here, capsys, monkeypatch):
+    ray = pytest.importorskip("ray")
+
+    def refused(**options):  # what ray.init raises after its retries, at a cluster that asks for a token
+        raise ConnectionError("Failed to connect to Ray cluster at 192.0.2.2:6379")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refused)
+    with socket.socket() as head:  # something answers there
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        address = f"127.0.0.1:{head.getsockname()[1]}"
+        assert main(["sweep", "toy", "lr=0.1", "--launcher", "ray", "--address", address, "--out", "s"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        f"playground: error: --address '{address}': Ray could not join the cluster there (Failed to connect "
+        "to Ray cluster at 192.0.2.2:6379); a cluster that asks for a token (Ray 2.59 on turns it on for "
+        "`ray start --head`) is joined with RAY_AUTH_MODE=token set here, and its token in "
+        "~/.ray/auth_token or RAY_AUTH_TOKEN"
+    ]
+    assert not (here / "s").exists()
+
+
+def test_a_sweep_with_a_point_nothing_ran_to_its_end_exits_1(here, monkeypatch, capsys):
+    from playground import sweeps
+
+    monkeypatch.setattr(sweeps, "run_point", lambda *job: "not run")  # its process killed, say
+    assert main(["sweep", "toy", "lr=0.1,0.2", "steps=2", "--out", "s"]) == 1
+    assert "sweep: 2 runs (2 not run)" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("address", ["somehost", "somehost:port", "somehost:99999", ":6379", "somehost:²"])
 def test_a_ray_address_that_is_not_host_port_is_refused(here, capsys, address):
     pytest.importorskip("ray")
