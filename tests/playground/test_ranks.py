@@ -86,10 +86,12 @@ def test_a_scenario_that_runs_in_one_process_is_refused_under_torchrun(monkeypat
     assert not (tmp_path / "g").exists()
 
 
-def test_a_killed_rank_stops_the_run_which_keeps_its_log_and_resumes(tmp_path):
+@pytest.mark.parametrize("stop", ["rank 1 killed", "ctrl-c"])
+def test_a_killed_rank_stops_the_run_which_keeps_its_log_and_resumes(tmp_path, stop):
     """SIGKILL to rank 1: rank 0 stops (its collective fails, or torchrun ends it), its run recorded
-    as failed or interrupted with its metrics and checkpoint kept; no process is left; one process
-    resumes it to the end."""
+    as failed or interrupted; Ctrl-C at the terminal (SIGINT to torchrun and its ranks): recorded as
+    interrupted. Either way the metrics and checkpoint are kept, no process is left, and one
+    process resumes the run to the end."""
     options = ["maml", "iterations=3000", "eval_every=0", "eval_tasks=20", "checkpoint_every=20"]
     launcher = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
     torchrun = subprocess.Popen(
@@ -98,17 +100,24 @@ def test_a_killed_rank_stops_the_run_which_keeps_its_log_and_resumes(tmp_path):
         env=cli_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a terminal's Ctrl-C reaches the whole foreground process group
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not (tmp_path / "run" / "checkpoint.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     ranks = subprocess.run(["pgrep", "-P", str(torchrun.pid)], capture_output=True, text=True).stdout.split()
     assert len(ranks) == 2 and (tmp_path / "run" / "checkpoint.pt").exists()
-    os.kill(int(ranks[1]), signal.SIGKILL)
+    if stop == "ctrl-c":
+        os.killpg(torchrun.pid, signal.SIGINT)
+    else:
+        os.kill(int(ranks[1]), signal.SIGKILL)
     assert torchrun.wait(timeout=120) != 0
     assert all(subprocess.run(["kill", "-0", pid], capture_output=True).returncode != 0 for pid in ranks)
+    assert subprocess.run(["pgrep", "-s", str(torchrun.pid)], capture_output=True).stdout == b""  # none left
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["status"] in ("interrupted", "failed") and summary["last_logged"]["step"] >= 20
+    recorded = ("interrupted",) if stop == "ctrl-c" else ("interrupted", "failed")
+    assert summary["status"] in recorded and summary["last_logged"]["step"] >= 20
     logged = losses(tmp_path / "run")
     playground(tmp_path, *options[:1], "iterations=100", *options[2:], "resume=run", "--out", "run")
     resumed = losses(tmp_path / "run")
