@@ -15,7 +15,8 @@ prints PASS or FAIL with its numbers; the exit status is 1 if any failed. The ch
    `autograd.grad(create_graph=True)` loop) on conv-4 in float64 on the device, for maml, fomaml,
    anil and metasgd: relative error, by norm over all parameters, at most 1e-5.
 3. capture: 100 steps of sine MAML (K = 10, meta-batch 25) captured (`compile`; `cuda_graph` on a
-   GPU) and eager: losses and final weights agree within 1e-5.
+   GPU), whole and in chunks of 10 tasks (`meta_batch_chunk`), and eager: losses and final weights
+   agree within 1e-5.
 4. training: sine MAML through the scenario, eager and (on a GPU) from a CUDA graph; wall time,
    time per iteration, the 70,000-iteration recipe's projected time, and the test MSE.
 
@@ -243,10 +244,13 @@ def check_engines(device: torch.device, quick: bool) -> list[Check]:
     ] + [attempt("tasks: glyph-like tasks gathered on the device equal those drawn on the CPU", same_tasks)]
 
 
-def training_curve(capture: str, device: torch.device, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+def training_curve(
+    capture: str, device: torch.device, steps: int, chunk: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     family = Sine(10, 10)
     g = torch.Generator().manual_seed(0)
-    learner = make_learner("maml", family.make_model(g).to(device), "regression", capture=capture)
+    model = family.make_model(g).to(device)
+    learner = make_learner("maml", model, "regression", capture=capture, meta_batch_chunk=chunk)
     losses = [
         learner.meta_step(Tasks(*(t.to(device) for t in family.sample("train", 25, g)))) for _ in range(steps)
     ]
@@ -265,8 +269,8 @@ def check_capture(device: torch.device, quick: bool) -> list[Check]:
         ]
     eager_losses, eager_weights = training_curve("none", device, 100)
 
-    def compare(capture: str) -> tuple[bool, str]:
-        losses, weights = training_curve(capture, device, 100)
+    def compare(capture: str, chunk: int | None) -> tuple[bool, str]:
+        losses, weights = training_curve(capture, device, 100, chunk)
         loss_gap = float((losses - eager_losses).abs().max())
         weight_gap = float((weights - eager_weights).abs().max())
         return (
@@ -275,8 +279,12 @@ def check_capture(device: torch.device, quick: bool) -> list[Check]:
         )
 
     return [
-        attempt(f"capture: {capture} vs eager, 100 sine MAML steps", lambda capture=capture: compare(capture))
+        attempt(
+            f"capture: {capture}{f', chunks of {chunk},' if chunk else ''} vs eager, 100 sine MAML steps",
+            lambda capture=capture, chunk=chunk: compare(capture, chunk),
+        )
         for capture in captures
+        for chunk in (None, 10)  # meta_batch_chunk: three meta-losses (10, 10, 5 tasks) in one step
     ]
 
 
