@@ -8,7 +8,9 @@ changes; 1 a bug (ours, or in a user's game, factory or scenario: any exception,
 of any code, while the config is built, checked or run), with its traceback, after the run
 directory got its summary with status failed, or a run out of memory, with one line naming the
 settings to lower, or a sweep with a point that failed or that nothing ran to its end; 128 + the
-signal's number after Ctrl-C (130) or SIGTERM (143), what was logged kept. Heavy modules are imported inside `main`, so Ctrl-C during start-up stops cleanly too.
+signal's number after Ctrl-C (130) or SIGTERM (143), what was logged kept. Heavy modules are
+imported inside `main`, so Ctrl-C during start-up stops cleanly too. `run --nproc N` hands the run
+to torchrun, whose own exit status (1 when a rank failed) it then returns.
 """
 
 from __future__ import annotations
@@ -44,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("overrides", nargs="*", metavar="key=value")
     run.add_argument("--out", type=Path, help="run directory (default runs/SCENARIO/<timestamp>)")
     run.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    run.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        help="processes, data-parallel (maml, icl): torchrun's --nproc_per_node",
+    )
 
     sweep = commands.add_parser("sweep", help="a grid: playground sweep SCENARIO key=a,b,c ...")
     sweep.add_argument("scenario")
@@ -116,10 +124,45 @@ def _run(args, argv) -> int:
 
     scenario = get_scenario(args.scenario)
     overrides = parse_overrides(args.overrides)
+    if args.nproc is not None and args.nproc != 1:
+        return _launch(args, scenario, overrides)
     result = run_overrides(scenario, overrides, args.out, args.overwrite, command=["playground", *argv])
     if rank() == 0:  # under torchrun, rank 0 wrote the run
         print(f"{result.dir}: {_headline(result.summary)}")
     return 0
+
+
+def _launch(args, scenario, overrides) -> int:
+    """`playground run --nproc N ...` becomes `torchrun --standalone --nproc_per_node N -m
+    playground run ...` (this process replaced by it), once the scenario, the options and what
+    they need are checked here, so that bad input is one line rather than one per rank."""
+    import os
+
+    from playground.config import build_config
+    from playground.ranks import world_size
+    from playground.runner import check
+    from playground.scenarios import SCENARIOS
+
+    if args.nproc < 1:
+        raise BadInput(
+            f"--nproc {args.nproc}; valid: a whole number >= 1 (processes, one per GPU or CPU slot)"
+        )
+    if world_size() > 1:
+        raise BadInput("--nproc under torchrun; valid: one or the other")
+    if not scenario.data_parallel:
+        splitting = ", ".join(name for name, s in SCENARIOS.items() if s.data_parallel)
+        raise BadInput(
+            f"--nproc {args.nproc} with scenario {scenario.name!r}, which runs in one process; "
+            f"valid: a scenario that splits its work across processes ({splitting})"
+        )
+    check(scenario, build_config(scenario.config, overrides))
+    command = ["run", args.scenario, *args.overrides]
+    command += (["--out", str(args.out)] if args.out is not None else []) + (
+        ["--overwrite"] if args.overwrite else []
+    )
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(args.nproc)]
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, *launcher, "-m", "playground", *command])
 
 
 def _sweep(args, argv) -> int:

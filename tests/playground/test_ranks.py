@@ -25,16 +25,9 @@ def free_port() -> int:
 
 
 def playground(tmp_path, *args, ranks=1):
-    launcher = [
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        str(ranks),
-        "--master_port",
-        str(free_port()),
-    ]
+    """`playground run ARGS`, with `--nproc` (torchrun, standalone) for more ranks than one."""
     done = subprocess.run(
-        [sys.executable, *(launcher if ranks > 1 else []), "-m", "playground", "run", *args],
+        [sys.executable, "-m", "playground", "run", *(["--nproc", str(ranks)] if ranks > 1 else []), *args],
         cwd=tmp_path,
         env=cli_env(TMPDIR=str(tmp_path / "tmp")),
         capture_output=True,
@@ -52,7 +45,8 @@ def losses(directory):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Ten meta-steps with 2 ranks, then resumed to 20 by one process; 20 by one process."""
+    """Ten meta-steps with 2 ranks (`--nproc 2`), then resumed to 20 by one process; 20 by one
+    process."""
     tmp_path = tmp_path_factory.mktemp("ranks")
     (tmp_path / "tmp").mkdir()
     two = playground(tmp_path, *MAML, "--out", "two", ranks=2)
@@ -76,6 +70,25 @@ def test_rank_zero_alone_writes_and_prints(runs):
     assert leftover == []  # the other rank's scratch directory is gone (torch keeps its own there)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "tmp", "two"]
     assert two.stdout.count("two: eval/pre_adapt_mse=") == 1
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["--nproc", "0", "maml"], "--nproc 0; valid: a whole number >= 1"),
+        (
+            ["--nproc", "2", "game"],
+            "--nproc 2 with scenario 'game', which runs in one process; valid: a scenario",
+        ),
+        (["--nproc", "2", "maml", "meta_batch=0"], "meta_batch"),
+    ],
+)
+def test_nproc_refuses_in_one_line_before_any_rank_starts(args, said, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", *args, "--out", "r"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and said in lines[0]
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_scenario_that_runs_in_one_process_is_refused_under_torchrun(monkeypatch, capsys, tmp_path):
