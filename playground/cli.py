@@ -19,6 +19,7 @@ import argparse
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from playground.errors import BadInput, Interrupted, OutOfMemory, UserExit
 from playground.rundir import COST_KEYS, DIVERGED, FINISHED, run_status
@@ -132,7 +133,7 @@ def _run(args, argv) -> int:
     return 0
 
 
-def _launch(args, scenario, overrides) -> int:
+def _launch(args, scenario, overrides) -> NoReturn:
     """`playground run --nproc N ...` becomes `torchrun --standalone --nproc_per_node N -m
     playground run ...` (this process replaced by it), once the scenario, the options and what
     they need are checked here, so that bad input is one line rather than one per rank."""
