@@ -420,3 +420,21 @@ def test_a_one_evaluation_solve_returns_z0(name):
     z0 = torch.ones(1, dtype=torch.float64)
     result = deq.FORWARD_SOLVERS[name](tol=0.0, max_iter=1)(lambda z: z / 2 + 1, z0)
     assert result.nfe == 1 and result.trace == [1 / 3] and torch.equal(result.z, z0)
+
+
+@pytest.mark.parametrize("backward", list(BACKWARDS))
+def test_each_backward_returns_the_forward_solves_record_with_z_detached(linear, backward):
+    """What a model reports of its forward pass (residual, evaluations, convergence) is the
+    solver's own record, whichever backward pass differentiates it; its z is z*, off the graph."""
+    cell, x, _ = linear
+    solver = deq.anderson(tol=1e-12, max_iter=200)
+    alone = solver(lambda z: cell(z, x), zeros())
+    z, solve = deq.equilibrium(cell, x, zeros(), solver, BACKWARDS[backward]())
+    assert z.requires_grad and not solve.z.requires_grad
+    assert torch.equal(solve.z, alone.z.detach())
+    assert (solve.residual, solve.nfe, solve.converged, solve.trace) == (
+        alone.residual,
+        alone.nfe,
+        alone.converged,
+        alone.trace,
+    )

@@ -10,6 +10,7 @@ from torch import nn
 
 from metalearn.fewshot import HeadedNetwork, Sine, Tasks
 from metalearn.maml import (
+    ALGORITHMS,
     META_SGD,
     GradientMetaLearner,
     ProtoNet,
@@ -424,3 +425,33 @@ def test_batch_norm_is_swapped_exactly_where_vmap_differentiates_it_twice(algo, 
     make_learner(algo, model, "classification", engine=engine)
     norms = [m for m in model.modules() if isinstance(m, (BatchNorm, nn.BatchNorm2d))]
     assert norms and all(isinstance(m, BatchNorm if swapped else nn.BatchNorm2d) for m in norms)
+
+
+@pytest.mark.parametrize("algo", list(ALGORITHMS))
+def test_every_learner_built_without_options_adapts_at_0_01_for_one_step_under_adam_at_1e_3(algo):
+    """The defaults every algorithm shares (Finn et al.'s sine settings), read where they act: the
+    rates of its inner step, the steps of its inner loop, the meta-optimiser's rate."""
+    from metalearn.fewshot import make_task_family
+
+    kind = "classification" if algo == "protonet" else "regression"
+    family = make_task_family("glyphs") if kind == "classification" else Sine(5, 5)
+    learner = make_learner(algo, family.make_model(torch.Generator().manual_seed(0)), kind)
+    rates = [float(r.detach().flatten()[0]) if torch.is_tensor(r) else r for r in learner.rates().values()]
+    assert rates and all(rate == pytest.approx(0.01) for rate in rates)
+    assert learner.inner_steps == 1 and learner.optimizer.param_groups[0]["lr"] == 1e-3
+
+
+def test_learn2learn_installed_is_whether_learn2learn_imports(monkeypatch):
+    import importlib.util
+
+    from metalearn.maml import learn2learn_installed
+
+    find_spec = importlib.util.find_spec
+    for there in (True, False):
+        spec = object() if there else None
+        monkeypatch.setattr(
+            importlib.util,
+            "find_spec",
+            lambda name, *rest: spec if name == "learn2learn" else find_spec(name, *rest),
+        )
+        assert learn2learn_installed() is there
