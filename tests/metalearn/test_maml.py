@@ -294,6 +294,20 @@ def test_protonet_curve_repeats_its_one_episode_at_every_step():
     torch.testing.assert_close(accuracies, episode_accuracies.expand(3, -1), rtol=0, atol=0)
 
 
+def test_protonet_meta_loss_is_the_mean_of_its_tasks_query_losses():
+    """Two tasks of the hand-checked episode above, the second's queries both labelled 0: the
+    meta-loss is the mean of the two cross-entropies (not their accuracies, not one task's)."""
+    model = HeadedNetwork(nn.Identity(), nn.Linear(2, 2))
+    sx = torch.tensor([[[0.0, 0.0], [2.0, 0.0], [0.0, 4.0], [0.0, 6.0]]]).expand(2, -1, -1)
+    sy = torch.tensor([[0, 0, 1, 1]]).expand(2, -1)
+    qx = torch.tensor([[[1.0, 1.0], [0.0, 4.0]], [[1.0, 1.0], [0.0, 4.0]]])
+    qy = torch.tensor([[0, 1], [0, 0]])
+    logits = -torch.tensor([[1.0 + 0.0, 1.0 + 16.0], [1.0 + 16.0, 1.0]])  # centres (1, 0), (0, 5)
+    losses = [nn.functional.cross_entropy(logits, labels) for labels in qy]
+    meta_loss = ProtoNet(model, "classification").meta_loss(Tasks(sx, sy, qx, qy))
+    torch.testing.assert_close(meta_loss, (losses[0] + losses[1]) / 2)
+
+
 def test_same_seed_same_numbers():
     family = Sine(10, 10)
 
