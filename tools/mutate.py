@@ -54,8 +54,11 @@ def module_of(mutant: str) -> str:
 
 def retest_undecided(modules: list[str]) -> int:
     """Clear mutmut's cached verdict of every mutant of `modules` that survived or had no test, so
-    the next run tests it against today's tests (mutmut itself retests only changed code)."""
+    the next run tests it against today's tests (mutmut itself retests only changed code). A
+    mutant judged equivalent (its reason in EQUIVALENTS) is not retested: no test can kill it, and
+    mutmut retests it anyway once its function's code changes."""
     count = 0
+    reasons = equivalents()
     for module in modules:
         meta = REPO / "mutants" / f"{module}.meta"
         if not meta.exists():
@@ -63,7 +66,7 @@ def retest_undecided(modules: list[str]) -> int:
         data = json.loads(meta.read_text())
         codes = data["exit_code_by_key"]
         for name, code in codes.items():
-            if code in _UNDECIDED:
+            if code in _UNDECIDED and name not in reasons:
                 codes[name] = None
                 count += 1
         meta.write_text(json.dumps(data, indent=4))

@@ -50,8 +50,9 @@ def test_survivors_and_untested_mutants_are_reset_and_verdicts_kept(tmp_path, mo
     meta = tmp_path / "mutants" / "games" / "dynamics.py.meta"
     meta.parent.mkdir(parents=True)
     codes = {"killed": 1, "survived": 0, "no tests": 33, "timeout": 36, "unchecked": None}
-    codes["none collected"] = 5
+    codes |= {"none collected": 5, "equivalent": 0}
     meta.write_text(json.dumps({"exit_code_by_key": codes, "durations_by_key": {"killed": 1.5}}))
+    monkeypatch.setattr(mutate, "equivalents", lambda: {"equivalent": "no test can tell"})
     assert mutate.retest_undecided(["games/dynamics.py", "games/analysis.py"]) == 3
     data = json.loads(meta.read_text())
     assert data["exit_code_by_key"] == {
@@ -61,6 +62,7 @@ def test_survivors_and_untested_mutants_are_reset_and_verdicts_kept(tmp_path, mo
         "timeout": 36,
         "unchecked": None,
         "none collected": None,
+        "equivalent": 0,  # judged equivalent: not retested
     }
     assert data["durations_by_key"] == {"killed": 1.5}
 
