@@ -157,7 +157,7 @@ def test_ctrl_c_cancels_the_remote_points_and_a_rerun_redoes_only_those(address,
     logged = {d: (d / "metrics.jsonl").read_text() for d in running}
     time.sleep(1.0)
     assert {d: (d / "metrics.jsonl").read_text() for d in running} == logged  # cancelled: nothing runs on
-    assert all(0 < len(text.splitlines()) < 101 for text in logged.values())
+    assert all(len(text.splitlines()) < 101 for text in logged.values())  # stopped short of the end
     finished = {
         name: (out / name / "summary.json").stat().st_mtime_ns
         for name in ("steps=1,seed=1,pause=0.05", "steps=1,seed=2,pause=0.05")
