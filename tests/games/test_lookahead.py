@@ -5,6 +5,7 @@ On xᵀAy the field is ξ = Hz with H = [[0, A], [−Aᵀ, 0]] constant, so a ba
 z ↦ ((1 − α)I + αM^k)z: the predicted rate per step is ρ((1 − α)I + αM^k)^(1/k).
 """
 
+import math
 import re
 from typing import NamedTuple
 
@@ -14,6 +15,7 @@ from torch import Tensor
 from torch.func import vmap
 
 import games
+from games import adjusted
 
 F64 = torch.float64
 
@@ -193,3 +195,23 @@ def test_a_drifting_float_state_at_the_fixed_point_is_refused():
         games.predicted_rate(
             game, games.lookahead(0.3, k=5), game.sample_init(torch.Generator().manual_seed(0))
         )
+
+
+@pytest.mark.parametrize(
+    "make, said",
+    [
+        (lambda: adjusted.lola(0.1, lookahead=-1.0), "LOLA looks α ahead at the opponents' step"),
+        (lambda: adjusted.consensus(0.1, gamma=-1.0), "consensus descends ‖ξ‖² with weight γ; γ = 0 is"),
+    ],
+)
+def test_a_refused_rate_names_its_method_and_what_the_rate_does(make, said):
+    with pytest.raises(ValueError, match=re.escape(said)):
+        make()
+
+
+def test_consensus_defaults_to_gamma_1_whose_bilinear_rate_at_0_1_is_0_906():
+    """On the scalar bilinear game, consensus at η contracts by √((1 − ηγ)² + η²): 0.9055 at
+    η = 0.1, γ = 1 (γ = 2 would give 0.806)."""
+    game = games.zoo.bilinear()
+    rate = games.predicted_rate(game, adjusted.consensus(0.1))
+    assert rate == pytest.approx(math.sqrt(0.9**2 + 0.1**2), abs=1e-12)

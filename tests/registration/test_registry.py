@@ -331,3 +331,8 @@ def test_a_keyword_text_cannot_express_is_for_code_only_not_an_option():
 )
 def test_text_type_is_what_text_is_read_as(annotation, read_as):
     assert text_type(annotation) == read_as
+
+
+@pytest.mark.parametrize("annotation", [int | str, str | int, int | str | None, float | str])
+def test_a_union_that_holds_str_is_read_as_str_wherever_str_stands_in_it(annotation):
+    assert text_type(annotation) is str
