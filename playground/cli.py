@@ -141,8 +141,7 @@ def _launch(args, scenario, overrides) -> NoReturn:
 
     from playground.config import build_config
     from playground.ranks import world_size
-    from playground.runner import check
-    from playground.scenarios import SCENARIOS
+    from playground.runner import check, splitting_scenarios
 
     if args.nproc < 1:
         raise BadInput(
@@ -151,10 +150,9 @@ def _launch(args, scenario, overrides) -> NoReturn:
     if world_size() > 1:
         raise BadInput("--nproc under torchrun; valid: one or the other")
     if not scenario.data_parallel:
-        splitting = ", ".join(name for name, s in SCENARIOS.items() if s.data_parallel)
         raise BadInput(
             f"--nproc {args.nproc} with scenario {scenario.name!r}, which runs in one process; "
-            f"valid: a scenario that splits its work across processes ({splitting})"
+            f"valid: a scenario that splits its work across processes ({splitting_scenarios()})"
         )
     check(scenario, build_config(scenario.config, overrides))
     command = ["run", args.scenario, *args.overrides]

@@ -248,12 +248,9 @@ def execute(
         raise
     size = world_size()
     if size > 1 and not scenario.data_parallel:
-        from playground.scenarios import SCENARIOS
-
-        splitting = ", ".join(name for name, s in SCENARIOS.items() if s.data_parallel)
         raise BadInput(
             f"scenario {scenario.name!r} runs in one process; valid under torchrun (WORLD_SIZE={size}): "
-            f"a scenario that splits its work across processes ({splitting})"
+            f"a scenario that splits its work across processes ({splitting_scenarios()})"
         )
     in_place = scenario.checkpoint is not None and resumes_in_place(config.resume, directory)
     with process_group(device) as (rank, device), ExitStack() as stack:
@@ -273,6 +270,14 @@ def execute(
             all_agree(True, device)
         stack.enter_context(random_state_kept())
         return _execute(scenario, config, directory, command, progress, device)
+
+
+def splitting_scenarios() -> str:
+    """The registered scenarios that split their work across processes (`data_parallel`), in
+    words for a refusal."""
+    from playground.scenarios import SCENARIOS
+
+    return ", ".join(name for name, s in SCENARIOS.items() if s.data_parallel)
 
 
 def check(scenario: Scenario, config: Any) -> torch.device:
