@@ -2,6 +2,7 @@
 test files import it by a name no other folder's conftest shares)."""
 
 import os
+import socket
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -18,3 +19,11 @@ def cli_env(**extra) -> dict:
         del env["MUTANT_UNDER_TEST"]
     env.update(extra)
     return env
+
+
+def free_port() -> int:
+    """A TCP port of this machine that nothing listens on (closed on return), for a child's
+    rendezvous or Ray head."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

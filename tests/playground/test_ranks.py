@@ -4,24 +4,17 @@ process, written by rank 0 alone, resumable by any number of ranks; other scenar
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 import torch
-from child_env import cli_env
+from child_env import cli_env, free_port
 
 from playground.cli import main
 
 MAML = ["maml", "iterations=10", "eval_every=5", "eval_tasks=20", "log_every=1", "checkpoint_every=5"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def playground(tmp_path, *args, ranks=1):

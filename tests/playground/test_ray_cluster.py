@@ -3,13 +3,13 @@ no CPUs, so every point runs on the other node; requests no node can meet refuse
 is written; nodes that do not see the sweep directory or run other code named; Ctrl-C cancels the
 remote points, which record themselves interrupted, and a re-run redoes only those."""
 
-import csv
 import os
 import signal
 import threading
 import time
 
 import pytest
+from cancelled_grid import check_cancelled, grid, points, summaries_written
 from child_env import cli_env
 
 from playground.cli import main
@@ -123,19 +123,8 @@ def test_a_node_that_differs_is_named_with_what_differs(there, said):
 
 def test_ctrl_c_cancels_the_remote_points_and_a_rerun_redoes_only_those(address, toy, tmp_path, capsys):
     out = tmp_path / "s"
-    args = [
-        "sweep",
-        "toy",
-        "steps=1,100",
-        "seed=1,2",
-        "pause=0.05",
-        "--launcher",
-        "ray",
-        "--address",
-        address,
-    ]
-    args += ["--out", str(out)]
-    running = [out / f"steps=100,seed={seed},pause=0.05" for seed in (1, 2)]
+    args = ["sweep", *grid(100), "--launcher", "ray", "--address", address, "--out", str(out)]
+    running = points(out, 100)
 
     def ctrl_c_once_both_long_points_log():
         deadline = time.time() + 120
@@ -146,23 +135,8 @@ def test_ctrl_c_cancels_the_remote_points_and_a_rerun_redoes_only_those(address,
 
     threading.Thread(target=ctrl_c_once_both_long_points_log, daemon=True).start()
     assert main(args) == 130
-    with open(out / "sweep.csv") as table:
-        statuses = {row["run"]: row["status"] for row in csv.DictReader(table)}
-    assert statuses == {
-        "steps=1,seed=1,pause=0.05": "finished",
-        "steps=1,seed=2,pause=0.05": "finished",
-        "steps=100,seed=1,pause=0.05": "interrupted",
-        "steps=100,seed=2,pause=0.05": "interrupted",
-    }
-    logged = {d: (d / "metrics.jsonl").read_text() for d in running}
-    time.sleep(1.0)
-    assert {d: (d / "metrics.jsonl").read_text() for d in running} == logged  # cancelled: nothing runs on
-    assert all(len(text.splitlines()) < 101 for text in logged.values())  # stopped short of the end
-    finished = {
-        name: (out / name / "summary.json").stat().st_mtime_ns
-        for name in ("steps=1,seed=1,pause=0.05", "steps=1,seed=2,pause=0.05")
-    }
+    finished = check_cancelled(out, 100)
     capsys.readouterr()
     assert main(args) == 0
     assert "sweep: 4 runs (4 finished)" in capsys.readouterr().out
-    assert {name: (out / name / "summary.json").stat().st_mtime_ns for name in finished} == finished
+    assert summaries_written(finished) == finished

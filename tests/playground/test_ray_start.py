@@ -4,28 +4,22 @@ turns it on for `ray start --head` from 2.59. Points run on the second node; Ctr
 cancels the remote points, which record themselves interrupted; a re-run redoes only those.
 Slow (`make test-slow`): two Ray nodes start in about 20 s, then their workers import torch."""
 
-import csv
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
-from child_env import cli_env
+from cancelled_grid import check_cancelled, grid, points, summaries_written
+from child_env import cli_env, free_port
 
 pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 
 RAY = os.path.join(os.path.dirname(sys.executable), "ray")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _start(args: list[str], env: dict, log) -> subprocess.Popen:
@@ -38,8 +32,8 @@ def _start(args: list[str], env: dict, log) -> subprocess.Popen:
         start_new_session=True,
     )
     deadline = time.time() + 120
-    while "block forever" not in open(log.name).read():
-        assert process.poll() is None and time.time() < deadline, open(log.name).read()
+    while "block forever" not in Path(log.name).read_text():
+        assert process.poll() is None and time.time() < deadline, Path(log.name).read_text()
         time.sleep(0.5)
     return process
 
@@ -49,7 +43,7 @@ def cluster(tmp_path_factory):
     """The head's address and the environment that joins it (the token in RAY_AUTH_TOKEN, so no
     file of the user's is written)."""
     env = cli_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
-    port = _free_port()
+    port = free_port()
     logs = tmp_path_factory.mktemp("ray")
     nodes = []
     try:
@@ -65,10 +59,9 @@ def cluster(tmp_path_factory):
 
 
 def _sweep(address: str, env: dict, cwd, **popen) -> subprocess.Popen:
-    grid = ["toy", "steps=1,200", "seed=1,2", "pause=0.05"]
-    command = [sys.executable, "-m", "playground", "sweep", *grid, "--launcher", "ray", "--address", address]
+    command = [sys.executable, "-m", "playground", "sweep", *grid(200), "--launcher", "ray"]
     return subprocess.Popen(
-        [*command, "--out", "s"],
+        [*command, "--address", address, "--out", "s"],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -81,7 +74,7 @@ def _sweep(address: str, env: dict, cwd, **popen) -> subprocess.Popen:
 def test_ctrl_c_on_a_cli_sweep_cancels_the_remote_points_and_a_rerun_redoes_only_those(cluster, tmp_path):
     address, env = cluster
     out = tmp_path / "s"
-    running = [out / f"steps=200,seed={seed},pause=0.05" for seed in (1, 2)]
+    running = points(out, 200)
     # a terminal's Ctrl-C reaches the whole foreground process group
     process = _sweep(
         address,
@@ -98,21 +91,9 @@ def test_ctrl_c_on_a_cli_sweep_cancels_the_remote_points_and_a_rerun_redoes_only
     os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in stderr
-    with open(out / "sweep.csv") as table:
-        statuses = {row["run"]: row["status"] for row in csv.DictReader(table)}
-    assert statuses == {
-        "steps=1,seed=1,pause=0.05": "finished",
-        "steps=1,seed=2,pause=0.05": "finished",
-        "steps=200,seed=1,pause=0.05": "interrupted",
-        "steps=200,seed=2,pause=0.05": "interrupted",
-    }
-    logged = {d: (d / "metrics.jsonl").read_text() for d in running}
-    time.sleep(1.0)
-    assert {d: (d / "metrics.jsonl").read_text() for d in running} == logged  # nothing runs on
-    finished = [out / f"steps=1,seed={seed},pause=0.05" / "summary.json" for seed in (1, 2)]
-    written = [path.stat().st_mtime_ns for path in finished]
+    finished = check_cancelled(out, 200)
     rerun = _sweep(address, env, tmp_path)
     stdout, stderr = rerun.communicate(timeout=240)
     assert rerun.returncode == 0, stderr
     assert "sweep: 4 runs (4 finished)" in stdout
-    assert [path.stat().st_mtime_ns for path in finished] == written
+    assert summaries_written(finished) == finished

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from child_env import cli_env
+from child_env import cli_env, free_port
 
 from playground.cli import main
 from playground.rundir import claim
@@ -75,12 +75,6 @@ def test_a_successful_sweep_with_workers_says_only_its_summary(two_worker_sweep)
     assert out.returncode == 0
     assert out.stdout == "sweep: 4 runs (4 finished), table parallel/sweep.csv\n"
     assert out.stderr == ""  # no "Exception ignored in atexit", no leaked-semaphore warning
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed on return: nothing listens there
 
 
 def test_a_ray_address_where_nothing_listens_fails_at_once(here, capsys):
