@@ -187,13 +187,14 @@ def _chunked(
                 memory[label] = peak_memory(step, device) / 2**20
             times = time_interleaved(steps_of, repeats=3, warmup=0)
             baseline = summarize(times["learn2learn"])[0]
+            speed = {}
             for label in variants:
                 median, spread = summarize(times[label])
+                speed[label] = baseline / median
                 rows.append(
-                    [f"{algo}, batch {meta_batch}", label, median, spread, baseline / median, memory[label]]
+                    [f"{algo}, batch {meta_batch}", label, median, spread, speed[label], memory[label]]
                 )
-            within = [c for c in chunks if memory[f"functional, chunk {c}"] <= memory["learn2learn"]]
-            verdicts.append(_within(algo, memory, times, within))
+            verdicts.append(_within(algo, memory, speed, chunks))
     finally:
         torch.set_num_threads(previous)
     header = ["case", "engine", "step (s)", "± (s)", "speed-up", "peak memory growth (MiB)"]
@@ -201,16 +202,16 @@ def _chunked(
     return f"{intro}\n\n{markdown_table(header, rows)}\n\n" + "\n".join(verdicts)
 
 
-def _within(algo: str, memory: dict[str, float], times: dict[str, list[float]], within: list[int]) -> str:
+def _within(algo: str, memory: dict[str, float], speed: dict[str, float], chunks) -> str:
     """The line naming the largest chunk whose peak is at most learn2learn's, with its speed."""
     theirs = memory["learn2learn"]
+    within = [c for c in chunks if memory[f"functional, chunk {c}"] <= theirs]
     if not within:
         return f"- {algo}: no chunk tried peaks at or under learn2learn's {theirs:.4g} MiB."
     best = f"functional, chunk {max(within)}"
-    speed = summarize(times["learn2learn"])[0] / summarize(times[best])[0]
     return (
         f"- {algo}: chunks of {max(within)} tasks peak at {memory[best]:.4g} MiB against learn2learn's "
-        f"{theirs:.4g} MiB, at {speed:.3g}× its speed."
+        f"{theirs:.4g} MiB, at {speed[best]:.3g}× its speed."
     )
 
 
