@@ -192,6 +192,10 @@ def test_cg_tolerance_takes_fewer_products(ridge):
         bilevel.make_method("ift_cg", tol=-1)
     with pytest.raises(ValueError, match=r"^ift_cg: tol=1.7e\+308: a relative residual >= 1 is met by q = 0"):
         bilevel.make_method("ift_cg", tol=1.7e308)  # q = 0 at once; its square overflowed in CG
+    for tol in (1, 1.5):  # the bound itself and past it
+        with pytest.raises(ValueError, match=rf"^ift_cg: tol={tol}: a relative residual >= 1"):
+            bilevel.make_method("ift_cg", tol=tol)
+    assert bilevel.make_method("ift_cg", tol=0.999)(ridge, ridge.lam0).products >= 1
     with pytest.raises(ValueError, match="one_step: hvp='adjoint'; valid: fd, exact"):
         bilevel.make_method("one_step", hvp="adjoint")
 

@@ -245,6 +245,20 @@ def test_one_stn_call_is_an_adam_step_on_the_response_then_the_gradients_in_lamb
     assert result[1:4] == (3, 3, 0) and 0 <= result.seconds <= elapsed  # S gradients of each loss
 
 
+def test_default_entropy_weight_and_scale_rate_shrink_sigma_by_one_default_step():
+    """τ = 10⁻³ and scale_lr = 0.05 by default. So small an entropy weight loses to E L_val's pull
+    on σ, which Adam's first step then lowers by the rate: σ = 0.7·e^−0.05 up to Adam's ε. (A weight
+    above the pull, τ ≈ 1, would raise it instead; a rate of 1.05 would take it to 0.245.)"""
+    lam, options = torch.tensor(0.3, dtype=F64), dict(scale=0.7, samples=3, lr=0.02)
+    stn = SelfTuningNetwork(inner_steps=1, warmup=0, **options)
+    stn(_RIDGE_1D, lam)
+    *_, sigma = _stn_call_by_hand(_RIDGE_1D, lam, tau=1e-3, scale_lr=0.05, seed=0, **options)
+    torch.testing.assert_close(stn.sigma, sigma, rtol=1e-14, atol=0)
+    torch.testing.assert_close(stn.sigma, torch.tensor(0.7 * math.exp(-0.05), dtype=F64), rtol=1e-6, atol=0)
+    *_, above = _stn_call_by_hand(_RIDGE_1D, lam, tau=1.0, scale_lr=0.05, seed=0, **options)
+    assert above.item() == pytest.approx(0.7 * math.exp(0.05), rel=1e-6)
+
+
 def test_the_first_call_builds_the_response_and_adds_the_warmup_steps():
     """φ, σ and their optimisers wait for the first call, which knows λ's size; it takes
     (inner_steps + warmup)·S gradients of L_train, later calls inner_steps·S; each S of L_val (S = 16
