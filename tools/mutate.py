@@ -7,14 +7,17 @@ fails survives. This script runs it on the named modules (paths such as bilevel/
 every core module), then writes tools/mutation/report.md: per module the mutants, those killed (a
 test failed or timed out), those judged equivalent (behaviour unchanged; each with its one-line
 reason in tools/mutation/equivalents.txt, `name: reason`), and the survivors, listed by name. Rows
-of modules not run this time are kept from the last report. mutmut keeps its results in `mutants/`,
-so a rerun retests only the mutants whose code changed, and, reset here first, every mutant of the
-named modules that survived or had no test (the tests may have changed since); `--fresh` deletes
-the cache and retests everything. Ctrl-C stops the run and still writes the report, the mutants
-not reached counted as not yet run; the next run picks up from mutmut's cache. The map from each
-function to the tests that reach it is rebuilt on every run (one traced run of the suite): mutmut
-extends it only with new tests, so an old test that has come to reach a function would go unseen
-and its mutants would be counted as survivors.
+of modules not run this time are kept from the last report.
+
+mutmut keeps its results in `mutants/`. The default run (no module named) retests only what is
+undecided: mutants whose function changed, those not yet run, and, reset here first, those that
+survived or had no test (the tests may have changed since). A named module is retested whole, since
+mutmut reruns every mutant it is given by name, cached or not; `--fresh` deletes the cache and
+retests everything. Ctrl-C stops the run and still writes the report, the mutants not reached
+counted as not yet run; the next default run picks up from there. The map from each function to the
+tests that reach it is rebuilt on every run (one traced run of the suite): mutmut extends it only
+with new tests, so an old test that has come to reach a function would go unseen and its mutants
+would be counted as survivors.
 """
 
 from __future__ import annotations
@@ -188,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mutate: {retest_undecided(modules)} surviving or untested mutants to retest")
     drop_stale_copies()
     (REPO / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)  # the tests-to-functions map
-    patterns = [m.removesuffix(".py").removesuffix("/__init__").replace("/", ".") + ".x*" for m in modules]
+    patterns = [
+        m.removesuffix(".py").removesuffix("/__init__").replace("/", ".") + ".x*" for m in args.modules
+    ]
     start = time.perf_counter()
     try:
         subprocess.run(
