@@ -6,7 +6,8 @@ and runs the tests that `make test` runs and that reach the changed function; a 
 fails survives. This script runs it on the named modules (paths such as bilevel/solvers.py; default
 every core module), then writes tools/mutation/report.md: per module the mutants, those killed (a
 test failed or timed out), those judged equivalent (behaviour unchanged; each with its one-line
-reason in tools/mutation/equivalents.txt, `name: reason`), and the survivors, listed by name. Rows
+reason in tools/mutation/equivalents.txt, `name: reason`), and the survivors, listed by name, with
+why they survive where tools/mutation/survivors.txt says (such as a line only a GPU runs). Rows
 of modules not run this time are kept from the last report.
 
 mutmut keeps its results in `mutants/`. The default run (no module named) retests only what is
@@ -35,6 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "tools" / "mutation" / "report.md"
 EQUIVALENTS = REPO / "tools" / "mutation" / "equivalents.txt"
+SURVIVORS = REPO / "tools" / "mutation" / "survivors.txt"
 # A timeout (it ran past its budget) and a crash of the test process are mutants the tests noticed.
 _KILLED = {"killed", "timeout", "segfault"}
 _UNDECIDED = {0, 5, 33}  # mutmut's exit codes for "survived" and "no tests"
@@ -104,12 +106,25 @@ def results() -> dict[str, str]:
 
 
 def equivalents() -> dict[str, str]:
-    lines = EQUIVALENTS.read_text().splitlines() if EQUIVALENTS.exists() else []
+    return _reasons(EQUIVALENTS)
+
+
+def survivors() -> dict[str, str]:
+    """Why a mutant that does change behaviour survives the suite (it acts only on a GPU, say)."""
+    return _reasons(SURVIVORS)
+
+
+def _reasons(path: Path) -> dict[str, str]:
+    lines = path.read_text().splitlines() if path.exists() else []
     return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
 
 
-def summarise(module: str, statuses: dict[str, str], reasons: dict[str, str]) -> tuple[str, str]:
-    """The module's table row and its section (equivalent mutants with reasons, then survivors)."""
+def summarise(
+    module: str, statuses: dict[str, str], reasons: dict[str, str], why: dict[str, str] | None = None
+) -> tuple[str, str]:
+    """The module's table row and its section: equivalent mutants with `reasons`, then survivors,
+    each with its entry in `why` where it has one. Survivors count against the score, explained or
+    not."""
     mine = {name: status for name, status in statuses.items() if module_of(name) == module}
     pending = [name for name, status in mine.items() if status == "not checked"]
     decided = {name: status for name, status in mine.items() if status != "not checked"}
@@ -122,7 +137,11 @@ def summarise(module: str, statuses: dict[str, str], reasons: dict[str, str]) ->
     row = f"| `{module}` | {' | '.join(map(str, counts))} | {score} |"
     lines = [f"### `{module}`", ""]
     lines += [f"- equivalent `{name}`: {reasons[name]}" for name in equivalent]
-    lines += [f"- **surviving** `{name}` ({mine[name]})" for name in surviving]
+    why = why or {}
+    lines += [
+        f"- **surviving** `{name}` ({mine[name]})" + (f": {why[name]}" if name in why else "")
+        for name in surviving
+    ]
     if pending:
         lines.append(f"- not yet run: {len(pending)} (the run stopped before them)")
     if len(lines) == 2:
@@ -145,9 +164,9 @@ def previous() -> tuple[dict[str, str], dict[str, str]]:
 
 def write_report(run: list[str], statuses: dict[str, str], minutes: float) -> str:
     rows, sections = previous()
-    reasons = equivalents()
+    reasons, why = equivalents(), survivors()
     for module in run:
-        rows[module], sections[module] = summarise(module, statuses, reasons)
+        rows[module], sections[module] = summarise(module, statuses, reasons, why)
     order = [m for m in core_modules() if m in rows]
     totals = [sum(int(rows[m].split("|")[k]) for m in order) for k in (2, 3, 4, 5, 6)]
     behaving = totals[1] + totals[3]

@@ -200,12 +200,20 @@ def test_a_drifting_float_state_at_the_fixed_point_is_refused():
 @pytest.mark.parametrize(
     "make, said",
     [
-        (lambda: adjusted.lola(0.1, lookahead=-1.0), "LOLA looks α ahead at the opponents' step"),
-        (lambda: adjusted.consensus(0.1, gamma=-1.0), "consensus descends ‖ξ‖² with weight γ; γ = 0 is"),
+        (
+            lambda: adjusted.lola(0.1, lookahead=-1.0),
+            "lookahead=-1.0: LOLA looks α ahead at the opponents' step; α = 0 is simultaneous GD; "
+            "valid: a finite number > 0",
+        ),
+        (
+            lambda: adjusted.consensus(0.1, gamma=-1.0),
+            "gamma=-1.0: consensus descends ‖ξ‖² with weight γ; γ = 0 is simultaneous GD, γ < 0 ascends it; "
+            "valid: a finite number > 0",
+        ),
     ],
 )
 def test_a_refused_rate_names_its_method_and_what_the_rate_does(make, said):
-    with pytest.raises(ValueError, match=re.escape(said)):
+    with pytest.raises(ValueError, match=f"^{re.escape(said)}$"):
         make()
 
 

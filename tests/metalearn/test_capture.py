@@ -10,6 +10,7 @@ import torch
 
 from metalearn.fewshot import Sine
 from metalearn.maml import make_learner
+from metalearn.maml.engines import functional_meta_loss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -79,6 +80,23 @@ def test_a_checkpoint_saved_on_a_gpu_resumes_on_the_cpu(algo):
         assert resumed.meta_step(batch) == running.meta_step(batch)
     for a, b in zip(resumed.meta_parameters(), running.meta_parameters()):
         assert torch.equal(a, b)
+
+
+def test_compile_captures_the_eager_meta_loss(monkeypatch):
+    """`capture=compile` hands the functional meta-loss itself to torch.compile (what the compiler
+    makes of it is the slow test's): with torch.compile replaced by a recorder that returns what it
+    is given, the captured learner steps as the eager one, bit for bit."""
+    handed = []
+    monkeypatch.setattr(torch, "compile", lambda function: handed.append(function) or function)
+    family = Sine(10, 10)
+    g = torch.Generator().manual_seed(0)
+    model, tasks = family.make_model(g), family.sample("train", 5, g)
+    eager = make_learner("maml", copy.deepcopy(model), "regression")
+    captured = make_learner("maml", copy.deepcopy(model), "regression", capture="compile")
+    assert handed == [functional_meta_loss]
+    assert captured.meta_step(tasks) == eager.meta_step(tasks)
+    for mine, theirs in zip(captured.meta_parameters(), eager.meta_parameters(), strict=True):
+        assert torch.equal(mine, theirs)
 
 
 def test_compile_on_a_machine_without_a_gpu_logs_no_cuda_runtime_warning(capsys):

@@ -363,9 +363,12 @@ def sine_learners(algo, chunk, dtype, n_tasks, seed=0):
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 8])  # 5 tasks: 1+1+1+1+1, 2+2+1, 3+2, whole, whole
 def test_a_chunked_meta_batch_accumulates_the_unchunked_meta_gradient(algo, chunk):
     """Σ_chunks (n_c/T)·∇L_chunk = ∇L: the same meta-gradient and meta-loss, in float64, to
-    summation order, also where the chunks are unequal."""
+    summation order, also where the chunks are unequal; the meta-loss is taken chunk by chunk."""
     whole, chunked, tasks, _, _ = sine_learners(algo, chunk, torch.float64, n_tasks=5)
+    sizes, meta_loss = [], chunked.meta_loss
+    chunked.meta_loss = lambda part: sizes.append(len(part.support_x)) or meta_loss(part)
     assert chunked.meta_step(tasks) == pytest.approx(whole.meta_step(tasks), rel=1e-13)
+    assert sizes == [min(chunk, 5 - start) for start in range(0, 5, chunk)]
     for mine, theirs in zip(chunked.meta_parameters(), whole.meta_parameters(), strict=True):
         torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-12, atol=1e-15)
         torch.testing.assert_close(mine, theirs, rtol=1e-12, atol=1e-15)
@@ -385,7 +388,8 @@ def test_a_chunked_meta_batch_trains_the_same_curve_in_float32():
 
 def test_a_meta_batch_chunk_below_one_is_refused():
     model = Sine(5, 5).make_model(torch.Generator().manual_seed(0))
-    with pytest.raises(ValueError, match="^meta_batch_chunk=0"):
+    message = "meta_batch_chunk=0: tasks per chunk of the meta-batch; valid: an integer >= 1"
+    with pytest.raises(ValueError, match=f"^{message}$"):
         make_learner("maml", model, "regression", meta_batch_chunk=0)
 
 

@@ -36,10 +36,11 @@ def test_the_score_counts_equivalent_and_unrun_mutants_out_and_timeouts_and_cras
         "games.analysis.x_b__mutmut_1": "survived",
     }
     reasons = {"games.dynamics.x_a__mutmut_5": "only differs on a GPU"}
-    row, section = mutate.summarise("games/dynamics.py", statuses, reasons)
-    assert row == "| `games/dynamics.py` | 7 | 3 | 1 | 2 | 1 | 60.0% |"
+    why = {"games.dynamics.x_a__mutmut_4": "a line only a GPU runs"}
+    row, section = mutate.summarise("games/dynamics.py", statuses, reasons, why)
+    assert row == "| `games/dynamics.py` | 7 | 3 | 1 | 2 | 1 | 60.0% |"  # explained, still surviving
     assert "- equivalent `games.dynamics.x_a__mutmut_5`: only differs on a GPU" in section
-    assert "- **surviving** `games.dynamics.x_a__mutmut_4` (survived)" in section
+    assert "- **surviving** `games.dynamics.x_a__mutmut_4` (survived): a line only a GPU runs" in section
     assert "- **surviving** `games.dynamics.x_a__mutmut_6` (no tests)" in section
     assert "- not yet run: 1 (" in section and "mutmut_7" not in section
     assert "analysis" not in section
