@@ -421,6 +421,18 @@ def test_test_time_adaptation_holds_no_graph_of_learned_rates():
     assert not any(p.requires_grad for p in adapted.values())
 
 
+def test_the_first_meta_step_moves_each_weight_by_meta_lr():
+    """Adam's first step is meta_lr·g/(|g| + ε), its moments' bias corrected: at meta_lr = 0.05 each
+    meta-parameter moves by 0.05 against its gradient's sign (up to ε/|g|)."""
+    whole, _, tasks, _, _ = sine_learners("maml", None, torch.float64, n_tasks=3)
+    learner = make_learner("maml", whole.model, "regression", inner_lr=0.1, meta_lr=0.05)
+    before = [p.detach().clone() for p in learner.meta_parameters()]
+    learner.meta_step(tasks)
+    for after, start in zip(learner.meta_parameters(), before, strict=True):
+        step = 0.05 * after.grad / (after.grad.abs() + 1e-8)
+        torch.testing.assert_close(after.detach(), start - step, rtol=1e-12, atol=1e-15)
+
+
 def test_a_maml_learner_built_directly_has_finns_sine_defaults():
     """GradientMetaLearner(model, kind): MAML, α = 0.01, one inner step, Adam at 1e-3 (Finn et al.)."""
     learner = GradientMetaLearner(Sine(5, 5).make_model(torch.Generator().manual_seed(0)), "regression")

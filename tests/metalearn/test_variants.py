@@ -208,7 +208,11 @@ def test_an_unknown_adapted_set_is_refused():
         ),
         ("anil", {"inner_lr": 0.0}, "^inner_lr=0.0: the inner SGD rate: .*; valid: a finite number > 0$"),
         ("pretrain", {"inner_lr": float("inf")}, "^inner_lr=inf: "),
-        ("fomaml", {"inner_steps": 0}, "^inner_steps=0: .*; valid: an integer >= 1$"),
+        (
+            "fomaml",
+            {"inner_steps": 0},
+            "^inner_steps=0: steps of the inner loop: with none nothing adapts; valid: an integer >= 1$",
+        ),
         ("protonet", {"inner_steps": 1.5}, "^inner_steps=1.5: "),
         ("imaml", {"cg_iters": -1}, "^cg_iters=-1: CG iterations .*; valid: an integer >= 1$"),
         (
