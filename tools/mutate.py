@@ -6,7 +6,7 @@ and runs the tests that `make test` runs and that reach the changed function; a 
 fails survives. This script runs it on the named modules (paths such as bilevel/solvers.py; default
 every core module), then writes tools/mutation/report.md: per module the mutants, those killed (a
 test failed or timed out), those judged equivalent (behaviour unchanged; each with its one-line
-reason in tools/mutation/equivalents.txt, `name: reason`), and the survivors, listed by name, with
+reason in tools/mutation/equivalents.txt, `name @hash: reason`), and the survivors, listed by name, with
 why they survive where tools/mutation/survivors.txt says (such as a line only a GPU runs). Rows
 of modules not run this time are kept from the last report.
 
@@ -106,17 +106,29 @@ def results() -> dict[str, str]:
 
 
 def equivalents() -> dict[str, str]:
-    return _reasons(EQUIVALENTS)
+    return _reasons(EQUIVALENTS)[0]
 
 
-def survivors() -> dict[str, str]:
-    """Why a mutant that does change behaviour survives the suite (it acts only on a GPU, say)."""
-    return _reasons(SURVIVORS)
-
-
-def _reasons(path: Path) -> dict[str, str]:
+def _reasons(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The `name @hash: reason` lines of `path`, split into those written for the mutated
+    function as it is now (`hash` is mutmut's hash of its source) and stale ones: the function has
+    changed since, and mutmut numbers its mutants anew, so a stale reason may describe another
+    mutant."""
+    current, stale = {}, {}
     lines = path.read_text().splitlines() if path.exists() else []
-    return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
+    for line in lines:
+        if line.strip() and not line.startswith("#"):
+            head, reason = line.split(": ", 1)
+            name, _, written_for = head.partition(" @")
+            (current if written_for == function_hash(name) else stale)[name] = reason
+    return current, stale
+
+
+def function_hash(mutant: str) -> str | None:
+    """mutmut's hash of the source of the function `mutant` mutates (None before mutmut has run)."""
+    meta = REPO / "mutants" / f"{module_of(mutant)}.meta"
+    hashes = json.loads(meta.read_text()).get("hash_by_function_name", {}) if meta.exists() else {}
+    return hashes.get(mutant.rsplit("__mutmut_", 1)[0].split(".")[-1])
 
 
 def summarise(
@@ -138,10 +150,12 @@ def summarise(
     lines = [f"### `{module}`", ""]
     lines += [f"- equivalent `{name}`: {reasons[name]}" for name in equivalent]
     why = why or {}
-    lines += [
-        f"- **surviving** `{name}` ({mine[name]})" + (f": {why[name]}" if name in why else "")
-        for name in surviving
-    ]
+    for name in surviving:  # with the hash a reason for it must name (`name @hash: reason`)
+        written_for = f" @{function_hash(name)}" if function_hash(name) else ""
+        lines.append(
+            f"- **surviving** `{name}{written_for}` ({mine[name]})"
+            + (f": {why[name]}" if name in why else "")
+        )
     if pending:
         lines.append(f"- not yet run: {len(pending)} (the run stopped before them)")
     if len(lines) == 2:
@@ -164,7 +178,8 @@ def previous() -> tuple[dict[str, str], dict[str, str]]:
 
 def write_report(run: list[str], statuses: dict[str, str], minutes: float) -> str:
     rows, sections = previous()
-    reasons, why = equivalents(), survivors()
+    (reasons, stale), (why, stale_why) = _reasons(EQUIVALENTS), _reasons(SURVIVORS)
+    why |= dict.fromkeys(stale | stale_why, "its reason was written for an earlier version of its function")
     for module in run:
         rows[module], sections[module] = summarise(module, statuses, reasons, why)
     order = [m for m in core_modules() if m in rows]

@@ -82,3 +82,31 @@ def test_an_interrupted_run_still_writes_the_report_of_what_it_decided(tmp_path,
     assert mutate.main(["games/dynamics.py"]) == 130
     report = (tmp_path / "report.md").read_text()
     assert "| `games/dynamics.py` | 2 | 1 | 0 | 0 | 1 | 100.0% |" in report
+
+
+def test_a_reason_written_for_an_earlier_version_of_its_function_is_not_trusted(tmp_path, monkeypatch):
+    """mutmut numbers a function's mutants anew when the function changes, so `_2`'s reason may now
+    describe another mutation: each reason names the hash of the source it was written for, and
+    one whose function has changed since counts its mutant as surviving, marked stale."""
+    monkeypatch.setattr(mutate, "REPO", tmp_path)
+    meta = tmp_path / "mutants" / "games" / "dynamics.py.meta"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"exit_code_by_key": {}, "hash_by_function_name": {"x_a": "new"}}))
+    reasons = tmp_path / "equivalents.txt"
+    reasons.write_text(
+        "# a comment\n"
+        "games.dynamics.x_a__mutmut_1 @new: same numbers\n"
+        "games.dynamics.x_a__mutmut_2 @old: same numbers\n"
+    )
+    monkeypatch.setattr(mutate, "EQUIVALENTS", reasons)
+    monkeypatch.setattr(mutate, "SURVIVORS", tmp_path / "survivors.txt")
+    monkeypatch.setattr(mutate, "REPORT", tmp_path / "report.md")
+    monkeypatch.setattr(mutate, "core_modules", lambda: ["games/dynamics.py"])
+    assert mutate.function_hash("games.dynamics.x_a__mutmut_2") == "new"
+    assert mutate.equivalents() == {"games.dynamics.x_a__mutmut_1": "same numbers"}
+    statuses = {"games.dynamics.x_a__mutmut_1": "survived", "games.dynamics.x_a__mutmut_2": "survived"}
+    report = mutate.write_report(["games/dynamics.py"], statuses, 1.0)
+    assert "| `games/dynamics.py` | 2 | 0 | 1 | 1 | 0 | 0.0% |" in report
+    assert "- equivalent `games.dynamics.x_a__mutmut_1`: same numbers" in report
+    stale = "its reason was written for an earlier version of its function"
+    assert f"- **surviving** `games.dynamics.x_a__mutmut_2 @new` (survived): {stale}" in report
