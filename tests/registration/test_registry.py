@@ -33,6 +33,10 @@ def polygon(sides: int, size: float = 1.0, label="p", closed=True, scale=None) -
     return shape
 
 
+def box(width: float, height: float) -> Shape:
+    return Shape(4)
+
+
 def not_a_shape(size: float = 1.0):
     return size
 
@@ -77,6 +81,21 @@ def test_options_are_typed_from_the_signature(shapes):
     assert list(shapes.options("triangle")) == ["size", "label", "closed", "scale"]
 
 
+def ring(sides: int, radius: float = 1) -> Shape:  # an int default for a float option
+    return Shape(sides)
+
+
+def unresolved(size: NotDefinedAnywhere = 1.0) -> Shape:  # noqa: F821 (a string: the file defers annotations)
+    return Shape(4)
+
+
+def test_a_partial_is_typed_by_its_function_and_an_unresolved_annotation_by_the_default():
+    """Annotations win over defaults, also behind a `functools.partial` (which has none of its
+    own); a user's annotation that names nothing importable leaves the default's type."""
+    assert factory_options(functools.partial(ring, sides=4)) == {"radius": Option(float, 1)}
+    assert factory_options(unresolved) == {"size": Option(float, 1.0)}
+
+
 def test_given_arguments_are_not_options():
     registry = Registry("shape", returns=Shape, given=("factor",))
     registry.register("scaled", scaled)
@@ -110,6 +129,15 @@ def test_given_arguments_are_not_options():
 def test_refuses_in_one_line(shapes, spec, options, message):
     with pytest.raises(ValueError, match=message):
         shapes.make(spec, **options)
+
+
+def test_every_missing_option_is_named():
+    registry = Registry("shape", returns=Shape)
+    registry.register("box", box)
+    with pytest.raises(
+        ValueError, match="^shape 'box' needs option\\(s\\) width, height that have no default$"
+    ):
+        registry.make("box")
 
 
 def test_refuses_a_name_taken_or_malformed(shapes):
