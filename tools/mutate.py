@@ -6,9 +6,9 @@ and runs the tests that `make test` runs and that reach the changed function; a 
 fails survives. This script runs it on the named modules (paths such as bilevel/solvers.py; default
 every core module), then writes tools/mutation/report.md: per module the mutants, those killed (a
 test failed or timed out), those judged equivalent (behaviour unchanged; each with its one-line
-reason in tools/mutation/equivalents.txt, `name @hash: reason`), and the survivors, listed by name, with
-why they survive where tools/mutation/survivors.txt says (such as a line only a GPU runs). Rows
-of modules not run this time are kept from the last report.
+reason in tools/mutation/equivalents.txt, `name @hash: reason`), and the survivors, listed by
+name, with why they survive where tools/mutation/survivors.txt says (such as a line only a GPU
+runs). Rows of modules not run this time are kept from the last report.
 
 mutmut keeps its results in `mutants/`. The default run (no module named) retests only what is
 undecided: mutants whose function changed, those not yet run, and, reset here first, those that
@@ -151,11 +151,9 @@ def summarise(
     lines += [f"- equivalent `{name}`: {reasons[name]}" for name in equivalent]
     why = why or {}
     for name in surviving:  # with the hash a reason for it must name (`name @hash: reason`)
-        written_for = f" @{function_hash(name)}" if function_hash(name) else ""
-        lines.append(
-            f"- **surviving** `{name}{written_for}` ({mine[name]})"
-            + (f": {why[name]}" if name in why else "")
-        )
+        written_for = f" @{source}" if (source := function_hash(name)) else ""
+        explained = f": {why[name]}" if name in why else ""
+        lines.append(f"- **surviving** `{name}{written_for}` ({mine[name]}){explained}")
     if pending:
         lines.append(f"- not yet run: {len(pending)} (the run stopped before them)")
     if len(lines) == 2:
