@@ -124,17 +124,19 @@ def test_a_node_that_differs_is_named_with_what_differs(there, said):
 def test_ctrl_c_cancels_the_remote_points_and_a_rerun_redoes_only_those(address, toy, tmp_path, capsys):
     out = tmp_path / "s"
     args = ["sweep", *grid(100), "--launcher", "ray", "--address", address, "--out", str(out)]
-    running = points(out, 100)
+    running, start, sent = points(out, 100), time.monotonic(), []
 
     def ctrl_c_once_both_long_points_log():
         deadline = time.time() + 120
         while time.time() < deadline and not all((d / "metrics.jsonl").exists() for d in running):
             time.sleep(0.1)
         time.sleep(0.5)
+        sent.append(time.monotonic() - start)
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=ctrl_c_once_both_long_points_log, daemon=True).start()
-    assert main(args) == 130
+    code = main(args)
+    assert code == 130, f"exit {code} after {time.monotonic() - start:.1f} s; SIGINT sent at {sent} s"
     finished = check_cancelled(out, 100)
     capsys.readouterr()
     assert main(args) == 0
