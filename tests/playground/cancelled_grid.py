@@ -25,8 +25,9 @@ def check_cancelled(out, long_steps: int) -> dict:
     time.sleep(1.0)
     assert {d: (d / "metrics.jsonl").read_text() for d in long} == logged  # cancelled: nothing runs on
     assert all(len(text.splitlines()) < long_steps + 1 for text in logged.values())  # short of the end
-    return {d: (d / "summary.json").stat().st_mtime_ns for d in short}
+    return summaries_written(short)
 
 
-def summaries_written(finished: dict) -> dict:
+def summaries_written(finished) -> dict:
+    """Each finished point's summary.json mtime, by point directory."""
     return {d: (d / "summary.json").stat().st_mtime_ns for d in finished}
